@@ -1,0 +1,33 @@
+# Settings for the project's own executables (tests, tools, benchmarks, examples). None of this
+# reaches the installed recurrent_depth target: consumers choose their own flags.
+include_guard(GLOBAL)
+include(CheckCXXCompilerFlag)
+
+# -march=native, when RECURRENT_DEPTH_NATIVE is on and the compiler accepts it.
+if(NOT TARGET recurrent_depth_native_flags)
+  add_library(recurrent_depth_native_flags INTERFACE)
+  if(RECURRENT_DEPTH_NATIVE)
+    check_cxx_compiler_flag(-march=native RECURRENT_DEPTH_HAVE_MARCH_NATIVE)
+    if(RECURRENT_DEPTH_HAVE_MARCH_NATIVE)
+      target_compile_options(recurrent_depth_native_flags INTERFACE -march=native)
+    else()
+      message(STATUS "recurrent_depth: compiler does not accept -march=native; building generic")
+    endif()
+  endif()
+endif()
+
+# Warnings (never -Werror: the code is compiled by toolchains we do not test).
+if(NOT TARGET recurrent_depth_warnings)
+  add_library(recurrent_depth_warnings INTERFACE)
+  target_compile_options(recurrent_depth_warnings INTERFACE
+    $<$<OR:$<CXX_COMPILER_ID:GNU>,$<CXX_COMPILER_ID:Clang>,$<CXX_COMPILER_ID:AppleClang>>:-Wall -Wextra>
+    $<$<CXX_COMPILER_ID:MSVC>:/W4>)
+endif()
+
+# recurrent_depth_setup_executable(<target>): link the library plus the flags above.
+function(recurrent_depth_setup_executable target)
+  target_link_libraries(${target} PRIVATE
+    recurrent_depth::recurrent_depth
+    recurrent_depth_native_flags
+    recurrent_depth_warnings)
+endfunction()

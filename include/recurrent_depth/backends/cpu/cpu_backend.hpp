@@ -1,0 +1,56 @@
+// The CPU backend: weight storage per precision and the kernels the blocks call (xsimd + OpenMP).
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "attention.hpp"
+#include "elementwise.hpp"
+#include "linear.hpp"
+
+namespace recurrent_depth {
+
+struct CpuBackend {
+  static constexpr std::string_view name = "cpu";
+
+  template <class Precision>
+  using Weights = cpu::PackedWeights<typename Precision::Storage>;
+
+  template <class W>
+  static void linear(ConstMatrixView<float> x, const cpu::PackedWeights<W>& w, MatrixView<float> y,
+                     bool accumulate = false) {
+    cpu::linear(x, w, y, accumulate);
+  }
+  static void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
+                       MatrixView<float> out) {
+    cpu::rms_norm(in, weight, eps, out);
+  }
+  static void add_rms_norm(MatrixView<float> x, ConstMatrixView<float> delta,
+                           std::span<const float> weight, float eps) {
+    cpu::add_rms_norm(x, delta, weight, eps);
+  }
+  static void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) { cpu::silu_gate(fc, out); }
+  static void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
+                                  std::span<const float> bias, ConstMatrixView<float> cos_sin,
+                                  std::size_t first_position) {
+    cpu::rope_adjacent_pairs(x, heads, head_dim, bias, cos_sin, first_position);
+  }
+  static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
+                               ConstMatrixView<float> values, std::size_t heads,
+                               std::size_t head_dim, std::size_t first_position,
+                               MatrixView<float> out,
+                               std::span<const std::int32_t> key_positions = {}) {
+    cpu::causal_attention(q, keys, values, heads, head_dim, first_position, out, key_positions);
+  }
+  static void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
+    cpu::add(a, b, out);
+  }
+  static void copy(ConstMatrixView<float> in, MatrixView<float> out) { cpu::copy(in, out); }
+  template <class W>
+  static void gather_rows(const cpu::PackedWeights<W>& table, std::span<const std::int32_t> ids,
+                          float scale, MatrixView<float> out) {
+    cpu::gather_rows(table.view(), ids, scale, out);
+  }
+};
+
+}  // namespace recurrent_depth

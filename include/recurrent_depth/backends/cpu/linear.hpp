@@ -1,0 +1,123 @@
+// Dense layers y = x W^T on the CPU: x [positions, in] float32, W [out, in] stored as float or
+// bf16 (PackedWeights), y [positions, out] float32. One kernel serves decode (one position) and
+// prefill (many): a tile of 4 weight rows is loaded once per 4 positions and kept in cache while
+// all positions stream past it; threads split the weight rows.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+
+#include "../../core/error.hpp"
+#include "../../core/tensor.hpp"
+#include "simd.hpp"
+
+namespace recurrent_depth::cpu {
+
+// A weight matrix [out, in] in storage type W, rows 64-byte aligned.
+template <class W>
+struct PackedWeights {
+  Matrix<W> values;
+
+  std::size_t rows() const { return values.rows(); }
+  std::size_t cols() const { return values.cols(); }
+  std::size_t bytes() const { return rows() * cols() * sizeof(W); }
+  ConstMatrixView<W> view() const { return values.view(); }
+
+  // From row-major float or W values [rows, cols].
+  template <class Source>
+  static PackedWeights from_rows(std::span<const Source> source, std::size_t rows, std::size_t cols) {
+    PackedWeights packed;
+    packed.values.resize(rows, cols);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < cols; ++c) packed.values(r, c) = convert(source[r * cols + c]);
+    return packed;
+  }
+
+ private:
+  static W convert(float v) {
+    if constexpr (std::is_same_v<W, float>) return v;
+    else return to_bf16(v);
+  }
+  static W convert(bf16 v) {
+    if constexpr (std::is_same_v<W, float>) return to_float(v);
+    else return v;
+  }
+};
+
+namespace detail {
+
+// out[m][n] (+)= sum_k x[m][k] * w[n][k] for Positions x Rows outputs held in registers.
+template <int Positions, int Rows, class W>
+inline void linear_tile(const float* const* x, const W* const* w, std::size_t k_count,
+                        float* const* out, std::size_t out_step, bool accumulate) {
+  FloatBatch acc[Positions][Rows];
+  for (int m = 0; m < Positions; ++m)
+    for (int n = 0; n < Rows; ++n) acc[m][n] = FloatBatch(0.0f);
+  std::size_t k = 0;
+  for (; k + kFloatLanes <= k_count; k += kFloatLanes) {
+    FloatBatch wv[Rows];
+    for (int n = 0; n < Rows; ++n) wv[n] = load_floats(w[n] + k);
+    for (int m = 0; m < Positions; ++m) {
+      const FloatBatch xv = load_floats(x[m] + k);
+      for (int n = 0; n < Rows; ++n) acc[m][n] = xsimd::fma(xv, wv[n], acc[m][n]);
+    }
+  }
+  for (int m = 0; m < Positions; ++m) {
+    for (int n = 0; n < Rows; ++n) {
+      float sum = xsimd::hadd(acc[m][n]);
+      for (std::size_t kk = k; kk < k_count; ++kk) sum += x[m][kk] * load_scalar(w[n] + kk);
+      float& target = out[m][n * out_step];
+      target = accumulate ? target + sum : sum;
+    }
+  }
+}
+
+template <int Rows, class W>
+inline void linear_row_tile(ConstMatrixView<float> x, ConstMatrixView<W> w, std::size_t n0,
+                            MatrixView<float> y, bool accumulate) {
+  const W* w_rows[Rows];
+  for (int n = 0; n < Rows; ++n) w_rows[n] = w.row(n0 + n);
+  std::size_t m = 0;
+  constexpr int kPositions = 4;
+  for (; m + kPositions <= x.rows; m += kPositions) {
+    const float* x_rows[kPositions];
+    float* y_rows[kPositions];
+    for (int i = 0; i < kPositions; ++i) {
+      x_rows[i] = x.row(m + i);
+      y_rows[i] = y.row(m + i) + n0;
+    }
+    linear_tile<kPositions, Rows>(x_rows, w_rows, x.cols, y_rows, 1, accumulate);
+  }
+  for (; m < x.rows; ++m) {
+    const float* x_row = x.row(m);
+    float* y_row = y.row(m) + n0;
+    linear_tile<1, Rows>(&x_row, w_rows, x.cols, &y_row, 1, accumulate);
+  }
+}
+
+}  // namespace detail
+
+// y = x W^T, or y += x W^T when accumulate. Shapes: x [M, K], w [N, K], y [M, N].
+template <class W>
+void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
+            bool accumulate = false) {
+  require(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows, "linear: shapes x [", x.rows,
+          ", ", x.cols, "], w [", w.rows, ", ", w.cols, "], y [", y.rows, ", ", y.cols,
+          "] do not match");
+  constexpr std::size_t kRows = 4;
+  const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(w.rows / kRows);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t t = 0; t < tiles; ++t)
+    detail::linear_row_tile<kRows>(x, w, static_cast<std::size_t>(t) * kRows, y, accumulate);
+  for (std::size_t n = static_cast<std::size_t>(tiles) * kRows; n < w.rows; ++n)
+    detail::linear_row_tile<1>(x, w, n, y, accumulate);
+}
+
+template <class W>
+void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<float> y,
+            bool accumulate = false) {
+  linear(x, w.view(), y, accumulate);
+}
+
+}  // namespace recurrent_depth::cpu

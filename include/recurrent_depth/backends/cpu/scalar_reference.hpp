@@ -1,0 +1,84 @@
+// Plain scalar twins of the CPU kernels (double accumulation, no SIMD, no threads). They define
+// what each fast kernel computes; the tests compare every kernel against its twin.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "../../core/tensor.hpp"
+#include "simd.hpp"
+
+namespace recurrent_depth::cpu::scalar {
+
+template <class W>
+void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
+            bool accumulate = false) {
+  for (std::size_t m = 0; m < x.rows; ++m)
+    for (std::size_t n = 0; n < w.rows; ++n) {
+      double sum = accumulate ? y(m, n) : 0.0;
+      for (std::size_t k = 0; k < x.cols; ++k) sum += double(x(m, k)) * load_scalar(&w(n, k));
+      y(m, n) = static_cast<float>(sum);
+    }
+}
+
+inline void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
+                     MatrixView<float> out) {
+  for (std::size_t r = 0; r < in.rows; ++r) {
+    double squares = 0.0;
+    for (std::size_t i = 0; i < in.cols; ++i) squares += double(in(r, i)) * in(r, i);
+    const double scale = 1.0 / std::sqrt(squares / double(in.cols) + eps);
+    for (std::size_t i = 0; i < in.cols; ++i)
+      out(r, i) = static_cast<float>(in(r, i) * scale * weight[i]);
+  }
+}
+
+inline void add_rms_norm(MatrixView<float> x, ConstMatrixView<float> delta,
+                         std::span<const float> weight, float eps) {
+  for (std::size_t r = 0; r < x.rows; ++r)
+    for (std::size_t i = 0; i < x.cols; ++i) x(r, i) += delta(r, i);
+  rms_norm(x, weight, eps, x);
+}
+
+inline void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
+  for (std::size_t r = 0; r < fc.rows; ++r)
+    for (std::size_t i = 0; i < out.cols; ++i) {
+      const double g = fc(r, i);
+      out(r, i) = static_cast<float>(g / (1.0 + std::exp(-g)) * fc(r, out.cols + i));
+    }
+}
+
+inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
+                             ConstMatrixView<float> values, std::size_t heads,
+                             std::size_t head_dim, std::size_t first_position,
+                             MatrixView<float> out, std::span<const std::int32_t> key_positions = {}) {
+  const double scale = 1.0 / std::sqrt(double(head_dim));
+  for (std::size_t t = 0; t < q.rows; ++t)
+    for (std::size_t h = 0; h < heads; ++h) {
+      std::vector<double> scores;
+      std::vector<std::size_t> visible;
+      for (std::size_t j = 0; j < keys.rows; ++j) {
+        const std::size_t key_position = key_positions.empty() ? j : std::size_t(key_positions[j]);
+        if (key_position > first_position + t) continue;
+        double s = 0.0;
+        for (std::size_t i = 0; i < head_dim; ++i)
+          s += double(q(t, h * head_dim + i)) * keys(j, h * head_dim + i);
+        scores.push_back(s * scale);
+        visible.push_back(j);
+      }
+      const double top = scores.empty() ? 0.0 : *std::max_element(scores.begin(), scores.end());
+      double total = 0.0;
+      for (double& s : scores) total += (s = std::exp(s - top));
+      for (std::size_t i = 0; i < head_dim; ++i) {
+        double y = 0.0;
+        for (std::size_t k = 0; k < visible.size(); ++k)
+          y += scores[k] / total * values(visible[k], h * head_dim + i);
+        out(t, h * head_dim + i) = static_cast<float>(y);
+      }
+    }
+}
+
+}  // namespace recurrent_depth::cpu::scalar

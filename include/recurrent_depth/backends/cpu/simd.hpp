@@ -1,0 +1,55 @@
+// SIMD vocabulary of the CPU backend: the architecture chosen at compile time (xsimd's best for
+// the compiler flags), float batches, and loading bf16 weights as float batches (xsimd has no
+// bf16 type, so these loads use intrinsics behind the same architecture tags).
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include <array>
+#include <cstddef>
+#include <type_traits>
+
+#include "../../core/dtype.hpp"
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace recurrent_depth::cpu {
+
+using Arch = xsimd::default_arch;
+using FloatBatch = xsimd::batch<float, Arch>;
+inline constexpr std::size_t kFloatLanes = FloatBatch::size;
+
+template <class A = Arch>
+inline xsimd::batch<float, A> load_floats(const float* p) {
+  return xsimd::batch<float, A>::load_unaligned(p);
+}
+
+// Loads batch-size bf16 values, widened exactly to float (a 16-bit left shift).
+template <class A = Arch>
+inline xsimd::batch<float, A> load_floats(const bf16* p) {
+  using Batch = xsimd::batch<float, A>;
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
+    const __m256i halves = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return Batch(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16)));
+  } else
+#endif
+#if defined(__AVX2__)
+      if constexpr (std::is_base_of_v<xsimd::avx2, A>) {
+    const __m128i halves = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return Batch(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(halves), 16)));
+  } else
+#endif
+  {
+    alignas(64) std::array<float, Batch::size> widened;
+    for (std::size_t i = 0; i < Batch::size; ++i) widened[i] = to_float(p[i]);
+    return Batch::load_aligned(widened.data());
+  }
+}
+
+inline float load_scalar(const float* p) { return *p; }
+inline float load_scalar(const bf16* p) { return to_float(*p); }
+
+}  // namespace recurrent_depth::cpu

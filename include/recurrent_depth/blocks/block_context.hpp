@@ -1,0 +1,57 @@
+// What a block invocation needs besides its input rows: the sequence's KV cache and the slot to
+// use, the position of the first row, the RoPE angle table and scratch buffers (Workspace) that
+// are reused across blocks and calls so the forward pass does not allocate per block.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#include "../cache/kv_cache.hpp"
+#include "../core/tensor.hpp"
+
+namespace recurrent_depth {
+
+// Scratch activations of one forward pass, all [positions, width]; resized on demand.
+struct Workspace {
+  Matrix<float> normed;     // norm output fed to attention / MLP
+  Matrix<float> delta;      // attention / MLP output added back to the residual stream
+  Matrix<float> qkv;        // fused q, k, v projections
+  Matrix<float> attention;  // attention output before its projection
+  Matrix<float> fc;         // fused [gate ; up] MLP projection
+  Matrix<float> gated;      // silu(gate) * up
+};
+
+// Resizes a scratch matrix to [rows, cols] and returns a view of it.
+inline MatrixView<float> scratch(Matrix<float>& m, std::size_t rows, std::size_t cols) {
+  if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
+  return m.view();
+}
+
+struct BlockContext {
+  KvCache& cache;
+  int slot;
+  std::size_t first_position;
+  ConstMatrixView<float> rope;  // [max positions, head_dim] as (cos, sin) per rotated pair
+  Workspace& workspace;
+
+  BlockContext at_slot(int id) const { return {cache, id, first_position, rope, workspace}; }
+};
+
+// Angles of RoPE for positions [0, positions): entry (p, 2i) = cos(p * base^(-2i/dim)), (p, 2i+1)
+// the sine. Computed in float32 the way the reference does (float32 inverse frequencies and
+// products), so angles match it to the last bit before the cosine.
+inline Matrix<float> rope_table(std::size_t positions, std::size_t head_dim, double base) {
+  Matrix<float> table(positions, head_dim);
+  for (std::size_t i = 0; i < head_dim / 2; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    const float inverse_frequency = 1.0f / std::pow(static_cast<float>(base), exponent);
+    for (std::size_t p = 0; p < positions; ++p) {
+      const float angle = static_cast<float>(p) * inverse_frequency;
+      table(p, 2 * i) = static_cast<float>(std::cos(static_cast<double>(angle)));
+      table(p, 2 * i + 1) = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  }
+  return table;
+}
+
+}  // namespace recurrent_depth

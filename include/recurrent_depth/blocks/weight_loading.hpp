@@ -1,0 +1,35 @@
+// Reading block parameters from a checkpoint with their shapes checked: matmul weights into the
+// backend's packed format for the chosen precision, small vectors (norms, biases) as float.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../io/checkpoint.hpp"
+
+namespace recurrent_depth {
+
+template <class Backend, class Precision>
+using WeightsOf = typename Backend::template Weights<Precision>;
+
+template <class Backend, class Precision>
+WeightsOf<Backend, Precision> load_matrix(const Checkpoint& checkpoint, const std::string& name,
+                                          std::size_t rows, std::size_t cols) {
+  using Storage = typename Precision::Storage;
+  std::vector<Storage> values(rows * cols);
+  checkpoint.read<Storage>(name, {std::int64_t(rows), std::int64_t(cols)}, values);
+  return WeightsOf<Backend, Precision>::from_rows(std::span<const Storage>(values), rows, cols);
+}
+
+inline std::vector<float> load_vector(const Checkpoint& checkpoint, const std::string& name,
+                                      std::initializer_list<std::int64_t> shape) {
+  std::size_t count = 1;
+  for (std::int64_t d : shape) count *= static_cast<std::size_t>(d);
+  std::vector<float> values(count);
+  checkpoint.read<float>(name, shape, values);
+  return values;
+}
+
+}  // namespace recurrent_depth

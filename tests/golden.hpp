@@ -1,0 +1,63 @@
+// Test support: the reference vectors of tests/data/<model>/ (see the README there) and the
+// relative L2 error used to compare against them.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "recurrent_depth/recurrent_depth.hpp"
+
+namespace recurrent_depth::testing {
+
+inline std::filesystem::path data_dir() { return RECURRENT_DEPTH_TEST_DATA; }
+
+struct Golden {
+  explicit Golden(const std::string& model)
+      : directory(data_dir() / model),
+        file(SafetensorsFile::open(directory / "golden.safetensors")),
+        config(ModelConfig::load(directory / "config.json")) {
+    std::ifstream in(directory / "golden.json");
+    in >> meta;
+    for (std::int64_t id : read_integers(file.at("input_ids")))
+      input_ids.push_back(static_cast<std::int32_t>(id));
+  }
+
+  // The tensor `name` as a matrix [product of leading dims, last dim].
+  Matrix<float> matrix(const std::string& name) const {
+    const TensorInfo& t = file.at(name);
+    const std::size_t cols = static_cast<std::size_t>(t.shape.back());
+    std::vector<float> values(t.numel());
+    read_values(t, std::span<float>(values));
+    Matrix<float> m(values.size() / cols, cols);
+    for (std::size_t r = 0; r < m.rows(); ++r)
+      for (std::size_t c = 0; c < cols; ++c) m(r, c) = values[r * cols + c];
+    return m;
+  }
+
+  std::filesystem::path directory;
+  SafetensorsFile file;
+  ModelConfig config;
+  nlohmann::json meta;
+  std::vector<std::int32_t> input_ids;
+};
+
+// ||actual - expected|| / ||expected|| over all entries.
+inline double relative_l2(ConstMatrixView<float> actual, ConstMatrixView<float> expected) {
+  if (actual.rows != expected.rows || actual.cols != expected.cols) return INFINITY;
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t r = 0; r < actual.rows; ++r)
+    for (std::size_t c = 0; c < actual.cols; ++c) {
+      const double e = expected(r, c), d = actual(r, c) - e;
+      diff += d * d;
+      norm += e * e;
+    }
+  return std::sqrt(diff / norm);
+}
+
+}  // namespace recurrent_depth::testing

@@ -10,3 +10,4 @@
 #include "io/safetensors.hpp"
 #include "model/architecture.hpp"
 #include "model/recurrent_depth_model.hpp"
+#include "model/synthetic_weights.hpp"

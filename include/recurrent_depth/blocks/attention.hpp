@@ -17,8 +17,9 @@ namespace recurrent_depth {
 struct RoPEAdjacentPairs {
   template <class Backend>
   static void apply(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
-                    std::span<const float> bias, const BlockContext& context) {
-    Backend::rope_adjacent_pairs(x, heads, head_dim, bias, context.rope, context.first_position);
+                    std::span<const float> bias, ConstMatrixView<float> table,
+                    std::size_t first_position) {
+    Backend::rope_adjacent_pairs(x, heads, head_dim, bias, table, first_position);
   }
 };
 
@@ -46,22 +47,29 @@ struct CausalSelfAttention {
                                {2, 1, config.n_heads, std::int64_t(head_dim_)});
     }
 
-    // out = proj(attention(x)) for the rows of x; appends their keys and values to the slot.
+    // out = proj(attention(x)) for the rows of x; each sequence's rows write their keys and
+    // values to its cache slot and attend to that sequence only.
     void forward(ConstMatrixView<float> x, MatrixView<float> out, const BlockContext& context) const {
       Workspace& ws = context.workspace;
       const MatrixView<float> qkv = scratch(ws.qkv, x.rows, 3 * width_);
       Backend::linear(x, qkv_, qkv);
-      const MatrixView<float> q = qkv.middle_cols(0, width_);
-      const MatrixView<float> k = qkv.middle_cols(width_, width_);
-      const MatrixView<float> v = qkv.middle_cols(2 * width_, width_);
-      Rope::template apply<Backend>(q, heads_, head_dim_, bias(0), context);
-      Rope::template apply<Backend>(k, heads_, head_dim_, bias(1), context);
-
-      KvSlot& slot = context.cache.slot(context.slot);
-      slot.write(context.first_position, k, v);
       const MatrixView<float> attended = scratch(ws.attention, x.rows, width_);
-      Backend::causal_attention(q, slot.keys(), slot.values(), heads_, head_dim_,
-                                context.first_position, attended, slot.key_positions());
+      for (const SequenceRows& sequence : context.sequences) {
+        const MatrixView<float> rows = qkv.middle_rows(sequence.first_row, sequence.rows);
+        const MatrixView<float> q = rows.middle_cols(0, width_);
+        const MatrixView<float> k = rows.middle_cols(width_, width_);
+        const MatrixView<float> v = rows.middle_cols(2 * width_, width_);
+        Rope::template apply<Backend>(q, heads_, head_dim_, bias(0), context.rope,
+                                      sequence.first_position);
+        Rope::template apply<Backend>(k, heads_, head_dim_, bias(1), context.rope,
+                                      sequence.first_position);
+        KvSlot& slot = sequence.cache->slot(context.slot);
+        slot.write(sequence.first_position, k, v);
+        Backend::causal_attention(q, slot.keys(), slot.values(), heads_, head_dim_,
+                                  sequence.first_position,
+                                  attended.middle_rows(sequence.first_row, sequence.rows),
+                                  slot.key_positions());
+      }
       Backend::linear(attended, proj_, out);
     }
 

@@ -1,10 +1,12 @@
-// What a block invocation needs besides its input rows: the sequence's KV cache and the slot to
-// use, the position of the first row, the RoPE angle table and scratch buffers (Workspace) that
-// are reused across blocks and calls so the forward pass does not allocate per block.
+// What a block invocation needs besides its input rows: which sequence (KV cache, positions) each
+// run of rows belongs to, the KV slot to use, the RoPE angle table and scratch buffers (Workspace)
+// reused across blocks and calls so the forward pass does not allocate per block. Rows of several
+// sequences can share one call: matmuls then read each weight once for all of them.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
+#include <span>
 
 #include "../cache/kv_cache.hpp"
 #include "../core/tensor.hpp"
@@ -27,14 +29,22 @@ inline MatrixView<float> scratch(Matrix<float>& m, std::size_t rows, std::size_t
   return m.view();
 }
 
-struct BlockContext {
-  KvCache& cache;
-  int slot;
+// Rows [first_row, first_row + rows) of the activations are tokens at positions
+// [first_position, first_position + rows) of the sequence whose KV cache is `cache`.
+struct SequenceRows {
+  KvCache* cache;
   std::size_t first_position;
+  std::size_t first_row;
+  std::size_t rows;
+};
+
+struct BlockContext {
+  std::span<const SequenceRows> sequences;  // in row order, covering all rows
+  int slot;
   ConstMatrixView<float> rope;  // [max positions, head_dim] as (cos, sin) per rotated pair
   Workspace& workspace;
 
-  BlockContext at_slot(int id) const { return {cache, id, first_position, rope, workspace}; }
+  BlockContext at_slot(int id) const { return {sequences, id, rope, workspace}; }
 };
 
 // Angles of RoPE for positions [0, positions): entry (p, 2i) = cos(p * base^(-2i/dim)), (p, 2i+1)

@@ -68,7 +68,8 @@ class RecurrentDepthModel {
                         const ForwardOptions& options = {}) const {
     const std::size_t count = ids.size(), first = session.cache.length();
     const int steps = check_inputs(ids, first, options);
-    const BlockContext context{session.cache, 0, first, rope_.view(), session.workspace};
+    const SequenceRows sequence{&session.cache, first, 0, count};
+    const BlockContext context{{&sequence, 1}, 0, rope_.view(), session.workspace};
 
     const MatrixView<float> x = scratch(session.residual, count, width());
     embedding_.embed(ids, x);

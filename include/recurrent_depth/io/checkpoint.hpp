@@ -33,7 +33,8 @@ class Checkpoint {
   Checkpoint(const Checkpoint&) = delete;
   Checkpoint& operator=(const Checkpoint&) = delete;
 
-  // `dir/model.safetensors` if present, else the shards named by `dir/model.safetensors.index.json`.
+  // `dir/model.safetensors` if present, else the shards named by
+  // `dir/model.safetensors.index.json`.
   static Checkpoint open(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     const fs::path single = dir / "model.safetensors";
@@ -79,12 +80,12 @@ class Checkpoint {
 
   // Checks the stored shape exactly, then converts (T = float or bf16). `out` must hold numel.
   template <class T>
-    requires(std::is_same_v<T, float> || std::is_same_v<T, bf16>)
-  void read(std::string_view name, std::initializer_list<std::int64_t> expected_shape,
-            std::span<T> out) const {
+  requires(std::is_same_v<T, float> ||
+           std::is_same_v<T, bf16>) void read(std::string_view name,
+                                              std::initializer_list<std::int64_t> expected_shape,
+                                              std::span<T> out) const {
     const TensorInfo& t = at(name);
-    if (!std::equal(t.shape.begin(), t.shape.end(), expected_shape.begin(),
-                    expected_shape.end())) {
+    if (!std::equal(t.shape.begin(), t.shape.end(), expected_shape.begin(), expected_shape.end())) {
       TensorInfo expected;
       expected.shape = expected_shape;
       fail("tensor ", t.name, " in ", t.source, ": shape ", t.shape_string(), ", expected ",

@@ -69,9 +69,7 @@ class MappedFile {
     return file;
   }
 
-  std::span<const std::byte> bytes() const {
-    return {static_cast<const std::byte*>(data_), size_};
-  }
+  std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(data_), size_}; }
   const std::filesystem::path& path() const { return path_; }
 
  private:

@@ -89,8 +89,7 @@ inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 // Parses one tensor entry of a header; `data` is the data section after the header. Checks use
 // `if (...) fail(...)` so that messages (and JSON excerpts) are built only on failure.
 inline TensorInfo parse_tensor_entry(const std::string& source, const std::string& name,
-                                     const nlohmann::json& entry,
-                                     std::span<const std::byte> data) {
+                                     const nlohmann::json& entry, std::span<const std::byte> data) {
   const auto where = [&] { return source + ": tensor " + name; };
   if (!entry.is_object()) fail(where(), ": entry must be an object, found ", json_excerpt(entry));
   const auto dtype_it = entry.find("dtype");
@@ -121,7 +120,8 @@ inline TensorInfo parse_tensor_entry(const std::string& source, const std::strin
     if (!dim.is_number_integer()) {
       fail(where(), ": \"shape\" must be an array of integers, found ", json_excerpt(shape));
     }
-    if (!dim.is_number_unsigned()) fail(where(), ": negative dimension in shape ", json_excerpt(shape));
+    if (!dim.is_number_unsigned())
+      fail(where(), ": negative dimension in shape ", json_excerpt(shape));
     const auto d = dim.get<std::uint64_t>();
     if (d > std::uint64_t(INT64_MAX)) fail(where(), ": dimension ", d, " is too large");
     info.shape.push_back(static_cast<std::int64_t>(d));
@@ -140,17 +140,15 @@ inline TensorInfo parse_tensor_entry(const std::string& source, const std::strin
   const auto end = offsets[1].get<std::uint64_t>();
   if (begin > end) fail(where(), ": data_offsets [", begin, ", ", end, "] have begin > end");
   if (end > data.size()) {
-    fail(where(), ": data_offsets end ", end, " is past the end of the data section (",
-         data.size(), " bytes)");
+    fail(where(), ": data_offsets end ", end, " is past the end of the data section (", data.size(),
+         " bytes)");
   }
   if (overflow) {
-    fail(where(), ": shape ", info.shape_string(), " of ", dtype_name(info.dtype),
-         " is too large");
+    fail(where(), ": shape ", info.shape_string(), " of ", dtype_name(info.dtype), " is too large");
   }
   if (end - begin != needed) {
-    fail(where(), ": data_offsets [", begin, ", ", end, "] hold ", end - begin,
-         " bytes but shape ", info.shape_string(), " of ", dtype_name(info.dtype), " needs ",
-         needed);
+    fail(where(), ": data_offsets [", begin, ", ", end, "] hold ", end - begin, " bytes but shape ",
+         info.shape_string(), " of ", dtype_name(info.dtype), " needs ", needed);
   }
   info.bytes = data.subspan(begin, end - begin);
   return info;
@@ -326,7 +324,8 @@ inline void read_values(const TensorInfo& t, std::span<bf16> out) {
   const std::size_t n = out.size();
   switch (t.dtype) {
     case DType::F32:
-      for (std::size_t i = 0; i < n; ++i) out[i] = to_bf16(detail::load_unaligned<float>(p + 4 * i));
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = to_bf16(detail::load_unaligned<float>(p + 4 * i));
       return;
     case DType::BF16:
       if (n > 0) std::memcpy(out.data(), p, n * sizeof(bf16));
@@ -351,11 +350,21 @@ inline std::vector<std::int64_t> read_integers(const TensorInfo& t) {
     for (std::size_t i = 0; i < n; ++i) out[i] = detail::load_unaligned<T>(p + sizeof(T) * i);
   };
   switch (t.dtype) {
-    case DType::I64: convert(std::int64_t{}); break;
-    case DType::I32: convert(std::int32_t{}); break;
-    case DType::I16: convert(std::int16_t{}); break;
-    case DType::I8: convert(std::int8_t{}); break;
-    case DType::U8: convert(std::uint8_t{}); break;
+    case DType::I64:
+      convert(std::int64_t{});
+      break;
+    case DType::I32:
+      convert(std::int32_t{});
+      break;
+    case DType::I16:
+      convert(std::int16_t{});
+      break;
+    case DType::I8:
+      convert(std::int8_t{});
+      break;
+    case DType::U8:
+      convert(std::uint8_t{});
+      break;
     default:
       fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),
            ", expected I64, I32, I16, I8 or U8");
@@ -383,8 +392,8 @@ class SafetensorsWriter {
       require(d >= 0, "safetensors writer: tensor ", name, ": negative dimension ", d);
       numel *= static_cast<std::uint64_t>(d);
     }
-    require(data.size() == numel * dtype_size(dtype), "safetensors writer: tensor ", name,
-            ": ", data.size(), " bytes given, ", dtype_name(dtype), " shape needs ",
+    require(data.size() == numel * dtype_size(dtype), "safetensors writer: tensor ", name, ": ",
+            data.size(), " bytes given, ", dtype_name(dtype), " shape needs ",
             numel * dtype_size(dtype));
     names_.insert(name);
     entries_.push_back({std::move(name), dtype, std::move(shape), {data.begin(), data.end()}});
@@ -401,12 +410,10 @@ class SafetensorsWriter {
     for (std::size_t i = 0; i < v.size(); ++i) rounded[i] = to_bf16(v[i]);
     add_bf16(std::move(name), std::move(shape), std::span<const bf16>(rounded));
   }
-  void add_i32(std::string name, std::vector<std::int64_t> shape,
-               std::span<const std::int32_t> v) {
+  void add_i32(std::string name, std::vector<std::int64_t> shape, std::span<const std::int32_t> v) {
     add(std::move(name), DType::I32, std::move(shape), std::as_bytes(v));
   }
-  void add_i64(std::string name, std::vector<std::int64_t> shape,
-               std::span<const std::int64_t> v) {
+  void add_i64(std::string name, std::vector<std::int64_t> shape, std::span<const std::int64_t> v) {
     add(std::move(name), DType::I64, std::move(shape), std::as_bytes(v));
   }
 

@@ -1,0 +1,221 @@
+// Checkpoint: single-file and sharded model directories (tiny_huginn split into shards must give
+// identical tensors), in-memory checkpoints, exact shape checks and the errors for bad directories.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "recurrent_depth/io/checkpoint.hpp"
+
+namespace fs = std::filesystem;
+using namespace recurrent_depth;
+using Catch::Contains;
+
+namespace {
+
+const fs::path kTinyDir = fs::path(RECURRENT_DEPTH_TEST_DATA) / "tiny_huginn";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("rd_checkpoint_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+// Splits tiny_huginn's tensors round-robin into `shards` files plus an index; returns the index.
+nlohmann::json write_sharded(const fs::path& dir, int shards) {
+  const SafetensorsFile source = SafetensorsFile::open(kTinyDir / "model.safetensors");
+  std::vector<SafetensorsWriter> writers(shards);
+  for (auto& w : writers) w.set_metadata("format", "pt");
+  nlohmann::json index;
+  index["metadata"]["total_size"] = 0;
+  std::size_t i = 0, total = 0;
+  for (const TensorInfo& t : source.tensors()) {
+    const int s = int(i++ % shards);
+    writers[s].add(t.name, t.dtype, t.shape, t.bytes);
+    const std::string shard =
+        "model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shards) + ".safetensors";
+    index["weight_map"][t.name] = shard;
+    total += t.bytes.size();
+  }
+  index["metadata"]["total_size"] = total;
+  for (int s = 0; s < shards; ++s) {
+    writers[s].write(dir / ("model-0000" + std::to_string(s + 1) + "-of-0000" +
+                            std::to_string(shards) + ".safetensors"));
+  }
+  write_text(dir / "model.safetensors.index.json", index.dump(2));
+  return index;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: single file", "[io][checkpoint]") {
+  const Checkpoint c = Checkpoint::open(kTinyDir);
+  CHECK(c.directory() == kTinyDir);
+  const std::vector<std::string> names = c.tensor_names();
+  CHECK(names.size() == 76);
+  CHECK(std::is_sorted(names.begin(), names.end()));
+  CHECK(c.find("transformer.adapter.weight") != nullptr);
+  CHECK(c.find("lm_head.weight") == nullptr);
+  CHECK(c.at("transformer.adapter.weight").shape_string() == "[96, 192]");
+
+  std::size_t bytes = 0;
+  for (const auto& n : names) bytes += c.at(n).bytes.size();
+  CHECK(c.total_bytes() == bytes);
+  CHECK(bytes > 1'800'000);
+
+  std::vector<float> wqkv(288 * 96);
+  c.read("transformer.prelude.0.attn.Wqkv.weight", {288, 96}, std::span<float>(wqkv));
+  std::vector<bf16> wqkv_b(288 * 96);
+  c.read("transformer.prelude.0.attn.Wqkv.weight", {288, 96}, std::span<bf16>(wqkv_b));
+  for (std::size_t i = 0; i < wqkv.size(); ++i) REQUIRE(to_float(wqkv_b[i]) == wqkv[i]);
+
+  // F32 tensor read as bf16: rounded.
+  std::vector<float> freqs(256 * 8 * 2);
+  c.read("freqs_cis", {1, 256, 1, 8, 2}, std::span<float>(freqs));
+  std::vector<bf16> freqs_b(freqs.size());
+  c.read("freqs_cis", {1, 256, 1, 8, 2}, std::span<bf16>(freqs_b));
+  for (std::size_t i = 0; i < freqs.size(); ++i) REQUIRE(freqs_b[i].bits == to_bf16(freqs[i]).bits);
+}
+
+TEST_CASE("checkpoint: read errors", "[io][checkpoint]") {
+  const Checkpoint c = Checkpoint::open(kTinyDir);
+  std::vector<float> out(288 * 96);
+  REQUIRE_THROWS_WITH(
+      c.read("transformer.prelude.0.attn.Wqkv.weight", {288, 95}, std::span<float>(out)),
+      Contains("tensor transformer.prelude.0.attn.Wqkv.weight in ") &&
+          Contains("model.safetensors: shape [288, 96], expected [288, 95]"));
+  REQUIRE_THROWS_WITH(
+      c.read("transformer.prelude.0.attn.Wqkv.weight", {288, 96, 1}, std::span<float>(out)),
+      Contains("expected [288, 96, 1]"));
+  REQUIRE_THROWS_WITH(
+      c.read("transformer.prelude.0.attn.Wqkv.weight", {288, 96}, std::span<float>(out).first(100)),
+      Contains("Wqkv") && Contains("100"));
+  REQUIRE_THROWS_WITH(
+      c.read("transformer.nope.weight", {1}, std::span<float>(out)),
+      Contains("checkpoint " + kTinyDir.string() + ": missing tensor transformer.nope.weight"));
+  REQUIRE_THROWS_WITH(c.at("lm_head.weight"), Contains("missing tensor lm_head.weight"));
+}
+
+TEST_CASE("checkpoint: sharded directory gives identical tensors", "[io][checkpoint]") {
+  const Checkpoint single = Checkpoint::open(kTinyDir);
+  for (int shards : {2, 3, 4}) {
+    TempDir dir;
+    write_sharded(dir.path, shards);
+    const Checkpoint sharded = Checkpoint::open(dir.path);
+    CHECK(sharded.directory() == dir.path);
+    REQUIRE(sharded.tensor_names() == single.tensor_names());
+    CHECK(sharded.total_bytes() == single.total_bytes());
+    for (const std::string& name : single.tensor_names()) {
+      const TensorInfo& a = single.at(name);
+      const TensorInfo& b = sharded.at(name);
+      REQUIRE(a.dtype == b.dtype);
+      REQUIRE(a.shape == b.shape);
+      REQUIRE(a.bytes.size() == b.bytes.size());
+      REQUIRE(std::memcmp(a.bytes.data(), b.bytes.data(), a.bytes.size()) == 0);
+      std::vector<float> va(a.numel()), vb(b.numel());
+      read_values(a, std::span<float>(va));
+      read_values(b, std::span<float>(vb));
+      REQUIRE(va == vb);
+    }
+    std::set<std::string> sources;  // every shard is used
+    for (const std::string& name : sharded.tensor_names()) sources.insert(sharded.at(name).source);
+    CHECK(sources.size() == std::size_t(shards));
+  }
+}
+
+TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
+  TempDir dir;
+  REQUIRE_THROWS_WITH(
+      Checkpoint::open(dir.path),
+      Contains(dir.path.string() + ": no model.safetensors or model.safetensors.index.json"));
+
+  const nlohmann::json good = write_sharded(dir.path, 2);
+  CHECK_NOTHROW(Checkpoint::open(dir.path));
+  const fs::path index_path = dir.path / "model.safetensors.index.json";
+
+  write_text(index_path, "{\"weight_map\": {");
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+                      Contains("model.safetensors.index.json: malformed JSON"));
+  write_text(index_path, "[]");
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("model.safetensors.index.json"));
+  write_text(index_path, R"({"metadata": {}})");
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+                      Contains("model.safetensors.index.json: missing \"weight_map\""));
+  write_text(index_path, R"({"weight_map": ["a"]})");
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("\"weight_map\" must be an object"));
+  write_text(index_path, R"({"weight_map": {"freqs_cis": 3}})");
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("weight_map entry freqs_cis"));
+
+  nlohmann::json missing_shard = good;
+  missing_shard["weight_map"]["transformer.ln_f.weight"] = "model-00009-of-00009.safetensors";
+  write_text(index_path, missing_shard.dump());
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+                      Contains("model.safetensors.index.json") &&
+                          Contains("shard model-00009-of-00009.safetensors") &&
+                          Contains("does not exist"));
+
+  nlohmann::json wrong_shard = good;  // freqs_cis is in shard 1, not 2
+  wrong_shard["weight_map"]["freqs_cis"] = "model-00002-of-00002.safetensors";
+  write_text(index_path, wrong_shard.dump());
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+                      Contains("tensor freqs_cis is listed in shard "
+                               "model-00002-of-00002.safetensors but absent from it"));
+
+  nlohmann::json extra = good;
+  extra["weight_map"]["lm_head.weight"] = "model-00001-of-00002.safetensors";
+  write_text(index_path, extra.dump());
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("lm_head.weight"));
+
+  // A corrupt shard reports the shard's own path.
+  write_text(index_path, good.dump());
+  write_text(dir.path / "model-00002-of-00002.safetensors", "garbage");
+  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+                      Contains("model-00002-of-00002.safetensors") && Contains("too short"));
+}
+
+TEST_CASE("checkpoint: in-memory files", "[io][checkpoint]") {
+  SafetensorsWriter w1, w2;
+  w1.add_f32("x", {2, 2}, std::vector<float>{1, 2, 3, 4});
+  w2.add_bf16("y", {3}, std::vector<float>{0.5f, -1, 2});
+  std::vector<SafetensorsFile> files;
+  files.push_back(SafetensorsFile::from_bytes(w1.bytes(), "one"));
+  files.push_back(SafetensorsFile::from_bytes(w2.bytes(), "two"));
+  const Checkpoint c = Checkpoint::from_files(std::move(files), "synthetic");
+  CHECK(c.tensor_names() == std::vector<std::string>{"x", "y"});
+  CHECK(c.total_bytes() == 16 + 6);
+  std::vector<float> y(3);
+  c.read("y", {3}, std::span<float>(y));
+  CHECK(y == std::vector<float>{0.5f, -1, 2});
+  REQUIRE_THROWS_WITH(c.at("z"), Contains("checkpoint synthetic: missing tensor z"));
+  REQUIRE_THROWS_WITH(c.read("x", {4}, std::span<float>(y)),
+                      Contains("tensor x in one: shape [2, 2], expected [4]"));
+
+  std::vector<SafetensorsFile> dup;
+  dup.push_back(SafetensorsFile::from_bytes(w1.bytes(), "one"));
+  dup.push_back(SafetensorsFile::from_bytes(w1.bytes(), "again"));
+  REQUIRE_THROWS_WITH(Checkpoint::from_files(std::move(dup), "dup"),
+                      Contains("tensor x is in both one and again"));
+}

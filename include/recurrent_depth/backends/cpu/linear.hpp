@@ -107,7 +107,8 @@ void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
           "] do not match");
   constexpr std::size_t kRows = 4;
   const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(w.rows / kRows);
-#pragma omp parallel for schedule(static)
+  const bool threaded = x.rows * w.rows * w.cols >= (1u << 18);  // below: threads cost more
+#pragma omp parallel for schedule(static) if (threaded)
   for (std::ptrdiff_t t = 0; t < tiles; ++t)
     detail::linear_row_tile<kRows>(x, w, static_cast<std::size_t>(t) * kRows, y, accumulate);
   for (std::size_t n = static_cast<std::size_t>(tiles) * kRows; n < w.rows; ++n)

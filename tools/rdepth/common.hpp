@@ -1,0 +1,110 @@
+// Pieces shared by rdepth's sub-commands: the command entry points, the flags every command has
+// (--model, --weights, --threads, --init/--seed), rejection of not-yet-supported flags, model loading.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arguments.hpp"
+#include "recurrent_depth/recurrent_depth.hpp"
+#include "recurrent_depth/core/threads.hpp"
+
+namespace rdepth {
+
+namespace rd = recurrent_depth;
+
+// Each returns the process exit code; errors are thrown as recurrent_depth::Error.
+int command_forward(const std::vector<std::string>& args);
+int command_generate(const std::vector<std::string>& args);
+int command_inspect(const std::vector<std::string>& args);
+
+inline constexpr const char* kDefaultWeights = "bf16";
+
+inline FlagSpec model_flag() {
+  return {"--model", "DIR", "model directory: config.json and model.safetensors (or sharded)"};
+}
+inline FlagSpec weights_flag() {
+  return {"--weights", "FMT",
+          std::string("weight storage: f32 or bf16 (default ") + kDefaultWeights + ")"};
+}
+inline FlagSpec threads_flag() {
+  return {"--threads", "N", "number of CPU threads (default: all cores, or OMP_NUM_THREADS)"};
+}
+inline FlagSpec steps_flag() {
+  return {"--steps", "R", "core iterations r (default: the config's mean_recurrence)"};
+}
+inline FlagSpec init_flag() {
+  return {"--init", "KIND", "initial recurrent state: zero (default) or random"};
+}
+inline FlagSpec seed_flag() {
+  return {"--seed", "S", "seed of the random initial state (default 0)"};
+}
+
+// --model DIR, checked to be a directory with a config.json.
+inline std::filesystem::path model_directory(const Arguments& args) {
+  const std::filesystem::path dir = args.required("--model");
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) fail("--model ", dir.string(), ": no such directory");
+  if (!std::filesystem::is_directory(dir, ec)) {
+    fail("--model ", dir.string(), ": not a directory");
+  }
+  if (!std::filesystem::exists(dir / "config.json", ec)) {
+    fail("--model ", dir.string(), ": no config.json in this directory");
+  }
+  return dir;
+}
+
+inline rd::WeightFormat weight_format(const Arguments& args) {
+  const std::string text = args.get("--weights").value_or(kDefaultWeights);
+  if (text == "f32") return rd::WeightFormat::f32;
+  if (text == "bf16") return rd::WeightFormat::bf16;
+  if (text == "int8") fail("--weights int8 is not supported yet (expected f32 or bf16)");
+  fail("--weights ", text, ": unknown weight format, expected f32 or bf16");
+}
+
+inline void apply_threads(const Arguments& args) {
+  if (const auto n = args.integer("--threads", 1, 4096)) rd::set_num_threads(static_cast<int>(*n));
+}
+
+inline std::optional<int> steps(const Arguments& args) {
+  if (const auto r = args.integer("--steps", 0, std::numeric_limits<int>::max())) return static_cast<int>(*r);
+  return std::nullopt;
+}
+
+inline rd::StateInit state_init(const Arguments& args) {
+  const auto kind = args.choice("--init", {"zero", "random"});
+  return kind && *kind == "random" ? rd::StateInit::random : rd::StateInit::zero;
+}
+
+inline std::uint64_t seed(const Arguments& args) {
+  return args.unsigned_integer("--seed").value_or(0);
+}
+
+// Flags the parser knows (they belong to the command's stable form) but the library cannot do yet.
+inline void reject_unsupported(const Arguments& args, const std::vector<std::string>& names) {
+  for (const std::string& name : names)
+    if (args.has(name)) fail(name, " is not supported yet");
+}
+
+// --cache: only "full" (the default, every core step its own KV entry) for now.
+inline void check_cache(const Arguments& args) {
+  if (const auto cache = args.get("--cache"); cache && *cache != "full") {
+    fail("--cache ", *cache, " is not supported yet (only --cache full)");
+  }
+}
+
+// Loads the model in the chosen weight format and calls body(model); returns what body returns.
+template <class Body>
+int with_model(const std::filesystem::path& dir, rd::WeightFormat format, Body&& body) {
+  return rd::with_weight_format(format, [&](auto precision) -> int {
+    using Precision = decltype(precision);
+    const auto model = rd::load_model<rd::CpuBackend, Precision>(dir);
+    return body(model);
+  });
+}
+
+}  // namespace rdepth

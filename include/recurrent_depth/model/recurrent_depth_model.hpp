@@ -8,24 +8,37 @@
 #include <optional>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "../io/checkpoint.hpp"
 #include "../io/config.hpp"
+#include "active_rows.hpp"
 #include "architecture.hpp"
+#include "exit_decider.hpp"
 #include "session.hpp"
 
 namespace recurrent_depth {
 
 struct ForwardOptions {
   std::optional<int> steps;               // core iterations r; default: config mean_recurrence
+  std::span<const int> steps_per_token;   // a fixed schedule, one r per token (overrides steps)
   StateInit init = StateInit::zero;       //
   ConstMatrixView<float> initial_state;   // [T, n_embd] when init == StateInit::given
   bool all_logits = true;                 // false: logits of the last position only
+  ExitDecider* exit = nullptr;            // per-token early exit; at most `steps` iterations
 };
 
 struct ForwardResult {
-  Matrix<float> logits;   // [T, vocab] (or [1, vocab] without all_logits)
-  Matrix<float> latents;  // [T, n_embd]: ln_f(state) after the last iteration, the coda's input
+  Matrix<float> logits;    // [T, vocab] (or [1, vocab] without all_logits)
+  Matrix<float> latents;   // [T, n_embd]: ln_f(state) after the last iteration, the coda's input
+  std::vector<int> steps;  // core iterations each token ran
+};
+
+// One sequence of a batched forward: its session (KV cache) and new tokens.
+struct BatchItem {
+  Session* session;
+  std::span<const std::int32_t> ids;
+  ForwardOptions options;
 };
 
 // Parameter counts and weight bytes per stage, as loaded.
@@ -64,40 +77,67 @@ class RecurrentDepthModel {
 
   Session new_session(std::uint64_t seed = 0) const { return Session(width(), seed); }
 
+  // Runs T new tokens of one sequence (positions cache.length() .. +T-1).
   ForwardResult forward(Session& session, std::span<const std::int32_t> ids,
                         const ForwardOptions& options = {}) const {
-    const std::size_t count = ids.size(), first = session.cache.length();
-    const int steps = check_inputs(ids, first, options);
-    const SequenceRows sequence{&session.cache, first, 0, count};
-    const BlockContext context{{&sequence, 1}, 0, rope_.view(), session.workspace};
+    BatchItem item{&session, ids, options};
+    return std::move(forward_batch({&item, 1}).front());
+  }
 
-    const MatrixView<float> x = scratch(session.residual, count, width());
-    embedding_.embed(ids, x);
-    prelude_.forward(x, context);  // x is now e
-
-    MatrixView<float> state = scratch(session.state, count, width());
-    initialise_state(session, options, state);
-    if (steps > 0) {
-      const MatrixView<float> injected = scratch(session.injected, count, width());
-      core_.prepare(x, injected);
-      MatrixView<float> next = scratch(session.next, count, width());
-      for (int i = 0; i < steps; ++i) {
-        core_.iterate(state, injected, next, i, context);
-        std::swap(state, next);
-      }
+  // Runs the new tokens of several sequences in one pass: every weight is read once for all
+  // rows, each sequence attends to its own cache, and each token has its own iteration budget
+  // and exit decision. Results equal those of running each sequence alone.
+  std::vector<ForwardResult> forward_batch(std::span<const BatchItem> items) const {
+    std::vector<SequenceRows> sequences;
+    std::vector<int> budget;
+    for (const BatchItem& item : items) {
+      check_item(item, items);
+      sequences.push_back({&item.session->cache, item.session->cache.length(), budget.size(),
+                           item.ids.size()});
+      for (std::size_t t = 0; t < item.ids.size(); ++t)
+        budget.push_back(item.options.steps_per_token.empty()
+                             ? item.options.steps.value_or(config_.mean_recurrence)
+                             : item.options.steps_per_token[t]);
     }
+    Session& scratch_owner = *items.front().session;
+    const std::size_t count = budget.size();
+    const BlockContext context{sequences, 0, rope_.view(), scratch_owner.workspace};
 
-    ForwardResult result;
-    result.latents.resize(count, width());
-    final_norm_(state, result.latents);
-    Backend::copy(result.latents, x);
+    const MatrixView<float> x = scratch(scratch_owner.residual, count, width());
+    MatrixView<float> state = scratch(scratch_owner.state, count, width());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const SequenceRows& rows = sequences[i];
+      embedding_.embed(items[i].ids, x.middle_rows(rows.first_row, rows.rows));
+      initialise_state(*items[i].session, items[i].options,
+                       state.middle_rows(rows.first_row, rows.rows));
+    }
+    prelude_.forward(x, context);  // x is now e
+    const MatrixView<float> injected = scratch(scratch_owner.injected, count, width());
+    core_.prepare(x, injected);    // from here on x is free: it receives the final states
+
+    std::vector<int> steps(count, 0);
+    iterate_core(scratch_owner, items, sequences, budget, state, injected, x, steps);
+
+    std::vector<ForwardResult> results(items.size());
+    Matrix<float> latents(count, width());
+    final_norm_(x, latents);
+    Backend::copy(latents, x);
     coda_.forward(x, context);
-    const MatrixView<float> head_in = options.all_logits ? x : x.middle_rows(count - 1, 1);
-    final_norm_(head_in, head_in);
-    result.logits.resize(head_in.rows, vocab_rows());
-    embedding_.head(head_in, result.logits);
-    session.cache.commit(count);
-    return result;
+    final_norm_(x, x);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const SequenceRows& rows = sequences[i];
+      ForwardResult& result = results[i];
+      const MatrixView<float> head_in =
+          items[i].options.all_logits ? x.middle_rows(rows.first_row, rows.rows)
+                                      : x.middle_rows(rows.first_row + rows.rows - 1, 1);
+      result.logits.resize(head_in.rows, vocab_rows());
+      embedding_.head(head_in, result.logits);
+      result.latents.resize(rows.rows, width());
+      Backend::copy(latents.view().middle_rows(rows.first_row, rows.rows), result.latents);
+      result.steps.assign(steps.begin() + rows.first_row, steps.begin() + rows.first_row + rows.rows);
+      items[i].session->cache.commit(rows.rows);
+    }
+    return results;
   }
 
   ModelSummary summary() const {
@@ -120,8 +160,14 @@ class RecurrentDepthModel {
   }
 
  private:
-  int check_inputs(std::span<const std::int32_t> ids, std::size_t first,
-                   const ForwardOptions& options) const {
+  void check_item(const BatchItem& item, std::span<const BatchItem> items) const {
+    require(item.session != nullptr, "forward: a batch item has no session");
+    for (const BatchItem& other : items)
+      require(&other == &item || other.session != item.session,
+              "forward: a session appears twice in one batch");
+    const std::span<const std::int32_t> ids = item.ids;
+    const ForwardOptions& options = item.options;
+    const std::size_t first = item.session->cache.length();
     require(!ids.empty(), "forward: no input tokens");
     for (std::size_t t = 0; t < ids.size(); ++t)
       require(ids[t] >= 0 && ids[t] < config_.vocab_size, "forward: token id ", ids[t],
@@ -132,11 +178,108 @@ class RecurrentDepthModel {
             " positions (block_size)");
     const int steps = options.steps.value_or(config_.mean_recurrence);
     require(steps >= 0, "forward: steps (core iterations) is ", steps, ", expected >= 0");
+    require(options.steps_per_token.empty() || options.steps_per_token.size() == ids.size(),
+            "forward: steps_per_token has ", options.steps_per_token.size(), " entries, expected ",
+            ids.size(), " (one per token)");
+    for (int r : options.steps_per_token)
+      require(r >= 0, "forward: steps_per_token holds ", r, ", expected >= 0");
     if (options.init == StateInit::given)
       require(options.initial_state.rows == ids.size() && options.initial_state.cols == width(),
               "forward: initial state is [", options.initial_state.rows, ", ",
               options.initial_state.cols, "], expected [", ids.size(), ", ", width(), "]");
-    return steps;
+  }
+
+  // The core loop. state: initial states [N, n_embd]; injected: the adapter's e part. Rows stop
+  // at their budget or when their item's exit decider says so; each stopped row's raw state is
+  // written to final_state (original row order) and its iteration count to steps.
+  void iterate_core(Session& owner, std::span<const BatchItem> items,
+                    std::span<const SequenceRows> sequences, std::span<const int> budget,
+                    MatrixView<float> state, MatrixView<float> injected,
+                    MatrixView<float> final_state, std::vector<int>& steps) const {
+    std::vector<ExitDecider*> decider_of_row;
+    bool wants_previous = false, wants_logits = false;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      ExitDecider* exit = items[i].options.exit;
+      if (exit) {
+        exit->begin(sequences[i].rows);
+        wants_previous = wants_previous || exit->needs_previous_state();
+        wants_logits = wants_logits || exit->needs_logits();
+      }
+      decider_of_row.insert(decider_of_row.end(), sequences[i].rows, exit);
+    }
+    std::vector<std::size_t> first_row_of_row;  // row index inside its item
+    for (const SequenceRows& s : sequences)
+      for (std::size_t r = 0; r < s.rows; ++r) first_row_of_row.push_back(s.first_row);
+
+    ActiveRows active;
+    active.reset(sequences);
+    MatrixView<float> next = scratch(owner.next, state.rows, width());
+    MatrixView<float> previous =
+        wants_previous ? scratch(owner.previous, state.rows, width()) : MatrixView<float>();
+    std::vector<char> done;
+    const auto retire = [&](int iterations) {  // moves finished rows out of the packed set
+      bool any = false;
+      for (std::size_t p = 0; p < active.size(); ++p)
+        if (done[p]) {
+          const std::size_t row = active.rows()[p];
+          std::copy_n(state.row(p), width(), final_state.row(row));
+          steps[row] = iterations;
+          any = true;
+        }
+      if (!any) return;
+      const std::size_t left = active.remove(done, state, injected, previous);
+      state.rows = next.rows = injected.rows = left;
+      if (previous.data) previous.rows = left;
+    };
+
+    done.assign(active.size(), 0);
+    for (std::size_t p = 0; p < active.size(); ++p) done[p] = budget[p] == 0;
+    retire(0);
+    for (int i = 0; !active.empty(); ++i) {
+      const BlockContext context{active.segments(), 0, rope_.view(), owner.workspace};
+      if (previous.data) Backend::copy(state, previous);
+      core_.iterate(state, injected, next, i, context);
+      std::swap(state.data, next.data);
+      std::swap(state.stride, next.stride);
+
+      const int iterations = i + 1;
+      ConstMatrixView<float> logits;
+      if (wants_logits && any_checks(decider_of_row, active, iterations))
+        logits = probe_logits(owner, state, context);
+      done.assign(active.size(), 0);
+      for (std::size_t p = 0; p < active.size(); ++p) {
+        const std::size_t row = active.rows()[p];
+        ExitDecider* exit = decider_of_row[row];
+        done[p] = iterations >= budget[row];
+        if (!done[p] && exit && exit->checks_after(iterations))
+          done[p] = exit->stop(row - first_row_of_row[row], iterations,
+                               previous.data ? previous.row_span(p) : std::span<float>(),
+                               state.row_span(p),
+                               logits.data ? std::span<const float>(logits.row(p), logits.cols)
+                                           : std::span<const float>());
+      }
+      retire(iterations);
+    }
+  }
+
+  static bool any_checks(const std::vector<ExitDecider*>& decider_of_row, const ActiveRows& active,
+                         int iterations) {
+    for (std::size_t row : active.rows())
+      if (decider_of_row[row] && decider_of_row[row]->checks_after(iterations)) return true;
+    return false;
+  }
+
+  // Logits of the current states of the active rows: ln_f -> coda -> ln_f -> head. The coda's
+  // KV entries for these positions are rewritten by the final pass.
+  ConstMatrixView<float> probe_logits(Session& owner, ConstMatrixView<float> state,
+                                      const BlockContext& context) const {
+    const MatrixView<float> x = scratch(owner.probe, state.rows, width());
+    final_norm_(state, x);
+    coda_.forward(x, context);
+    final_norm_(x, x);
+    const MatrixView<float> logits = scratch(owner.probe_logits, state.rows, vocab_rows());
+    embedding_.head(x, logits);
+    return logits;
   }
 
   void initialise_state(Session& session, const ForwardOptions& options,

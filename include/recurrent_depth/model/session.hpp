@@ -21,6 +21,9 @@ struct Session {
   Matrix<float> injected;  // adapter part that depends on e only
   Matrix<float> state;     // recurrent state
   Matrix<float> next;      // next recurrent state
+  Matrix<float> previous;  // state before the last iteration (for exit criteria)
+  Matrix<float> probe;         // coda stream of an exit check
+  Matrix<float> probe_logits;  // logits of an exit check
 };
 
 }  // namespace recurrent_depth

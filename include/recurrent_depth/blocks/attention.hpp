@@ -63,12 +63,13 @@ struct CausalSelfAttention {
                                       sequence.first_position);
         Rope::template apply<Backend>(k, heads_, head_dim_, bias(1), context.rope,
                                       sequence.first_position);
-        KvSlot& slot = sequence.cache->slot(context.slot);
-        slot.write(sequence.first_position, k, v);
-        Backend::causal_attention(q, slot.keys(), slot.values(), heads_, head_dim_,
+        sequence.cache->write(context.slot, sequence.first_position, k, v);
+        const KvView seen =
+            sequence.cache->view(context.slot, sequence.first_position + sequence.rows);
+        Backend::causal_attention(q, seen.keys, seen.values, heads_, head_dim_,
                                   sequence.first_position,
                                   attended.middle_rows(sequence.first_row, sequence.rows),
-                                  slot.key_positions());
+                                  seen.positions);
       }
       Backend::linear(attended, proj_, out);
     }

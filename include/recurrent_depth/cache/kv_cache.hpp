@@ -1,95 +1,54 @@
 // The KV cache of one sequence: one slot per block invocation (prelude block b -> slot b; core
-// iteration i, layer j -> n_prelude + n_core * i + j; coda block c -> -(c + 1)). A slot holds key
-// and value rows [entries, heads * head_dim] (keys already biased and rotated) and the position
-// of each entry. Entries usually arrive in position order (a dense slot, read as contiguous
-// matrices); writing a position that is already present replaces that entry in place.
+// iteration i, layer j -> n_prelude + n_core * i + j; coda block c -> -(c + 1)), stored and looked
+// up by a CacheRule. Attention reads a slot through view(): the entries it holds or, under
+// latest-m4 with tokens missing there, the entries that stand in for them.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <map>
 #include <span>
 #include <vector>
 
-#include "../core/error.hpp"
-#include "../core/tensor.hpp"
+#include "cache_rule.hpp"
+#include "kv_slot.hpp"
 
 namespace recurrent_depth {
 
-class KvSlot {
- public:
-  explicit KvSlot(std::size_t width) : width_(width) {}
-
-  // Stores rows k[t], v[t] at positions first + t.
-  void write(std::size_t first, ConstMatrixView<float> k, ConstMatrixView<float> v) {
-    for (std::size_t t = 0; t < k.rows; ++t) {
-      const std::size_t position = first + t;
-      if (position >= row_of_position_.size()) row_of_position_.resize(position + 1, -1);
-      std::int32_t& row = row_of_position_[position];
-      if (row < 0) {
-        row = static_cast<std::int32_t>(positions_.size());
-        dense_ = dense_ && position == positions_.size();
-        positions_.push_back(static_cast<std::int32_t>(position));
-        keys_.resize(keys_.size() + width_);
-        values_.resize(values_.size() + width_);
-      }
-      std::memcpy(keys_.data() + row * width_, k.row(t), width_ * sizeof(float));
-      std::memcpy(values_.data() + row * width_, v.row(t), width_ * sizeof(float));
-    }
-  }
-
-  // Drops every entry at position >= length.
-  void truncate(std::size_t length) {
-    if (length >= row_of_position_.size()) return;
-    std::size_t kept = 0;
-    for (std::size_t row = 0; row < positions_.size(); ++row) {
-      if (static_cast<std::size_t>(positions_[row]) >= length) continue;
-      std::memmove(keys_.data() + kept * width_, keys_.data() + row * width_, width_ * sizeof(float));
-      std::memmove(values_.data() + kept * width_, values_.data() + row * width_,
-                   width_ * sizeof(float));
-      positions_[kept++] = positions_[row];
-    }
-    positions_.resize(kept);
-    keys_.resize(kept * width_);
-    values_.resize(kept * width_);
-    row_of_position_.assign(length, -1);
-    for (std::size_t row = 0; row < kept; ++row) row_of_position_[positions_[row]] = std::int32_t(row);
-    dense_ = true;
-    for (std::size_t row = 0; row < kept; ++row) dense_ = dense_ && positions_[row] == std::int32_t(row);
-  }
-
-  std::size_t entries() const { return positions_.size(); }
-  bool has(std::size_t position) const {
-    return position < row_of_position_.size() && row_of_position_[position] >= 0;
-  }
-  ConstMatrixView<float> keys() const { return {keys_.data(), entries(), width_}; }
-  ConstMatrixView<float> values() const { return {values_.data(), entries(), width_}; }
-  // Position of each entry; empty when entry j is at position j for all j.
-  std::span<const std::int32_t> key_positions() const {
-    return dense_ ? std::span<const std::int32_t>{} : std::span<const std::int32_t>(positions_);
-  }
-  std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
-
- private:
-  std::size_t width_;
-  std::vector<float> keys_, values_;
-  std::vector<std::int32_t> positions_;        // position of each entry
-  std::vector<std::int32_t> row_of_position_;  // entry of each position, -1 if none
-  bool dense_ = true;
+// What one attention call sees: keys and values [entries, width] and the position of each entry
+// (empty when entry j is at position j).
+struct KvView {
+  ConstMatrixView<float> keys;
+  ConstMatrixView<float> values;
+  std::span<const std::int32_t> positions;
 };
 
 class KvCache {
  public:
   KvCache() = default;
-  explicit KvCache(std::size_t width) : width_(width) {}
+  explicit KvCache(std::size_t width, CacheRule rule = {}) : width_(width), rule_(rule) {}
 
   // Tokens the cache holds (positions 0 .. length()-1); the next forward starts here.
   std::size_t length() const { return length_; }
   std::size_t width() const { return width_; }
+  const CacheRule& rule() const { return rule_; }
 
-  KvSlot& slot(int id) { return slots_.try_emplace(id, width_).first->second; }
+  // Stores the entries of block invocation `slot` for positions first .. first + k.rows - 1.
+  void write(int slot, std::size_t first, ConstMatrixView<float> k, ConstMatrixView<float> v) {
+    storage(rule_.storage_slot(slot)).write(first, k, v);
+  }
+
+  // The entries attention at block invocation `slot` sees when the sequence has `seen` positions.
+  KvView view(int slot, std::size_t seen) {
+    const int id = rule_.storage_slot(slot);
+    const KvSlot& own = storage(id);
+    if (!rule_.latest_same_layer || own.entries() == seen)
+      return {own.keys(), own.values(), own.key_positions()};
+    return gather_latest(id, seen);
+  }
+
+  // Raw storage slot (after the rule's mapping), created on first use.
+  KvSlot& storage(int id) { return slots_.try_emplace(id, width_).first->second; }
   const KvSlot* find(int id) const {
     const auto it = slots_.find(id);
     return it == slots_.end() ? nullptr : &it->second;
@@ -118,9 +77,47 @@ class KvCache {
   }
 
  private:
+  // latest-m4 (the reference's rule): at a core slot, each position is read from the deepest slot
+  // s' <= id of the same core layer that holds it; at a prelude or coda slot, from that slot or
+  // else slot 0. Positions found nowhere are left out.
+  const KvSlot* latest_holder(int id, std::size_t position) const {
+    if (id < 2) {
+      for (int candidate : {id, 0})
+        if (const KvSlot* slot = find(candidate); slot && slot->has(position)) return slot;
+      return nullptr;
+    }
+    for (int candidate = id; candidate >= 0; --candidate)
+      if (const KvSlot* slot = find(candidate);
+          slot && CacheRule::same_layer(candidate, id) && slot->has(position))
+        return slot;
+    return nullptr;
+  }
+
+  KvView gather_latest(int id, std::size_t seen) {
+    gathered_keys_.resize(seen * width_);
+    gathered_values_.resize(seen * width_);
+    gathered_positions_.clear();
+    for (std::size_t position = 0; position < seen; ++position) {
+      const KvSlot* source = latest_holder(id, position);
+      if (!source) continue;
+      const std::size_t row = gathered_positions_.size();
+      source->copy_entry(position, gathered_keys_.data() + row * width_,
+                         gathered_values_.data() + row * width_);
+      gathered_positions_.push_back(static_cast<std::int32_t>(position));
+    }
+    const std::size_t rows = gathered_positions_.size();
+    const bool dense = rows == seen;
+    return {{gathered_keys_.data(), rows, width_},
+            {gathered_values_.data(), rows, width_},
+            dense ? std::span<const std::int32_t>() : std::span<const std::int32_t>(gathered_positions_)};
+  }
+
   std::size_t width_ = 0;
   std::size_t length_ = 0;
+  CacheRule rule_;
   std::map<int, KvSlot> slots_;
+  std::vector<float> gathered_keys_, gathered_values_;
+  std::vector<std::int32_t> gathered_positions_;
 };
 
 }  // namespace recurrent_depth

@@ -75,7 +75,10 @@ class RecurrentDepthModel {
   std::size_t width() const { return static_cast<std::size_t>(config_.n_embd); }
   std::size_t vocab_rows() const { return embedding_.vocab_rows(); }
 
-  Session new_session(std::uint64_t seed = 0) const { return Session(width(), seed); }
+  // A new sequence: its KV cache (stored by `rule`) and its seeded generator.
+  Session new_session(std::uint64_t seed = 0, CacheRule rule = {}) const {
+    return Session(width(), seed, rule);
+  }
 
   // Runs T new tokens of one sequence (positions cache.length() .. +T-1).
   ForwardResult forward(Session& session, std::span<const std::int32_t> ids,

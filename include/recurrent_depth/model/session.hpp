@@ -12,7 +12,8 @@
 namespace recurrent_depth {
 
 struct Session {
-  Session(std::size_t width, std::uint64_t seed) : cache(width), rng(seed) {}
+  Session(std::size_t width, std::uint64_t seed, CacheRule rule = {})
+      : cache(width, rule), rng(seed) {}
 
   KvCache cache;
   Rng rng;

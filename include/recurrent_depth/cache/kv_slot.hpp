@@ -1,0 +1,87 @@
+// One slot of a KV cache: key and value rows [entries, heads * head_dim] (keys already biased and
+// rotated) and the position of each entry. Entries usually arrive in position order (a dense
+// slot, read as contiguous matrices); writing a position that is already present replaces that
+// entry in place, as a token's later iteration does in a compressed cache.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+
+namespace recurrent_depth {
+
+class KvSlot {
+ public:
+  explicit KvSlot(std::size_t width) : width_(width) {}
+
+  // Stores rows k[t], v[t] at positions first + t.
+  void write(std::size_t first, ConstMatrixView<float> k, ConstMatrixView<float> v) {
+    for (std::size_t t = 0; t < k.rows; ++t) {
+      const std::size_t position = first + t;
+      if (position >= row_of_position_.size()) row_of_position_.resize(position + 1, -1);
+      std::int32_t& row = row_of_position_[position];
+      if (row < 0) {
+        row = static_cast<std::int32_t>(positions_.size());
+        dense_ = dense_ && position == positions_.size();
+        positions_.push_back(static_cast<std::int32_t>(position));
+        keys_.resize(keys_.size() + width_);
+        values_.resize(values_.size() + width_);
+      }
+      std::memcpy(keys_.data() + row * width_, k.row(t), width_ * sizeof(float));
+      std::memcpy(values_.data() + row * width_, v.row(t), width_ * sizeof(float));
+    }
+  }
+
+  // Drops every entry at position >= length.
+  void truncate(std::size_t length) {
+    if (length >= row_of_position_.size()) return;
+    std::size_t kept = 0;
+    for (std::size_t row = 0; row < positions_.size(); ++row) {
+      if (static_cast<std::size_t>(positions_[row]) >= length) continue;
+      std::memmove(keys_.data() + kept * width_, keys_.data() + row * width_, width_ * sizeof(float));
+      std::memmove(values_.data() + kept * width_, values_.data() + row * width_,
+                   width_ * sizeof(float));
+      positions_[kept++] = positions_[row];
+    }
+    positions_.resize(kept);
+    keys_.resize(kept * width_);
+    values_.resize(kept * width_);
+    row_of_position_.assign(length, -1);
+    for (std::size_t row = 0; row < kept; ++row) row_of_position_[positions_[row]] = std::int32_t(row);
+    dense_ = true;
+    for (std::size_t row = 0; row < kept; ++row) dense_ = dense_ && positions_[row] == std::int32_t(row);
+  }
+
+  std::size_t entries() const { return positions_.size(); }
+  bool has(std::size_t position) const {
+    return position < row_of_position_.size() && row_of_position_[position] >= 0;
+  }
+  ConstMatrixView<float> keys() const { return {keys_.data(), entries(), width_}; }
+  ConstMatrixView<float> values() const { return {values_.data(), entries(), width_}; }
+  // Position of each entry; empty when entry j is at position j for all j.
+  std::span<const std::int32_t> key_positions() const {
+    return dense_ ? std::span<const std::int32_t>{} : std::span<const std::int32_t>(positions_);
+  }
+  // Copies the key and value of the entry at `position` (which must exist).
+  void copy_entry(std::size_t position, float* key, float* value) const {
+    const std::size_t row = static_cast<std::size_t>(row_of_position_[position]);
+    std::memcpy(key, keys_.data() + row * width_, width_ * sizeof(float));
+    std::memcpy(value, values_.data() + row * width_, width_ * sizeof(float));
+  }
+  std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
+
+ private:
+  std::size_t width_;
+  std::vector<float> keys_, values_;
+  std::vector<std::int32_t> positions_;        // position of each entry
+  std::vector<std::int32_t> row_of_position_;  // entry of each position, -1 if none
+  bool dense_ = true;
+};
+
+}  // namespace recurrent_depth

@@ -14,18 +14,18 @@ int main(int argc, char** argv) try {
 
   const std::vector<std::int32_t> prompt = {3, 17, 5, 42, 7};
   rd::Session session = model.new_session();
-  rd::ForwardOptions options;
-  options.steps = 16;  // core iterations: chosen at test time
-  const rd::ForwardResult result = model.forward(session, prompt, options);
+  rd::ForwardOptions forward;
+  forward.steps = 16;  // core iterations: chosen at test time
+  const rd::ForwardResult result = model.forward(session, prompt, forward);
   std::printf("logits [%zu, %zu], latents [%zu, %zu]\n", result.logits.rows(),
               result.logits.cols(), result.latents.rows(), result.latents.cols());
 
   rd::Session generation = model.new_session();
-  rd::GenerationOptions generate;
-  generate.max_new_tokens = 8;
+  rd::GenerationOptions options;  // greedy unless options.sampling says otherwise
+  options.max_new_tokens = 8;
   std::printf("greedy continuation:");
-  rd::generate_greedy(model, generation, prompt, generate,
-                      [](const rd::GeneratedToken& t) { std::printf(" %d", t.id); });
+  rd::generate(model, generation, prompt, options,
+               [](const rd::GeneratedToken& t) { std::printf(" %d", t.id); });
   std::printf("\n");
 } catch (const rd::Error& e) {
   std::fprintf(stderr, "error: %s\n", e.what());

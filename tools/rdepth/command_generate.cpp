@@ -130,8 +130,8 @@ int command_generate(const std::vector<std::string>& words) {
       first = false;
     };
     const std::vector<rd::GeneratedToken> generated =
-        json ? rd::generate_greedy(model, session, prompt, options)
-             : rd::generate_greedy(model, session, prompt, options, stream);
+        json ? rd::generate(model, session, prompt, options)
+             : rd::generate(model, session, prompt, options, stream);
 
     const double prefill_seconds = generated.empty() ? 0.0 : generated.front().seconds;
     double decode_seconds = 0.0;

@@ -1,0 +1,119 @@
+// The test-time features against the reference vectors of tests/data/{tiny_huginn,tiny_variant}:
+// token-by-token decoding with per-token early exit for the six criteria (exact step counts and
+// logits) under the full and latest-m4 cache rules, the latest-m4 + compress-s4 cache, and greedy
+// generation warm-started from the previous token's latent (continuous).
+#include <catch2/catch.hpp>
+
+#include "golden.hpp"
+
+using namespace recurrent_depth;
+using recurrent_depth::testing::Golden;
+using recurrent_depth::testing::relative_l2;
+
+namespace {
+
+constexpr double kTolerance = 1e-4;
+
+struct DecodeRun {
+  Matrix<float> logits;
+  std::vector<int> steps;
+};
+
+// Every token of the golden input run alone through the cache (zero initial state, at most
+// max_steps iterations), optionally with early exit.
+template <class Model>
+DecodeRun decode_tokens(const Model& model, const Golden& golden, CacheRule rule,
+                        ExitDecider* exit) {
+  Session session = model.new_session(0, rule);
+  const std::span<const std::int32_t> ids(golden.input_ids);
+  DecodeRun run{Matrix<float>(ids.size(), model.vocab_rows()), {}};
+  ForwardOptions options;
+  options.steps = golden.meta["max_steps"].get<int>();
+  options.exit = exit;
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    const ForwardResult result = model.forward(session, ids.subspan(t, 1), options);
+    std::copy_n(result.logits.row(0), run.logits.cols(), run.logits.row(t));
+    run.steps.push_back(result.steps.front());
+  }
+  return run;
+}
+
+// golden.json's "adaptive" is a JSON object written as a Python dict string or as an object.
+nlohmann::json adaptive_table(const Golden& golden) {
+  const nlohmann::json& table = golden.meta["adaptive"];
+  if (!table.is_string()) return table;
+  std::string text = table.get<std::string>();
+  std::replace(text.begin(), text.end(), '\'', '"');
+  return nlohmann::json::parse(text);
+}
+
+std::string tensor_name(std::string_view criterion) {
+  std::string name(criterion);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return "adaptive_" + name;
+}
+
+template <class Precision>
+void check_features(const std::string& name) {
+  const Golden golden(name);
+  const auto model = load_model<CpuBackend, Precision>(golden.directory);
+  const nlohmann::json table = adaptive_table(golden);
+
+  for (const std::string_view criterion : kExitCriterionNames) {
+    for (const bool latest : {false, true}) {
+      const std::string key = std::string(criterion) + (latest ? "/latest-m4" : "");
+      if (!table.contains(key)) continue;
+      DYNAMIC_SECTION(name << " " << Precision::name << " early exit " << key) {
+        ExitOptions exit_options;
+        exit_options.criterion = parse_exit_criterion(criterion);
+        exit_options.threshold = table[key]["threshold"].get<double>();
+        CriterionExit exit(exit_options);
+        CacheRule rule;
+        rule.latest_same_layer = latest;
+        const DecodeRun run = decode_tokens(model, golden, rule, &exit);
+        CHECK(run.steps == table[key]["steps"].get<std::vector<int>>());
+        const std::string tensor = tensor_name(criterion) + (latest ? "_latest_m4" : "");
+        CHECK(relative_l2(run.logits, golden.matrix(tensor + "_logits")) < kTolerance);
+      }
+    }
+  }
+
+  DYNAMIC_SECTION(name << " " << Precision::name << " latest-m4-compress-s4 decode") {
+    const std::size_t prefill = golden.meta["decode_prefill_len"];
+    const std::span<const std::int32_t> ids(golden.input_ids);
+    Session session = model.new_session(0, CacheRule::parse("latest-m4-compress-s4"));
+    const ForwardResult first = model.forward(session, ids.first(prefill));
+    Matrix<float> logits(ids.size() - prefill + 1, model.vocab_rows());
+    std::copy_n(first.logits.row(prefill - 1), logits.cols(), logits.row(0));
+    for (std::size_t t = prefill; t < ids.size(); ++t) {
+      const ForwardResult next = model.forward(session, ids.subspan(t, 1));
+      std::copy_n(next.logits.row(0), logits.cols(), logits.row(t - prefill + 1));
+    }
+    CHECK(relative_l2(logits, golden.matrix("decode_latest_m4_compress_s4_logits")) < kTolerance);
+  }
+
+  DYNAMIC_SECTION(name << " " << Precision::name << " continuous greedy tokens") {
+    Session session = model.new_session();
+    GenerationOptions options;
+    options.max_new_tokens = 8;
+    options.continuous = true;
+    const std::size_t prompt = golden.meta["greedy_prompt_len"];
+    std::vector<std::int32_t> tokens;
+    for (const GeneratedToken& t :
+         generate(model, session, std::span(golden.input_ids).first(prompt), options))
+      tokens.push_back(t.id);
+    CHECK(tokens == golden.meta["greedy_continuous_tokens"].get<std::vector<std::int32_t>>());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("tiny_huginn test-time features match the reference (f32 weights)", "[golden]") {
+  check_features<F32>("tiny_huginn");
+}
+TEST_CASE("tiny_huginn test-time features match the reference (bf16 weights)", "[golden]") {
+  check_features<BF16>("tiny_huginn");
+}
+TEST_CASE("tiny_variant test-time features match the reference (f32 weights)", "[golden]") {
+  check_features<F32>("tiny_variant");
+}

@@ -1,0 +1,108 @@
+// Shared helpers of the kernel tests (tests/test_kernels_*.cpp). Those test every SIMD kernel of
+// the CPU backend against its plain scalar twin (cpu::scalar, double accumulation) on seeded
+// random data that is never zero: sizes that are not multiples of the vector width, views that
+// start one element into their buffer, rows strided wider than they are (the padding holds guard
+// values that must survive), and tolerances derived per output from the data and float32's
+// epsilon. Each comparison has a sanity case showing that a plausibly wrong kernel (a dropped tail
+// element, an off-by-one mask, a wrong rotation...) fails it.
+#pragma once
+
+#include <cfloat>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "recurrent_depth/backends/cpu/cpu_backend.hpp"
+#include "recurrent_depth/core/random.hpp"
+
+namespace recurrent_depth::kernel_test {
+inline constexpr double kEps = FLT_EPSILON;  // 2^-23, one ulp of 1.0f
+inline constexpr float kGuard = -12345.0f;
+inline const float kNaN = std::numeric_limits<float>::quiet_NaN();
+inline constexpr double kInf = std::numeric_limits<double>::infinity();
+
+inline constexpr std::size_t kColumns[] = {1, 3, 15, 17, 33, 96, 100, 257};
+inline constexpr std::size_t kRowCounts[] = {1, 2, 3, 5, 7};
+
+// Magnitude uniform in [lo, hi], random sign: never zero.
+inline float nonzero(Rng& rng, double lo = 0.25, double hi = 1.0) {
+  const double magnitude = lo + (hi - lo) * rng.uniform();
+  return static_cast<float>(rng.uniform() < 0.5 ? -magnitude : magnitude);
+}
+
+// Ratio of an error to its bound; NaN (an output never written, or garbage) is infinitely bad.
+inline double ratio(double error, double bound) {
+  if (std::isnan(error)) return kInf;
+  if (bound == 0.0) return error == 0.0 ? 0.0 : kInf;
+  return error / bound;
+}
+
+// A [rows, cols] view that starts `offset` floats into its buffer, with `pad` elements after each
+// row; everything outside the view holds kGuard.
+struct Strided {
+  std::vector<float> buffer;
+  MatrixView<float> view;
+  std::size_t offset;
+
+  Strided(std::size_t rows, std::size_t cols, std::size_t offset_ = 1, std::size_t pad = 3)
+      : buffer(offset_ + rows * (cols + pad), kGuard),
+        view(buffer.data() + offset_, rows, cols, cols + pad),
+        offset(offset_) {}
+
+  void randomize(Rng& rng, double lo = 0.25, double hi = 1.0) {
+    for (std::size_t r = 0; r < view.rows; ++r)
+      for (std::size_t c = 0; c < view.cols; ++c) view(r, c) = nonzero(rng, lo, hi);
+  }
+  void fill(float value) {
+    for (std::size_t r = 0; r < view.rows; ++r)
+      for (std::size_t c = 0; c < view.cols; ++c) view(r, c) = value;
+  }
+  void copy_from(ConstMatrixView<float> other) {
+    for (std::size_t r = 0; r < view.rows; ++r)
+      for (std::size_t c = 0; c < view.cols; ++c) view(r, c) = other(r, c);
+  }
+  // True when no element outside the view was written.
+  bool guards_intact() const {
+    for (std::size_t i = 0; i < buffer.size(); ++i) {
+      bool inside = false;
+      if (i >= offset) {
+        const std::size_t j = i - offset, r = j / view.stride, c = j % view.stride;
+        inside = r < view.rows && c < view.cols;
+      }
+      if (!inside && !(buffer[i] == kGuard)) return false;
+    }
+    return true;
+  }
+  ConstMatrixView<float> cview() const { return view; }
+};
+
+// A weight matrix [rows, cols] in storage W, starting one element into its buffer, row stride
+// cols + 5.
+template <class W>
+struct StridedWeights {
+  std::vector<W> buffer;
+  ConstMatrixView<W> view;
+
+  StridedWeights(std::size_t rows, std::size_t cols, Rng& rng, double lo = 0.25, double hi = 1.0)
+      : buffer(1 + rows * (cols + 5)) {
+    const std::size_t stride = cols + 5;
+    for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = store(nonzero(rng, lo, hi));
+    view = ConstMatrixView<W>(buffer.data() + 1, rows, cols, stride);
+  }
+  static W store(float v) {
+    if constexpr (std::is_same_v<W, float>)
+      return v;
+    else
+      return to_bf16(v);
+  }
+};
+
+inline std::vector<float> nonzero_vector(std::size_t n, Rng& rng, double lo, double hi) {
+  std::vector<float> v(n);
+  for (float& x : v) x = nonzero(rng, lo, hi);
+  return v;
+}
+
+}  // namespace recurrent_depth::kernel_test

@@ -1,0 +1,200 @@
+// Kernel tests, dense part: cpu::linear with float and bf16 weights (raw views, PackedWeights and
+// CpuBackend), and the bf16 -> float loads the bf16 kernels are built on.
+// Method and tolerances: see kernel_test_support.hpp.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernel_test_support.hpp"
+#include "recurrent_depth/backends/cpu/cpu_backend.hpp"
+#include "recurrent_depth/backends/cpu/scalar_reference.hpp"
+
+using namespace recurrent_depth;
+using namespace recurrent_depth::kernel_test;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// linear
+
+// Worst ratio over outputs of |result - reference| to the dot-product bound
+//   2 eps sqrt(K) sum_k |x_k w_k|  (+ eps |y0| when accumulating)  + eps |reference|,
+// the last term for the reference's own rounding to float.
+template <class W>
+double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
+                          const std::vector<float>& initial, ConstMatrixView<float> reference,
+                          ConstMatrixView<float> result) {
+  double worst = 0.0;
+  const double root_k = std::sqrt(static_cast<double>(x.cols));
+  for (std::size_t m = 0; m < x.rows; ++m)
+    for (std::size_t n = 0; n < w.rows; ++n) {
+      double magnitude = 0.0;
+      for (std::size_t k = 0; k < x.cols; ++k)
+        magnitude += std::abs(double(x(m, k)) * double(cpu::load_scalar(&w(n, k))));
+      double bound = 2.0 * kEps * root_k * magnitude + kEps * std::abs(double(reference(m, n)));
+      if (!initial.empty()) bound += kEps * std::abs(double(initial[m * w.rows + n]));
+      worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
+    }
+  return worst;
+}
+
+template <class W>
+void check_linear(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng) {
+  Strided x(M, K, 1, 3);
+  x.randomize(rng);
+  const StridedWeights<W> w(N, K, rng);
+  Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
+  std::vector<float> initial;
+  if (accumulate) {
+    initial = nonzero_vector(M * N, rng, 0.5, 4.0);
+    for (std::size_t m = 0; m < M; ++m)
+      for (std::size_t n = 0; n < N; ++n)
+        fast.view(m, n) = reference.view(m, n) = initial[m * N + n];
+  } else {
+    fast.fill(kNaN);  // must be overwritten
+    reference.fill(kNaN);
+  }
+  cpu::linear(x.cview(), w.view, fast.view, accumulate);
+  cpu::scalar::linear(x.cview(), w.view, reference.view, accumulate);
+  INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+  REQUIRE(fast.guards_intact());
+  REQUIRE(linear_error_ratio(x.cview(), w.view, initial, reference.cview(), fast.cview()) <= 1.0);
+}
+
+template <class W>
+void check_linear_sizes(std::uint64_t seed) {
+  Rng rng(seed);
+  for (bool accumulate : {false, true})
+    for (std::size_t M : {1, 2, 3, 4, 5, 9})
+      for (std::size_t N : {1, 3, 6, 7, 13, 18})
+        for (std::size_t K : kColumns) check_linear<W>(M, N, K, accumulate, rng);
+  // One larger shape, split over threads (many 4-row tiles) with a long reduction.
+  check_linear<W>(5, 67, 1000, false, rng);
+  check_linear<W>(9, 67, 1000, true, rng);
+}
+
+// ---------------------------------------------------------------------------------------------
+// bf16 loads
+
+template <class A>
+void check_bf16_loads() {
+  constexpr std::size_t lanes = xsimd::batch<float, A>::size;
+  // Every bf16 bit pattern (NaNs, infinities, subnormals included), then a wrap-around tail.
+  std::vector<bf16> all(lanes + 65536 + lanes);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = bf16{std::uint16_t(i * 7919u)};
+  alignas(64) float out[lanes];
+  std::size_t mismatches = 0, checked = 0;
+  for (std::size_t offset : {std::size_t(0), std::size_t(1), lanes - 1}) {
+    for (std::size_t start = offset; start + lanes <= all.size(); start += lanes) {
+      const bf16* p = all.data() + start;
+      cpu::load_floats<A>(p).store_aligned(out);
+      for (std::size_t l = 0; l < lanes; ++l, ++checked)
+        if (std::bit_cast<std::uint32_t>(out[l]) != std::bit_cast<std::uint32_t>(to_float(p[l])))
+          ++mismatches;
+    }
+  }
+  INFO("architecture " << A::name() << ", " << lanes << " lanes");
+  CHECK(checked > 3 * 65536 - 3 * lanes);
+  REQUIRE(mismatches == 0);
+  // Float loads from a misaligned address are plain loads.
+  std::vector<float> floats(lanes + 1);
+  for (std::size_t i = 0; i < floats.size(); ++i) floats[i] = float(i) + 0.5f;
+  cpu::load_floats<A>(floats.data() + 1).store_aligned(out);
+  for (std::size_t l = 0; l < lanes; ++l) REQUIRE(out[l] == floats[l + 1]);
+}
+
+}  // namespace
+
+// =============================================================================================
+
+TEST_CASE("kernels: linear with float weights matches the scalar twin", "[kernels][linear]") {
+  check_linear_sizes<float>(101);
+}
+
+TEST_CASE("kernels: linear with bf16 weights matches the scalar twin", "[kernels][linear]") {
+  check_linear_sizes<bf16>(102);
+}
+
+TEST_CASE("kernels: linear through PackedWeights and CpuBackend", "[kernels][linear]") {
+  Rng rng(103);
+  const std::size_t M = 7, N = 19, K = 45;
+  const std::vector<float> source = nonzero_vector(N * K, rng, 0.25, 1.0);
+  const auto f32 = cpu::PackedWeights<float>::from_rows(std::span<const float>(source), N, K);
+  const auto b16 = cpu::PackedWeights<bf16>::from_rows(std::span<const float>(source), N, K);
+  REQUIRE(f32.bytes() == N * K * 4);
+  REQUIRE(b16.bytes() == N * K * 2);
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t k = 0; k < K; ++k) {
+      REQUIRE(f32.values(n, k) == source[n * K + k]);
+      REQUIRE(b16.values(n, k).bits == to_bf16(source[n * K + k]).bits);
+    }
+  Strided x(M, K);
+  x.randomize(rng);
+  Matrix<float> fast(M, N), reference(M, N);
+  CpuBackend::linear(x.cview(), f32, fast.view());
+  cpu::scalar::linear(x.cview(), f32.view(), reference.view());
+  CHECK(linear_error_ratio(x.cview(), f32.view(), {}, reference.view(), fast.view()) <= 1.0);
+  CpuBackend::linear(x.cview(), b16, fast.view());
+  cpu::scalar::linear(x.cview(), b16.view(), reference.view());
+  CHECK(linear_error_ratio(x.cview(), b16.view(), {}, reference.view(), fast.view()) <= 1.0);
+  Matrix<float> bad(M, N);
+  REQUIRE_THROWS_AS(cpu::linear(x.cview(), f32.view().middle_cols(0, K - 1), bad.view()), Error);
+}
+
+TEST_CASE("kernels: the linear comparison rejects plausibly wrong kernels", "[kernels][sanity]") {
+  Rng rng(104);
+  for (std::size_t K : {15, 100, 257}) {
+    const std::size_t M = 3, N = 5;
+    Strided x(M, K);
+    x.randomize(rng);
+    const StridedWeights<float> w(N, K, rng);
+    Matrix<float> reference(M, N), wrong(M, N);
+    cpu::scalar::linear(x.cview(), w.view, reference.view());
+    REQUIRE(linear_error_ratio(x.cview(), w.view, {}, reference.view(), reference.view()) == 0.0);
+
+    // A kernel that drops the last element of the reduction (a tail bug).
+    cpu::scalar::linear(x.cview().middle_cols(0, K - 1), w.view.middle_cols(0, K - 1),
+                        wrong.view());
+    CHECK(linear_error_ratio(x.cview(), w.view, {}, reference.view(), wrong.view()) > 1.0);
+
+    // A kernel that rounds the activations to bf16.
+    Strided rounded(M, K);
+    for (std::size_t m = 0; m < M; ++m)
+      for (std::size_t k = 0; k < K; ++k) rounded.view(m, k) = to_float(to_bf16(x.view(m, k)));
+    cpu::scalar::linear(rounded.cview(), w.view, wrong.view());
+    CHECK(linear_error_ratio(x.cview(), w.view, {}, reference.view(), wrong.view()) > 1.0);
+
+    // A kernel that ignores accumulate.
+    const std::vector<float> initial = nonzero_vector(M * N, rng, 0.5, 4.0);
+    Matrix<float> accumulated(M, N);
+    for (std::size_t m = 0; m < M; ++m)
+      for (std::size_t n = 0; n < N; ++n) accumulated(m, n) = initial[m * N + n];
+    cpu::scalar::linear(x.cview(), w.view, accumulated.view(), true);
+    CHECK(linear_error_ratio(x.cview(), w.view, initial, accumulated.view(), reference.view()) >
+          1.0);
+  }
+}
+
+TEST_CASE("kernels: load_floats(bf16) widens exactly like to_float", "[kernels][bf16]") {
+  SECTION("default architecture") {
+    check_bf16_loads<cpu::Arch>();
+  }
+  SECTION("sse2 (generic path)") {
+    check_bf16_loads<xsimd::sse2>();
+  }
+#if defined(__AVX2__)
+  SECTION("avx2") {
+    check_bf16_loads<xsimd::avx2>();
+  }
+#endif
+#if defined(__AVX512F__)
+  SECTION("avx512f") {
+    check_bf16_loads<xsimd::avx512f>();
+  }
+#endif
+}

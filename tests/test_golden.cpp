@@ -66,9 +66,8 @@ void check_model(const std::string& name) {
     GenerationOptions options;
     options.max_new_tokens = 8;
     const std::size_t prompt = golden.meta["greedy_prompt_len"];
-    std::vector<std::int32_t> tokens;
-    for (const GeneratedToken& t : generate(model, session, ids.first(prompt), options))
-      tokens.push_back(t.id);
+    const std::vector<std::int32_t> tokens =
+        generate(model, session, ids.first(prompt), options).ids();
     CHECK(tokens == golden.meta["greedy_plain_tokens"].get<std::vector<std::int32_t>>());
   }
 }

@@ -98,10 +98,8 @@ void check_features(const std::string& name) {
     options.max_new_tokens = 8;
     options.continuous = true;
     const std::size_t prompt = golden.meta["greedy_prompt_len"];
-    std::vector<std::int32_t> tokens;
-    for (const GeneratedToken& t :
-         generate(model, session, std::span(golden.input_ids).first(prompt), options))
-      tokens.push_back(t.id);
+    const std::vector<std::int32_t> tokens =
+        generate(model, session, std::span(golden.input_ids).first(prompt), options).ids();
     CHECK(tokens == golden.meta["greedy_continuous_tokens"].get<std::vector<std::int32_t>>());
   }
 }

@@ -13,90 +13,22 @@
 #include <vector>
 
 #include "golden.hpp"
+#include "test_models.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
 #include "recurrent_depth/core/threads.hpp"
 
 using namespace recurrent_depth;
 using recurrent_depth::testing::data_dir;
 using recurrent_depth::testing::relative_l2;
+using namespace recurrent_depth::testing;
 
 namespace {
-
-using F32Model = RecurrentDepthModel<CpuBackend, F32>;
-using BF16Model = RecurrentDepthModel<CpuBackend, BF16>;
-
-// Width 32, 4 heads of 8, 1 / 2 / 3 blocks: slot ids prelude 0, core 1 + 2 i + j, coda -1..-3.
-ModelConfig small_config() {
-  ModelConfig c;
-  c.n_embd = 32;
-  c.n_heads = 4;
-  c.intermediate_size = 40;
-  c.vocab_size = 50;
-  c.block_size = 24;
-  c.n_layers_in_prelude = 1;
-  c.n_layers_in_recurrent_block = 2;
-  c.n_layers_in_coda = 3;
-  c.mean_recurrence = 3;
-  c.rope_base = 10000;
-  c.norm_eps = 1e-6;
-  c.tie_embeddings = true;
-  c.qk_bias = true;
-  c.validate("small test config");
-  return c;
-}
-
-// A model on seeded random f32 weights, with its checkpoint kept to read parameters back.
-struct SyntheticModel {
-  ModelConfig config;
-  Checkpoint checkpoint;
-  F32Model model;
-
-  SyntheticModel(const ModelConfig& c, std::uint64_t seed)
-      : config(c), checkpoint(synthetic_checkpoint(c, seed, DType::F32)), model(c, checkpoint) {}
-
-  std::vector<float> final_norm_weight() const {
-    std::vector<float> w(static_cast<std::size_t>(config.n_embd));
-    checkpoint.read<float>("transformer.ln_f.weight", {config.n_embd}, std::span<float>(w));
-    return w;
-  }
-};
-
-const SyntheticModel& small_model() {
-  static const SyntheticModel m(small_config(), 11);
-  return m;
-}
-const SyntheticModel& tiny_model() {
-  static const SyntheticModel m(shape_config("tiny"), 12);
-  return m;
-}
-const F32Model& huginn_f32() {
-  static const F32Model m = load_model<CpuBackend, F32>(data_dir() / "tiny_huginn");
-  return m;
-}
-const BF16Model& huginn_bf16() {
-  static const BF16Model m = load_model<CpuBackend, BF16>(data_dir() / "tiny_huginn");
-  return m;
-}
-
-std::vector<std::int32_t> random_ids(std::size_t n, int vocab, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<std::int32_t> ids(n);
-  for (auto& id : ids) id = static_cast<std::int32_t>(rng.uniform() * vocab);
-  return ids;
-}
 
 Matrix<float> random_states(std::size_t rows, std::size_t cols, std::uint64_t seed) {
   Rng rng(seed);
   Matrix<float> m(rows, cols);
   TruncatedNormalState::fill(m.view(), rng);
   return m;
-}
-
-ForwardOptions with_steps(std::optional<int> steps, StateInit init = StateInit::zero) {
-  ForwardOptions o;
-  o.steps = steps;
-  o.init = init;
-  return o;
 }
 
 template <class Model>
@@ -504,8 +436,10 @@ TEST_CASE("properties: greedy generation", "[properties][generate]") {
 
     Session session = model.new_session();
     std::vector<std::int32_t> streamed;
-    const std::vector<GeneratedToken> tokens = generate(
-        model, session, prompt, options, [&](const GeneratedToken& t) { streamed.push_back(t.id); });
+    const std::vector<GeneratedToken> tokens =
+        generate(model, session, prompt, options,
+                 [&](const GeneratedToken& t) { streamed.push_back(t.id); })
+            .tokens;
     INFO(name);
     REQUIRE(tokens.size() == 6);
     std::vector<std::int32_t> ids;
@@ -534,7 +468,7 @@ TEST_CASE("properties: greedy generation", "[properties][generate]") {
     stopping.stop_ids = {ids[3], -5};
     const std::size_t first = std::size_t(std::find(ids.begin(), ids.end(), ids[3]) - ids.begin());
     Session session2 = model.new_session();
-    const std::vector<GeneratedToken> stopped = generate(model, session2, prompt, stopping);
+    const std::vector<GeneratedToken> stopped = generate(model, session2, prompt, stopping).tokens;
     REQUIRE(stopped.size() == first + 1);
     for (std::size_t k = 0; k < stopped.size(); ++k) CHECK(stopped[k].id == ids[k]);
 
@@ -542,11 +476,11 @@ TEST_CASE("properties: greedy generation", "[properties][generate]") {
     GenerationOptions never = options;
     never.stop_ids = {-7};
     Session session3 = model.new_session();
-    CHECK(generate(model, session3, prompt, never).size() == 6);
+    CHECK(generate(model, session3, prompt, never).tokens.size() == 6);
     GenerationOptions none = options;
     none.max_new_tokens = 0;
     Session session4 = model.new_session();
-    CHECK(generate(model, session4, prompt, none).empty());
+    CHECK(generate(model, session4, prompt, none).tokens.empty());
     CHECK(session4.cache.length() == 0);
   };
   check(tiny_model().model, "tiny");
@@ -561,7 +495,7 @@ TEST_CASE("properties: greedy generation", "[properties][generate]") {
   options.max_new_tokens = int(expected.size());
   options.stop_ids = {expected[3]};
   Session session = huginn_f32().new_session();
-  const std::vector<GeneratedToken> stopped = generate(huginn_f32(), session, prompt, options);
+  const std::vector<GeneratedToken> stopped = generate(huginn_f32(), session, prompt, options).tokens;
   REQUIRE(stopped.size() == 4);
   for (std::size_t k = 0; k < 4; ++k) CHECK(stopped[k].id == expected[k]);
 }

@@ -81,6 +81,8 @@ class Matrix {
   std::size_t stride() const { return view_.stride; }
   T* row(std::size_t i) { return view_.row(i); }
   const T* row(std::size_t i) const { return view_.row(i); }
+  std::span<T> row_span(std::size_t i) { return {row(i), cols()}; }
+  std::span<const T> row_span(std::size_t i) const { return {row(i), cols()}; }
   T& operator()(std::size_t i, std::size_t j) { return view_(i, j); }
   const T& operator()(std::size_t i, std::size_t j) const { return view_(i, j); }
   MatrixView<T> view() { return view_; }

@@ -1,7 +1,9 @@
-// The generation loop: prefill the prompt through the KV cache, then one token at a time, each
-// with up to r core iterations, optionally stopping early per token (ExitOptions) and starting
-// from the previous token's final latent (continuous: warm start) instead of zero or noise.
-// Tokens are chosen by the sampler chain; a callback sees each one as it is produced.
+// The generation loop: prefill the prompt through the KV cache, then produce tokens one at a time
+// (each with up to r core iterations, optionally stopping early per token and starting from the
+// previous token's final latent: continuous / warm start) or several at a time by self-speculative
+// decoding (speculative.hpp). Tokens are chosen by the sampler chain; a callback sees each one as
+// it is produced. Afterwards the cache holds every token but the last one produced, as in plain
+// decoding, so a session can go on with another call.
 #pragma once
 
 #include <algorithm>
@@ -16,18 +18,20 @@
 #include "../model/recurrent_depth_model.hpp"
 #include "exit_criteria.hpp"
 #include "sampling.hpp"
+#include "speculative.hpp"
 
 namespace recurrent_depth {
 
 struct GenerationOptions {
   int max_new_tokens = 32;
-  std::optional<int> steps;            // core iterations per token (at most, with exit)
-  StateInit init = StateInit::zero;    // zero or random (seeded by the session)
-  bool continuous = false;             // warm start from the previous token's final latent
-  std::optional<ExitOptions> exit;     // per-token early exit while decoding
-  SamplingOptions sampling;            // default: greedy
-  std::uint64_t seed = 0;              // of the sampler
-  std::vector<std::int32_t> stop_ids;  // generation ends after producing one of these
+  std::optional<int> steps;                      // core iterations per token (at most, with exit)
+  StateInit init = StateInit::zero;              // zero or random (seeded by the session)
+  bool continuous = false;                       // warm start from the previous token's latent
+  std::optional<ExitOptions> exit;               // per-token early exit while decoding
+  std::optional<SpeculativeOptions> speculative;  // draft with few iterations, verify at `steps`
+  SamplingOptions sampling;                      // default: greedy
+  std::uint64_t seed = 0;                        // of the sampler
+  std::vector<std::int32_t> stop_ids;            // generation ends after producing one of these
 
   void validate() const {
     require(max_new_tokens >= 0, "generate: max_new_tokens is ", max_new_tokens, ", expected >= 0");
@@ -35,65 +39,168 @@ struct GenerationOptions {
     require(init != StateInit::given, "generate: the initial state must be zero or random");
     sampling.validate();
     if (exit) exit->validate();
+    if (!speculative) return;
+    speculative->validate();
+    require(!continuous, "generate: speculative decoding cannot warm-start (continuous): each "
+                         "drafted token's state would depend on the previous one's full depth");
+    require(!exit, "generate: speculative decoding verifies at full depth; it does not combine "
+                   "with early exit");
   }
 };
 
 struct GeneratedToken {
   std::int32_t id;
   int steps;                        // core iterations of the forward that produced it
-  double seconds;                   // wall time of that forward
+  double seconds;                   // wall time spent on it (a share of a speculative round)
   std::vector<double> exit_values;  // the exit criterion's value after each checked iteration
+  bool drafted = false;             // a speculative draft that the verification accepted
+};
+
+struct GenerationStats {
+  std::size_t prompt_tokens = 0;
+  double prefill_seconds = 0.0, decode_seconds = 0.0;  // decode: every token after the first
+  std::size_t forwards = 0;         // model calls (prefill, decode steps, drafts, verifications)
+  std::size_t core_iterations = 0;  // summed over every token of every call
+  std::size_t exit_probes = 0;      // exit checks that ran ln_f -> coda -> ln_f -> head
+  std::size_t drafted = 0, accepted = 0;  // speculative drafts and those accepted
+  std::size_t rounds = 0;                 // speculative draft + verify rounds
+  double acceptance_rate() const { return drafted ? double(accepted) / double(drafted) : 0.0; }
+};
+
+struct Generation {
+  std::vector<GeneratedToken> tokens;
+  GenerationStats stats;
+
+  std::vector<std::int32_t> ids() const {
+    std::vector<std::int32_t> result;
+    for (const GeneratedToken& t : tokens) result.push_back(t.id);
+    return result;
+  }
 };
 
 using TokenCallback = std::function<void(const GeneratedToken&)>;
 
+namespace detail {
+
+// The state of one generate() call.
 template <class Model>
-std::vector<GeneratedToken> generate(const Model& model, Session& session,
-                                     std::span<const std::int32_t> prompt,
-                                     const GenerationOptions& options,
-                                     const TokenCallback& on_token = {}) {
-  options.validate();
-  Sampler sampler(options.sampling, options.seed);
-  std::optional<CriterionExit> exit;
-  if (options.exit) exit.emplace(*options.exit);
-
-  std::vector<std::int32_t> history(prompt.begin(), prompt.end());
-  std::vector<GeneratedToken> generated;
-  Matrix<float> warm_state;  // previous token's final latent, for continuous generation
-  std::span<const std::int32_t> input = prompt;
-  while (static_cast<int>(generated.size()) < options.max_new_tokens) {
-    const bool decoding = !generated.empty();
-    ForwardOptions forward;
-    forward.steps = options.steps;
-    forward.init = options.init;
-    forward.all_logits = false;
-    if (decoding && options.continuous) {
-      forward.init = StateInit::given;
-      forward.initial_state = warm_state.view();
-    }
-    if (decoding && exit) forward.exit = &*exit;
-
-    const auto start = std::chrono::steady_clock::now();
-    const ForwardResult result = model.forward(session, input, forward);
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-
-    const std::int32_t next = sampler.sample({result.logits.row(0), result.logits.cols()}, history);
-    GeneratedToken token{next, result.steps.back(), elapsed.count(), {}};
-    if (forward.exit) token.exit_values = exit->values().back();
-    generated.push_back(std::move(token));
-    history.push_back(next);
-    if (on_token) on_token(generated.back());
-    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) !=
-        options.stop_ids.end())
-      break;
-    if (options.continuous) {
-      warm_state.resize(1, result.latents.cols());
-      std::copy_n(result.latents.row(result.latents.rows() - 1), result.latents.cols(),
-                  warm_state.row(0));
-    }
-    input = std::span<const std::int32_t>(&history.back(), 1);
+class GenerationLoop {
+ public:
+  GenerationLoop(const Model& model, Session& session, const GenerationOptions& options,
+                 const TokenCallback& on_token)
+      : model_(model), session_(session), options_(options), on_token_(on_token),
+        sampler_(options.sampling, options.seed) {
+    if (options.exit) exit_.emplace(*options.exit);
+    if (options.speculative)
+      speculative_.emplace(model, session, sampler_, *options.speculative, options.steps,
+                           options.init);
   }
-  return generated;
+
+  Generation run(std::span<const std::int32_t> prompt) {
+    history_.assign(prompt.begin(), prompt.end());
+    generation_.stats.prompt_tokens = prompt.size();
+    if (options_.max_new_tokens == 0) return std::move(generation_);
+    const auto start = Clock::now();
+    bool going = plain_step(prompt, false);
+    generation_.stats.prefill_seconds = seconds_since(start);
+    while (going) {
+      going = speculative_ ? speculative_step() : plain_step({&history_.back(), 1}, true);
+    }
+    generation_.stats.decode_seconds = seconds_since(start) - generation_.stats.prefill_seconds;
+    // Tokens produced past a stop are dropped; the cache then holds only the kept ones.
+    session_.cache.truncate(std::min(session_.cache.length(), history_.size() - 1));
+    return std::move(generation_);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  }
+
+  // One forward over `input` and the token sampled from its last row.
+  bool plain_step(std::span<const std::int32_t> input, bool decoding) {
+    ForwardOptions forward;
+    forward.steps = options_.steps;
+    forward.init = options_.init;
+    forward.all_logits = false;
+    if (decoding && options_.continuous) {
+      forward.init = StateInit::given;
+      forward.initial_state = warm_state_.view();
+    }
+    if (decoding && exit_) forward.exit = &*exit_;
+
+    const auto start = Clock::now();
+    const ForwardResult result = model_.forward(session_, input, forward);
+    count(result);
+    const std::int32_t next = sampler_.sample(result.logits.row_span(0), history_);
+    GeneratedToken token{next, result.steps.back(), seconds_since(start), {}};
+    if (forward.exit) token.exit_values = exit_->values().back();
+    if (options_.continuous) {
+      warm_state_.resize(1, result.latents.cols());
+      std::copy_n(result.latents.row(result.latents.rows() - 1), result.latents.cols(),
+                  warm_state_.row(0));
+    }
+    return emit(std::move(token));
+  }
+
+  // One draft + verify round; emits the accepted drafts and the verified token after them.
+  bool speculative_step() {
+    const auto start = Clock::now();
+    const std::size_t room = std::size_t(options_.max_new_tokens) - generation_.tokens.size();
+    const SpeculativeResult result = speculative_->run(history_, room);
+    generation_.stats.forwards += result.forwards;
+    generation_.stats.core_iterations += result.core_iterations;
+    generation_.stats.drafted += result.drafted;
+    generation_.stats.accepted += result.accepted;
+    ++generation_.stats.rounds;
+    const double share = seconds_since(start) / double(result.tokens.size());
+    for (std::size_t i = 0; i < result.tokens.size(); ++i) {
+      const bool drafted = i < result.accepted;
+      if (!emit({result.tokens[i], result.steps, share, {}, drafted})) return false;
+    }
+    return true;
+  }
+
+  void count(const ForwardResult& result) {
+    ++generation_.stats.forwards;
+    for (int s : result.steps) generation_.stats.core_iterations += std::size_t(s);
+    for (int p : result.probes) generation_.stats.exit_probes += std::size_t(p);
+  }
+
+  // Records a produced token; false when generation ends with it.
+  bool emit(GeneratedToken token) {
+    const std::int32_t id = token.id;
+    generation_.tokens.push_back(std::move(token));
+    history_.push_back(id);
+    if (on_token_) on_token_(generation_.tokens.back());
+    const bool stop = std::find(options_.stop_ids.begin(), options_.stop_ids.end(), id) !=
+                      options_.stop_ids.end();
+    return !stop && int(generation_.tokens.size()) < options_.max_new_tokens;
+  }
+
+  const Model& model_;
+  Session& session_;
+  const GenerationOptions& options_;
+  const TokenCallback& on_token_;
+  Sampler sampler_;
+  std::optional<CriterionExit> exit_;
+  std::optional<SpeculativeRound<Model>> speculative_;
+  std::vector<std::int32_t> history_;  // prompt and produced tokens
+  Matrix<float> warm_state_;           // previous token's final latent (continuous)
+  Generation generation_;
+};
+
+}  // namespace detail
+
+// Generates up to options.max_new_tokens tokens after `prompt` (the session's cache may already
+// hold earlier tokens; the prompt continues them).
+template <class Model>
+Generation generate(const Model& model, Session& session, std::span<const std::int32_t> prompt,
+                    const GenerationOptions& options, const TokenCallback& on_token = {}) {
+  options.validate();
+  require(!prompt.empty(), "generate: the prompt is empty, expected at least one token");
+  return detail::GenerationLoop<Model>(model, session, options, on_token).run(prompt);
 }
 
 }  // namespace recurrent_depth

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <span>
 #include <utility>
 #include <vector>
@@ -31,7 +32,8 @@ struct ForwardOptions {
 struct ForwardResult {
   Matrix<float> logits;    // [T, vocab] (or [1, vocab] without all_logits)
   Matrix<float> latents;   // [T, n_embd]: ln_f(state) after the last iteration, the coda's input
-  std::vector<int> steps;  // core iterations each token ran
+  std::vector<int> steps;   // core iterations each token ran
+  std::vector<int> probes;  // exit checks that ran ln_f -> coda -> ln_f -> head, per token
 };
 
 // One sequence of a batched forward: its session (KV cache) and new tokens.
@@ -118,8 +120,8 @@ class RecurrentDepthModel {
     const MatrixView<float> injected = scratch(scratch_owner.injected, count, width());
     core_.prepare(x, injected);    // from here on x is free: it receives the final states
 
-    std::vector<int> steps(count, 0);
-    iterate_core(scratch_owner, items, sequences, budget, state, injected, x, steps);
+    std::vector<int> steps(count, 0), probes(count, 0);
+    iterate_core(scratch_owner, items, sequences, budget, state, injected, x, steps, probes);
 
     std::vector<ForwardResult> results(items.size());
     Matrix<float> latents(count, width());
@@ -137,7 +139,9 @@ class RecurrentDepthModel {
       embedding_.head(head_in, result.logits);
       result.latents.resize(rows.rows, width());
       Backend::copy(latents.view().middle_rows(rows.first_row, rows.rows), result.latents);
-      result.steps.assign(steps.begin() + rows.first_row, steps.begin() + rows.first_row + rows.rows);
+      const auto first = rows.first_row, last = rows.first_row + rows.rows;
+      result.steps.assign(steps.begin() + first, steps.begin() + last);
+      result.probes.assign(probes.begin() + first, probes.begin() + last);
       items[i].session->cache.commit(rows.rows);
     }
     return results;
@@ -155,11 +159,15 @@ class RecurrentDepthModel {
             embedding_.tied()};
   }
 
-  // KV cache bytes one token occupies at r core iterations (one entry per block invocation).
-  std::size_t kv_bytes_per_token(int steps) const {
-    const std::size_t invocations =
-        std::size_t(prelude_.size() + core_.layers() * steps + coda_.size());
-    return invocations * 2 * width() * sizeof(float);
+  // KV cache bytes one token occupies after r core iterations when stored by `rule` (one entry
+  // per distinct storage slot its block invocations write; latest-m4 stores as much as full).
+  std::size_t kv_bytes_per_token(int steps, CacheRule rule = {}) const {
+    std::set<int> slots;
+    for (int i = 0; i < prelude_.size(); ++i) slots.insert(rule.storage_slot(i));
+    for (int i = 0; i < core_.layers() * steps; ++i)
+      slots.insert(rule.storage_slot(prelude_.size() + i));
+    for (int i = 1; i <= coda_.size(); ++i) slots.insert(rule.storage_slot(-i));
+    return slots.size() * 2 * width() * sizeof(float);
   }
 
  private:
@@ -194,11 +202,13 @@ class RecurrentDepthModel {
 
   // The core loop. state: initial states [N, n_embd]; injected: the adapter's e part. Rows stop
   // at their budget or when their item's exit decider says so; each stopped row's raw state is
-  // written to final_state (original row order) and its iteration count to steps.
+  // written to final_state (original row order), its iteration count to steps and the number of
+  // logit probes its exit checks needed to probes.
   void iterate_core(Session& owner, std::span<const BatchItem> items,
                     std::span<const SequenceRows> sequences, std::span<const int> budget,
                     MatrixView<float> state, MatrixView<float> injected,
-                    MatrixView<float> final_state, std::vector<int>& steps) const {
+                    MatrixView<float> final_state, std::vector<int>& steps,
+                    std::vector<int>& probes) const {
     std::vector<ExitDecider*> decider_of_row;
     bool wants_previous = false, wants_logits = false;
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -247,8 +257,10 @@ class RecurrentDepthModel {
 
       const int iterations = i + 1;
       ConstMatrixView<float> logits;
-      if (wants_logits && any_checks(decider_of_row, active, iterations))
+      if (wants_logits && any_checks(decider_of_row, active, iterations)) {
         logits = probe_logits(owner, state, context);
+        for (std::size_t row : active.rows()) ++probes[row];
+      }
       done.assign(active.size(), 0);
       for (std::size_t p = 0; p < active.size(); ++p) {
         const std::size_t row = active.rows()[p];

@@ -4,98 +4,17 @@
 
 #ifdef RECURRENT_DEPTH_RDEPTH
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "golden.hpp"
+#include "cli_support.hpp"
 
 using namespace recurrent_depth;
+using namespace recurrent_depth::testing::cli;
 using recurrent_depth::testing::Golden;
 using recurrent_depth::testing::relative_l2;
-namespace fs = std::filesystem;
 
 namespace {
-
-// A scratch directory for this test process, removed at exit.
-struct ScratchDirectory {
-  fs::path path = fs::temp_directory_path() / ("rdepth_cli_test_" + std::to_string(::getpid()));
-  ScratchDirectory() { fs::create_directories(path); }
-  ~ScratchDirectory() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-fs::path scratch(const std::string& name) {
-  static ScratchDirectory directory;
-  return directory.path / name;
-}
-
-std::string quote(const std::string& text) {
-  std::string q = "'";
-  for (char c : text) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Run {
-  int code;  // exit status; -1 if killed by a signal
-  std::string out, err;
-};
-
-// Runs `rdepth <arguments>` (arguments already quoted where needed), capturing both streams.
-Run rdepth(const std::string& arguments) {
-  static int counter = 0;
-  const std::string id = std::to_string(counter++);
-  const fs::path out = scratch("stdout" + id), err = scratch("stderr" + id);
-  const std::string command = quote(RECURRENT_DEPTH_RDEPTH) + " " + arguments + " >" +
-                              quote(out.string()) + " 2>" + quote(err.string());
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out), read_text(err)};
-}
-
-// A successful run; shows stderr otherwise.
-#define REQUIRE_SUCCESS(run)      \
-  do {                            \
-    INFO("stderr: " << run.err); \
-    REQUIRE(run.code == 0);       \
-  } while (false)
-
-std::string model_dir(const std::string& model) {
-  return quote((recurrent_depth::testing::data_dir() / model).string());
-}
-
-// A tensor of a safetensors file as [product of leading dims, last dim].
-Matrix<float> matrix(const SafetensorsFile& file, const std::string& name) {
-  const TensorInfo& t = file.at(name);
-  const auto cols = static_cast<std::size_t>(t.shape.back());
-  std::vector<float> values(t.numel());
-  read_values(t, std::span<float>(values));
-  Matrix<float> m(values.size() / cols, cols);
-  for (std::size_t r = 0; r < m.rows(); ++r) std::copy_n(&values[r * cols], cols, m.row(r));
-  return m;
-}
-
-std::string join(const std::vector<std::int32_t>& ids, std::size_t count) {
-  std::string s;
-  for (std::size_t i = 0; i < count; ++i) {
-    if (i > 0) s += ',';
-    s += std::to_string(ids[i]);
-  }
-  return s;
-}
 
 // tiny_variant's weights are f32; bf16 storage moves its outputs by up to ~0.5%.
 double bound(const std::string& model, const std::string& weights) {
@@ -127,7 +46,8 @@ TEST_CASE("rdepth forward matches the reference at every r", "[cli]") {
                 std::vector<std::int64_t>{std::int64_t(golden.input_ids.size()),
                                           golden.config.n_embd});
           const double tolerance = bound(model, weights);
-          CHECK(relative_l2(matrix(result, "logits"), golden.matrix(prefix + "_logits")) < tolerance);
+          CHECK(relative_l2(matrix(result, "logits"), golden.matrix(prefix + "_logits")) <
+                tolerance);
           CHECK(relative_l2(matrix(result, "latents"), golden.matrix(prefix + "_latents")) <
                 tolerance);
         }
@@ -140,9 +60,8 @@ TEST_CASE("rdepth forward --prefill decodes through the KV cache", "[cli]") {
   for (const std::string model : {"tiny_huginn", "tiny_variant"}) {
     const Golden golden(model);
     const std::size_t prefill = golden.meta["decode_prefill_len"];
-    const std::string common =
-        " --model " + model_dir(model) + " --prefill " + std::to_string(prefill) +
-        " --weights f32 --threads 1";
+    const std::string common = " --model " + model_dir(model) + " --prefill " +
+                               std::to_string(prefill) + " --weights f32 --threads 1";
 
     DYNAMIC_SECTION(model << ": input_ids only (I32 [T]), zero initial state") {
       const fs::path in = scratch(model + "_ids.safetensors");
@@ -210,8 +129,8 @@ TEST_CASE("rdepth generate gives the reference's greedy tokens", "[cli]") {
     }
 
     DYNAMIC_SECTION(model << " --stop-ids ends after the stop token") {
-      const Run run = rdepth(common + " --max-new-tokens 8 --json --stop-ids " +
-                             std::to_string(expected[2]));
+      const Run run =
+          rdepth(common + " --max-new-tokens 8 --json --stop-ids " + std::to_string(expected[2]));
       REQUIRE_SUCCESS(run);
       const auto tokens = nlohmann::json::parse(run.out)["tokens"].get<std::vector<std::int32_t>>();
       const auto stop = std::find(expected.begin(), expected.end(), expected[2]);
@@ -253,7 +172,8 @@ TEST_CASE("rdepth inspect reports the loaded model's figures", "[cli]") {
     CHECK(p["final_norm"] == s.final_norm_parameters);
     CHECK(p["total"] == s.total_parameters());
     CHECK(out["weights"] == "f32");
-    CHECK(out["weight_bytes"] == load_model<CpuBackend, F32>(golden.directory).summary().weight_bytes);
+    CHECK(out["weight_bytes"] ==
+          load_model<CpuBackend, F32>(golden.directory).summary().weight_bytes);
     CHECK(out["kv_bytes_per_token"] == kv);
     CHECK(out["tensor_counts"]["core"] == 4 * 9);
     CHECK(out["config"]["n_embd"] == golden.config.n_embd);
@@ -264,8 +184,8 @@ TEST_CASE("rdepth rejects bad input with exit code 1 and a message", "[cli]") {
   const Golden golden("tiny_variant");  // vocab 200, block_size 128
   const std::string model = " --model " + model_dir("tiny_variant");
   const std::string input = " --input " + quote((golden.directory / "golden.safetensors").string());
-  const std::string forward = "forward" + model + input + " --output " +
-                              quote(scratch("bad.safetensors").string());
+  const std::string forward =
+      "forward" + model + input + " --output " + quote(scratch("bad.safetensors").string());
   const std::string generate = "generate" + model + " --max-new-tokens 2";
 
   std::string long_prompt = "1";
@@ -297,8 +217,7 @@ TEST_CASE("rdepth rejects bad input with exit code 1 and a message", "[cli]") {
       {forward + " --bogus 3", "--bogus"},
       {forward + " stray", "stray"},
       {forward + " --steps 1 --steps 2", "more than once"},
-      {forward + " --exit kl --exit-threshold 0.1", "--exit is not supported yet"},
-      {forward + " --cache latest-m4", "not supported yet"},
+      {forward + " --cache latest-m5", "--cache latest-m5"},
       {forward + " --init random", "--init"},
       {"forward" + model + " --input " + quote(long_input.string()) + " --output x", "block_size"},
       {"forward" + model + " --input " + quote(no_ids.string()) + " --output x", "input_ids"},
@@ -312,8 +231,8 @@ TEST_CASE("rdepth rejects bad input with exit code 1 and a message", "[cli]") {
       {"generate" + model + " --prompt-ids 1,2 --max-new-tokens 200", "--max-new-tokens"},
       {"generate" + model + " --prompt-ids 1,2", "--max-new-tokens"},
       {generate + " --prompt hello", "--prompt-ids"},
-      {generate + " --prompt-ids 1 --temperature 0.7", "not supported yet"},
-      {generate + " --prompt-ids 1 --top-k 5", "--top-k is not supported yet"},
+      {generate + " --prompt-ids 1 --temperature -0.7", "--temperature"},
+      {generate + " --prompt-ids 1 --top-k 5", "--top-k needs --temperature"},
       {generate + " --prompt-ids 1 --weights int3", "int3"},
       {generate + " --prompt-ids 1 --threads 0", "--threads"},
       {"generate --model /nonexistent/model --prompt-ids 1 --max-new-tokens 1", "/nonexistent"},

@@ -1,5 +1,5 @@
 // Pieces shared by rdepth's sub-commands: the command entry points, the flags every command has
-// (--model, --weights, --threads, --init/--seed), rejection of not-yet-supported flags, model loading.
+// (--model, --weights, --threads, --init/--seed) and model loading.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "arguments.hpp"
-#include "recurrent_depth/recurrent_depth.hpp"
 #include "recurrent_depth/core/threads.hpp"
+#include "recurrent_depth/recurrent_depth.hpp"
 
 namespace rdepth {
 
@@ -71,7 +71,8 @@ inline void apply_threads(const Arguments& args) {
 }
 
 inline std::optional<int> steps(const Arguments& args) {
-  if (const auto r = args.integer("--steps", 0, std::numeric_limits<int>::max())) return static_cast<int>(*r);
+  if (const auto r = args.integer("--steps", 0, std::numeric_limits<int>::max()))
+    return static_cast<int>(*r);
   return std::nullopt;
 }
 
@@ -82,19 +83,6 @@ inline rd::StateInit state_init(const Arguments& args) {
 
 inline std::uint64_t seed(const Arguments& args) {
   return args.unsigned_integer("--seed").value_or(0);
-}
-
-// Flags the parser knows (they belong to the command's stable form) but the library cannot do yet.
-inline void reject_unsupported(const Arguments& args, const std::vector<std::string>& names) {
-  for (const std::string& name : names)
-    if (args.has(name)) fail(name, " is not supported yet");
-}
-
-// --cache: only "full" (the default, every core step its own KV entry) for now.
-inline void check_cache(const Arguments& args) {
-  if (const auto cache = args.get("--cache"); cache && *cache != "full") {
-    fail("--cache ", *cache, " is not supported yet (only --cache full)");
-  }
 }
 
 // Loads the model in the chosen weight format and calls body(model); returns what body returns.

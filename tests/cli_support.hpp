@@ -1,0 +1,102 @@
+// Test support for the rdepth command-line tests: runs the tool as a process (capturing exit code,
+// stdout and stderr), a scratch directory per test process, shell quoting, and reading the
+// tool's safetensors output. Only meaningful when RECURRENT_DEPTH_RDEPTH names the binary.
+#pragma once
+
+#ifdef RECURRENT_DEPTH_RDEPTH
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "golden.hpp"
+
+namespace recurrent_depth::testing::cli {
+
+namespace fs = std::filesystem;
+
+// A scratch directory for this test process, removed at exit.
+struct ScratchDirectory {
+  fs::path path = fs::temp_directory_path() / ("rdepth_cli_test_" + std::to_string(::getpid()));
+  ScratchDirectory() { fs::create_directories(path); }
+  ~ScratchDirectory() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+inline fs::path scratch(const std::string& name) {
+  static ScratchDirectory directory;
+  return directory.path / name;
+}
+
+inline std::string quote(const std::string& text) {
+  std::string q = "'";
+  for (char c : text) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+inline std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Run {
+  int code;  // exit status; -1 if killed by a signal
+  std::string out, err;
+};
+
+// Runs `rdepth <arguments>` (arguments already quoted where needed), capturing both streams.
+inline Run rdepth(const std::string& arguments) {
+  static int counter = 0;
+  const std::string id = std::to_string(counter++);
+  const fs::path out = scratch("stdout" + id), err = scratch("stderr" + id);
+  const std::string command = quote(RECURRENT_DEPTH_RDEPTH) + " " + arguments + " >" +
+                              quote(out.string()) + " 2>" + quote(err.string());
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out), read_text(err)};
+}
+
+// A successful run; shows stderr otherwise.
+#define REQUIRE_SUCCESS(run)     \
+  do {                           \
+    INFO("stderr: " << run.err); \
+    REQUIRE(run.code == 0);      \
+  } while (false)
+
+inline std::string model_dir(const std::string& model) {
+  return quote((data_dir() / model).string());
+}
+
+// A tensor of a safetensors file as [product of leading dims, last dim].
+inline Matrix<float> matrix(const SafetensorsFile& file, const std::string& name) {
+  const TensorInfo& t = file.at(name);
+  const auto cols = static_cast<std::size_t>(t.shape.back());
+  std::vector<float> values(t.numel());
+  read_values(t, std::span<float>(values));
+  Matrix<float> m(values.size() / cols, cols);
+  for (std::size_t r = 0; r < m.rows(); ++r) std::copy_n(&values[r * cols], cols, m.row(r));
+  return m;
+}
+
+// The first `count` ids, comma-separated (a --prompt-ids value).
+inline std::string join(const std::vector<std::int32_t>& ids, std::size_t count) {
+  std::string s;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(ids[i]);
+  }
+  return s;
+}
+
+}  // namespace recurrent_depth::testing::cli
+
+#endif  // RECURRENT_DEPTH_RDEPTH

@@ -2,7 +2,6 @@
 // `load` functions from the synthetic checkpoint under the real names: the attention layer, the
 // gated MLP, the per-iteration part of the adapter, a whole sandwich block and one core iteration
 // (adapter + 4 core blocks), for decode (1 position) and a prefill chunk, f32 and bf16 weights.
-#include <array>
 #include <string>
 #include <vector>
 
@@ -51,7 +50,8 @@ struct AttentionFixture : RotatingFixture {
     count = copies_for(touched_with_kv(first.weight_bytes(), width));
     layers.reserve(count);
     layers.push_back(std::move(first));
-    while (layers.size() < count) layers.emplace_back().load(checkpoint, kBlockName + ".attn", config);
+    while (layers.size() < count)
+      layers.emplace_back().load(checkpoint, kBlockName + ".attn", config);
     std::vector<int> slots;
     for (std::size_t c = 0; c < count; ++c) slots.push_back(static_cast<int>(c));
     attention.populate(slots);
@@ -61,7 +61,8 @@ struct AttentionFixture : RotatingFixture {
     out.resize(positions, width);
   }
   void run(std::size_t copy, std::size_t positions) {
-    layers[copy].forward(x.view(), out.view(), attention.context(static_cast<int>(copy), positions));
+    layers[copy].forward(x.view(), out.view(),
+                         attention.context(static_cast<int>(copy), positions));
   }
   Work work(std::size_t positions) const {
     Work w;
@@ -92,7 +93,8 @@ struct MlpFixture : RotatingFixture {
     count = copies_for(first.weight_bytes());
     layers.reserve(count);
     layers.push_back(std::move(first));
-    while (layers.size() < count) layers.emplace_back().load(checkpoint, kBlockName + ".mlp", config);
+    while (layers.size() < count)
+      layers.emplace_back().load(checkpoint, kBlockName + ".mlp", config);
   }
   void resize_inputs(std::size_t positions) {
     if (x.rows() != positions) x = random_matrix(positions, width, kSeed + 4);
@@ -190,10 +192,13 @@ struct BlockFixture : RotatingFixture {
 };
 
 // One core iteration as RecurrentCore::iterate runs it: next = adapter.apply(state, injected),
-// then the 4 core blocks on next, block j of iteration i on KV slot n_prelude + 4 i + j. The 4
-// blocks are 4 independent copies, all loaded from transformer.core_block.0 (the checkpoint holds
-// one core block to save memory; RecurrentCore::Layer::load would need all four names). Copy c
-// plays iteration c, so every copy has its own KV slots, as successive iterations do.
+// then the 4 core blocks on next, block j of iteration i on KV slot n_prelude + 4 i + j. The
+// checkpoint holds one core block (to save memory; RecurrentCore::Layer::load would need all four
+// names), so the 4 blocks are loaded from transformer.core_block.0: as 4 independent copies when a
+// block is smaller than the rotation, otherwise as one copy run 4 times (its weights are then
+// evicted before they are read again anyway; this keeps huginn-0125's f32 fixture at 1.8 GB
+// instead of 6.5 GB, and its set-up 4x shorter). Copy c plays iteration c, so every copy has its
+// own KV slots, as successive iterations do.
 template <class Precision>
 struct CoreIterationFixture : RotatingFixture {
   using AdapterLayer = typename rd::ConcatLinearAdapter::template Layer<Backend, Precision>;
@@ -201,7 +206,8 @@ struct CoreIterationFixture : RotatingFixture {
   static constexpr int kCoreLayers = 4;
   struct Iteration {
     AdapterLayer adapter;
-    std::array<BlockLayer, kCoreLayers> blocks;
+    std::vector<BlockLayer> blocks;  // kCoreLayers or 1 (then block j runs blocks[0])
+    const BlockLayer& block(int j) const { return blocks[blocks.size() == 1 ? 0 : j]; }
   };
   std::vector<Iteration> iterations;
   AttentionState attention;
@@ -214,16 +220,22 @@ struct CoreIterationFixture : RotatingFixture {
     width = static_cast<std::size_t>(config.n_embd);
     first_slot = config.n_layers_in_prelude;
     const rd::Checkpoint& checkpoint = checkpoint_for(shape);
-    const auto load = [&](Iteration& it) {
+    const auto load = [&](Iteration& it, std::size_t blocks) {
       it.adapter.load(checkpoint, rd::names::kAdapter, config);
-      for (BlockLayer& block : it.blocks) block.load(checkpoint, kBlockName, config);
+      while (it.blocks.size() < blocks)
+        it.blocks.emplace_back().load(checkpoint, kBlockName, config);
     };
     iterations.reserve(1);
-    load(iterations.emplace_back());
+    Iteration& first = iterations.emplace_back();
+    load(first, 1);
+    const std::size_t distinct =
+        first.blocks[0].weight_bytes() < rotation_bytes() ? kCoreLayers : 1;
+    while (first.blocks.size() < distinct)
+      first.blocks.emplace_back().load(checkpoint, kBlockName, config);
     count = copies_for(static_cast<std::size_t>(touched_bytes()) +
                        kCoreLayers * touched_with_kv(0, width));
     iterations.reserve(count);
-    while (iterations.size() < count) load(iterations.emplace_back());
+    while (iterations.size() < count) load(iterations.emplace_back(), distinct);
     std::vector<int> slots;
     for (std::size_t c = 0; c < count; ++c)
       for (int j = 0; j < kCoreLayers; ++j) slots.push_back(slot_of(c, j));
@@ -232,11 +244,11 @@ struct CoreIterationFixture : RotatingFixture {
   int slot_of(std::size_t iteration, int layer) const {
     return first_slot + kCoreLayers * static_cast<int>(iteration) + layer;
   }
+  // Weight bytes one iteration reads: half the adapter (W_s) and 4 blocks.
   double touched_bytes() const {
     const Iteration& it = iterations.front();
-    double bytes = static_cast<double>(it.adapter.weight_bytes()) / 2;
-    for (const BlockLayer& block : it.blocks) bytes += static_cast<double>(block.weight_bytes());
-    return bytes;
+    return static_cast<double>(it.adapter.weight_bytes()) / 2 +
+           kCoreLayers * static_cast<double>(it.blocks.front().weight_bytes());
   }
   void resize_inputs(std::size_t positions) {
     if (state.rows() != positions) {
@@ -250,7 +262,7 @@ struct CoreIterationFixture : RotatingFixture {
     it.adapter.apply(state.view(), injected.view(), next.view());
     const rd::BlockContext context = attention.context(slot_of(copy, 0), positions);
     for (int j = 0; j < kCoreLayers; ++j)
-      it.blocks[j].forward(next.view(), context.at_slot(slot_of(copy, j)));
+      it.block(j).forward(next.view(), context.at_slot(slot_of(copy, j)));
   }
   Work work(std::size_t positions) const {
     Work w;
@@ -282,9 +294,8 @@ void register_blocks(const std::string& shape) {
 }  // namespace
 
 void register_block_benchmarks(const std::string& shape, rd::WeightFormat format) {
-  rd::with_weight_format(format, [&](auto precision) {
-    register_blocks<decltype(precision)>(shape);
-  });
+  rd::with_weight_format(format,
+                         [&](auto precision) { register_blocks<decltype(precision)>(shape); });
 }
 
 }  // namespace rdbench

@@ -67,9 +67,9 @@ void read_bandwidth(benchmark::State& state) {
     float total = sum_all(buffer.data.get(), ReadBuffer::kFloats);
     benchmark::DoNotOptimize(total);
   }
-  state.counters["read_GB/s"] = benchmark::Counter(
-      double(ReadBuffer::kFloats * sizeof(float)), benchmark::Counter::kIsIterationInvariantRate,
-      benchmark::Counter::kIs1000);
+  state.counters["read_GB/s"] = benchmark::Counter(double(ReadBuffer::kFloats * sizeof(float)),
+                                                   benchmark::Counter::kIsIterationInvariantRate,
+                                                   benchmark::Counter::kIs1000);
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
 
@@ -83,7 +83,8 @@ float fma_chains(long steps) {
 #pragma omp parallel reduction(+ : sink)
   {
     FloatBatch acc[kChains];
-    for (int k = 0; k < kChains; ++k) acc[k] = FloatBatch(1e-3f * float(k + 1 + rd::thread_index()));
+    for (int k = 0; k < kChains; ++k)
+      acc[k] = FloatBatch(1e-3f * float(k + 1 + rd::thread_index()));
     const FloatBatch a(0.999999f), b(1e-7f);
     for (long s = 0; s < steps; ++s) {
 #pragma GCC unroll 16

@@ -48,8 +48,12 @@ inline const char* const kShapes[] = {"tiny", "huginn-mini", "huginn-0125"};
 enum class Mode { decode, prefill };
 inline constexpr Mode kModes[] = {Mode::decode, Mode::prefill};
 
-inline std::size_t positions_of(Mode mode) { return mode == Mode::decode ? 1 : kPrefillChunk; }
-inline const char* mode_name(Mode mode) { return mode == Mode::decode ? "decode" : "prefill"; }
+inline std::size_t positions_of(Mode mode) {
+  return mode == Mode::decode ? 1 : kPrefillChunk;
+}
+inline const char* mode_name(Mode mode) {
+  return mode == Mode::decode ? "decode" : "prefill";
+}
 
 // ---- Rotation -----------------------------------------------------------------------------------
 // Decode reads each weight once per call, so a benchmark that calls the same layer again would be
@@ -71,13 +75,16 @@ inline std::size_t rotation_bytes() {
 
 // Copies needed so that copies * touched_bytes >= rotation_bytes(), at most max_copies.
 inline std::size_t copies_for(std::size_t touched_bytes, std::size_t max_copies = 4096) {
-  const std::size_t n = (rotation_bytes() + touched_bytes - 1) / std::max<std::size_t>(touched_bytes, 1);
+  const std::size_t n =
+      (rotation_bytes() + touched_bytes - 1) / std::max<std::size_t>(touched_bytes, 1);
   return std::clamp<std::size_t>(n, 1, max_copies);
 }
 
 // ---- Weights and data ---------------------------------------------------------------------------
 
-inline rd::ModelConfig bench_config(std::string_view shape) { return rd::shape_config(shape); }
+inline rd::ModelConfig bench_config(std::string_view shape) {
+  return rd::shape_config(shape);
+}
 
 // The seeded synthetic checkpoint of one shape, with the real tensor names but only the tensors
 // the benchmarks load: `transformer.adapter` and `transformer.core_block.0` (no prelude, coda or
@@ -157,17 +164,22 @@ inline double visible_keys(std::size_t positions) {
 // ---- Counters -----------------------------------------------------------------------------------
 
 struct Work {
-  double weight_bytes = 0;  // matmul weight bytes read per call
-  double flops = 0;         // per call
-  double kv_bytes = 0;      // KV cache bytes attended per call (keys and values, float32)
+  double weight_bytes = 0;      // matmul weight bytes read per call
+  double flops = 0;             // per call
+  double kv_bytes = 0;          // KV cache bytes attended per call (keys and values, float32)
   double activation_bytes = 0;  // reported only where the weights are negligible (norms)
 };
 
+// GB/s counts every byte a call has to move (weights + KV + the activations where counted): the
+// figure to compare with machine/read_bandwidth. weight_GB/s, kv_GB/s and act_GB/s split it.
 inline void report(benchmark::State& state, const Work& work, std::size_t positions) {
   using benchmark::Counter;
+  state.counters["GB/s"] = Counter(work.weight_bytes + work.kv_bytes + work.activation_bytes,
+                                   Counter::kIsIterationInvariantRate, Counter::kIs1000);
   state.counters["weight_GB/s"] =
       Counter(work.weight_bytes, Counter::kIsIterationInvariantRate, Counter::kIs1000);
-  state.counters["GFLOP/s"] = Counter(work.flops, Counter::kIsIterationInvariantRate, Counter::kIs1000);
+  state.counters["GFLOP/s"] =
+      Counter(work.flops, Counter::kIsIterationInvariantRate, Counter::kIs1000);
   state.counters["positions"] = Counter(static_cast<double>(positions));
   if (work.kv_bytes > 0)
     state.counters["kv_GB/s"] =
@@ -177,20 +189,24 @@ inline void report(benchmark::State& state, const Work& work, std::size_t positi
         Counter(work.activation_bytes, Counter::kIsIterationInvariantRate, Counter::kIs1000);
 }
 
-// "12.3 kB", "4.56 MB", "790 MB": weight bytes of one copy, for the benchmark label.
+// "12.3 kB", "4.56 MB", "790 MB": weight bytes one call reads, for the benchmark label.
 inline std::string human_bytes(double bytes) {
   char text[32];
-  if (bytes < 1e6) std::snprintf(text, sizeof text, "%.1f kB", bytes / 1e3);
-  else if (bytes < 1e8) std::snprintf(text, sizeof text, "%.2f MB", bytes / 1e6);
-  else std::snprintf(text, sizeof text, "%.0f MB", bytes / 1e6);
+  if (bytes < 1e6)
+    std::snprintf(text, sizeof text, "%.1f kB", bytes / 1e3);
+  else if (bytes < 1e8)
+    std::snprintf(text, sizeof text, "%.2f MB", bytes / 1e6);
+  else
+    std::snprintf(text, sizeof text, "%.0f MB", bytes / 1e6);
   return text;
 }
 
 // ---- One fixture at a time ----------------------------------------------------------------------
 // Benchmarks are registered grouped by (shape, precision, fixture), decode then prefill, so each
 // fixture is built once, used by its consecutive benchmarks (and their repetitions), and dropped
-// when the next one is built: memory stays at one fixture (about 7.5 GB at most, huginn-0125's f32
-// core iteration) plus the checkpoint. Random interleaving would rebuild fixtures over and over.
+// when the next one is built: memory stays at one fixture (about 1.8 GB at most, huginn-0125's f32
+// core iteration, plus its load-time copies) and the checkpoint. Random interleaving would rebuild
+// fixtures over and over.
 class FixtureCache {
  public:
   template <class T, class Build>
@@ -221,8 +237,9 @@ inline FixtureCache& fixture_cache() {
 
 // Per-shape benchmark settings: short minimum times for the small widths (a `--benchmark_filter=
 // tiny` run takes seconds), longer for huginn-0125, where one prefill call takes seconds anyway.
-inline benchmark::internal::Benchmark* apply_settings(benchmark::internal::Benchmark* b, std::string_view shape,
-                                            bool microseconds = false) {
+inline benchmark::internal::Benchmark* apply_settings(benchmark::internal::Benchmark* b,
+                                                      std::string_view shape,
+                                                      bool microseconds = false) {
   b->UseRealTime();
   if (shape == "tiny") {
     b->Unit(benchmark::kMicrosecond)->MinTime(0.1);
@@ -251,8 +268,8 @@ void run_fixture(benchmark::State& state, Fixture& fixture, Mode mode) {
     benchmark::ClobberMemory();
   }
   report(state, fixture.work(positions), positions);
-  state.SetLabel(std::to_string(fixture.copies()) + " copies x " +
-                 human_bytes(fixture.work(1).weight_bytes));
+  state.SetLabel(std::to_string(fixture.copies()) + " copies, " +
+                 human_bytes(fixture.work(1).weight_bytes) + " weights/call");
 }
 
 // Base of the fixtures: the rotating copy index (kept across runs, so a new run starts on the
@@ -275,8 +292,8 @@ void register_fixture(const std::string& shape, const std::string& name, Build b
                       bool microseconds = false) {
   for (Mode mode : kModes) {
     const std::string full = name + "/" + mode_name(mode);
-    benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(
-        full.c_str(), [name, mode, build](benchmark::State& state) {
+    benchmark::internal::Benchmark* b =
+        benchmark::RegisterBenchmark(full.c_str(), [name, mode, build](benchmark::State& state) {
           Fixture* fixture = nullptr;
           try {
             fixture = &fixture_cache().get<Fixture>(name, build);

@@ -9,6 +9,12 @@ packages=(
   libeigen3-dev libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev libpcre2-dev
 )
 
+# node and npm generate the tokenizer oracle (tests/tokenizer/make_oracle.sh); any installation
+# that provides both commands will do, so Debian's packages are added only when one is missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup_debian.sh: not a Debian system (no dpkg-query); install these yourself:" >&2
   echo "  ${packages[*]}" >&2

@@ -11,3 +11,4 @@
 #include "model/architecture.hpp"
 #include "model/recurrent_depth_model.hpp"
 #include "model/synthetic_weights.hpp"
+#include "tokenizer/tokenizer.hpp"

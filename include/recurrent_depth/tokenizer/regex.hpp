@@ -223,7 +223,8 @@ inline std::string translate_pattern(std::string_view pattern) {
         const bool quantifier = j < pattern.size() && pattern[j] == '}' && !body.empty() &&
                                 body != "," && atom_start != std::string::npos;
         if (!quantifier) { atom_start = out.size(); out += "\\{"; ++i; last_was_quantifier = false; continue; }
-        const std::string bounds = body[0] == ',' ? "0" + std::string(body) : std::string(body);
+        std::string bounds(body);
+        if (bounds[0] == ',') bounds.insert(bounds.begin(), '0');
         i = j + 1;
         if (i < pattern.size() && (pattern[i] == '+' || pattern[i] == '*')) {
           out = out.substr(0, atom_start) + "(?:" + out.substr(atom_start) + "{" + bounds + "})" + pattern[i];

@@ -62,20 +62,22 @@ inline std::vector<MatmulShape> block_matmuls(const rd::ModelConfig& c) {
 template <class Precision>
 struct LinearFixture : RotatingFixture {
   using Storage = typename Precision::Storage;
+  using Source = typename Precision::Source;
   std::vector<rd::cpu::PackedWeights<Storage>> weights;
   MatmulShape shape;
   rd::Matrix<float> x, y;
 
   LinearFixture(const std::string& model_shape, const MatmulShape& matmul) : shape(matmul) {
-    std::vector<Storage> source(shape.rows * shape.cols);
+    std::vector<Source> source(shape.rows * shape.cols);
     checkpoint_for(model_shape)
-        .read<Storage>(kBlockName + shape.tensor,
-                       {std::int64_t(shape.rows), std::int64_t(shape.cols)}, std::span<Storage>(source));
+        .read<Source>(kBlockName + shape.tensor,
+                      {std::int64_t(shape.rows), std::int64_t(shape.cols)},
+                      std::span<Source>(source));
     count = copies_for(shape.rows * shape.cols * sizeof(Storage));
     weights.reserve(count);
     for (std::size_t i = 0; i < count; ++i)
-      weights.push_back(rd::cpu::PackedWeights<Storage>::from_rows(
-          std::span<const Storage>(source), shape.rows, shape.cols));
+      weights.push_back(rd::cpu::PackedWeights<Storage>::from_rows(std::span<const Source>(source),
+                                                                   shape.rows, shape.cols));
   }
   void resize_inputs(std::size_t positions) {
     if (x.rows() != positions) x = random_matrix(positions, shape.cols, kSeed + 2);
@@ -108,9 +110,8 @@ void register_kernels(const std::string& shape) {
 }  // namespace
 
 void register_kernel_benchmarks(const std::string& shape, rd::WeightFormat format) {
-  rd::with_weight_format(format, [&](auto precision) {
-    register_kernels<decltype(precision)>(shape);
-  });
+  rd::with_weight_format(format,
+                         [&](auto precision) { register_kernels<decltype(precision)>(shape); });
 }
 
 }  // namespace rdbench

@@ -22,27 +22,6 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // linear
 
-// Worst ratio over outputs of |result - reference| to the dot-product bound
-//   2 eps sqrt(K) sum_k |x_k w_k|  (+ eps |y0| when accumulating)  + eps |reference|,
-// the last term for the reference's own rounding to float.
-template <class W>
-double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
-                          const std::vector<float>& initial, ConstMatrixView<float> reference,
-                          ConstMatrixView<float> result) {
-  double worst = 0.0;
-  const double root_k = std::sqrt(static_cast<double>(x.cols));
-  for (std::size_t m = 0; m < x.rows; ++m)
-    for (std::size_t n = 0; n < w.rows; ++n) {
-      double magnitude = 0.0;
-      for (std::size_t k = 0; k < x.cols; ++k)
-        magnitude += std::abs(double(x(m, k)) * double(cpu::load_scalar(&w(n, k))));
-      double bound = 2.0 * kEps * root_k * magnitude + kEps * std::abs(double(reference(m, n)));
-      if (!initial.empty()) bound += kEps * std::abs(double(initial[m * w.rows + n]));
-      worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
-    }
-  return worst;
-}
-
 template <class W>
 void check_linear(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng) {
   Strided x(M, K, 1, 3);

@@ -29,7 +29,7 @@ inline FlagSpec model_flag() {
 }
 inline FlagSpec weights_flag() {
   return {"--weights", "FMT",
-          std::string("weight storage: f32 or bf16 (default ") + kDefaultWeights + ")"};
+          std::string("weight storage: f32, bf16 or int8 (per-row scales) (default ") + kDefaultWeights + ")"};
 }
 inline FlagSpec threads_flag() {
   return {"--threads", "N", "number of CPU threads (default: all cores, or OMP_NUM_THREADS)"};
@@ -62,8 +62,8 @@ inline rd::WeightFormat weight_format(const Arguments& args) {
   const std::string text = args.get("--weights").value_or(kDefaultWeights);
   if (text == "f32") return rd::WeightFormat::f32;
   if (text == "bf16") return rd::WeightFormat::bf16;
-  if (text == "int8") fail("--weights int8 is not supported yet (expected f32 or bf16)");
-  fail("--weights ", text, ": unknown weight format, expected f32 or bf16");
+  if (text == "int8") return rd::WeightFormat::int8;
+  fail("--weights ", text, ": unknown weight format, expected f32, bf16 or int8");
 }
 
 inline void apply_threads(const Arguments& args) {

@@ -19,16 +19,16 @@ struct ConcatLinearAdapter {
   class Layer {
    public:
     void load(const Checkpoint& checkpoint, const std::string& name, const ModelConfig& config) {
-      using Storage = typename Precision::Storage;
+      using Source = typename Precision::Source;
       const auto h = static_cast<std::size_t>(config.n_embd);
-      std::vector<Storage> both(h * 2 * h);
-      checkpoint.read<Storage>(name + ".weight", {config.n_embd, 2 * config.n_embd}, both);
-      std::vector<Storage> half(h * h);
+      std::vector<Source> both(h * 2 * h);
+      checkpoint.read<Source>(name + ".weight", {config.n_embd, 2 * config.n_embd}, both);
+      std::vector<Source> half(h * h);
       for (std::size_t side = 0; side < 2; ++side) {
         for (std::size_t r = 0; r < h; ++r)
           std::copy_n(both.begin() + r * 2 * h + side * h, h, half.begin() + r * h);
         (side == 0 ? state_ : embedding_) =
-            WeightsOf<Backend, Precision>::from_rows(std::span<const Storage>(half), h, h);
+            WeightsOf<Backend, Precision>::from_rows(std::span<const Source>(half), h, h);
       }
     }
     void prepare(ConstMatrixView<float> e, MatrixView<float> injected) const {

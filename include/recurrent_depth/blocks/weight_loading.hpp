@@ -17,10 +17,10 @@ using WeightsOf = typename Backend::template Weights<Precision>;
 template <class Backend, class Precision>
 WeightsOf<Backend, Precision> load_matrix(const Checkpoint& checkpoint, const std::string& name,
                                           std::size_t rows, std::size_t cols) {
-  using Storage = typename Precision::Storage;
-  std::vector<Storage> values(rows * cols);
-  checkpoint.read<Storage>(name, {std::int64_t(rows), std::int64_t(cols)}, values);
-  return WeightsOf<Backend, Precision>::from_rows(std::span<const Storage>(values), rows, cols);
+  using Source = typename Precision::Source;
+  std::vector<Source> values(rows * cols);
+  checkpoint.read<Source>(name, {std::int64_t(rows), std::int64_t(cols)}, values);
+  return WeightsOf<Backend, Precision>::from_rows(std::span<const Source>(values), rows, cols);
 }
 
 inline std::vector<float> load_vector(const Checkpoint& checkpoint, const std::string& name,

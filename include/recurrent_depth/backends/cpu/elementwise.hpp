@@ -133,10 +133,12 @@ inline void copy(ConstMatrixView<float> in, MatrixView<float> out) {
 // out[t] = table[ids[t]] * scale, widened to float.
 template <class W>
 void gather_rows(ConstMatrixView<W> table, std::span<const std::int32_t> ids, float scale,
-                 MatrixView<float> out) {
+                 MatrixView<float> out, std::span<const float> row_scales = {}) {
   for (std::size_t t = 0; t < ids.size(); ++t) {
-    const W* source = table.row(static_cast<std::size_t>(ids[t]));
-    for (std::size_t i = 0; i < table.cols; ++i) out(t, i) = load_scalar(source + i) * scale;
+    const auto id = static_cast<std::size_t>(ids[t]);
+    const W* source = table.row(id);
+    const float row_scale = row_scales.empty() ? scale : scale * row_scales[id];
+    for (std::size_t i = 0; i < table.cols; ++i) out(t, i) = load_scalar(source + i) * row_scale;
   }
 }
 

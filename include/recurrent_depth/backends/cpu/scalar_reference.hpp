@@ -16,12 +16,13 @@ namespace recurrent_depth::cpu::scalar {
 
 template <class W>
 void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
-            bool accumulate = false) {
+            bool accumulate = false, std::span<const float> row_scales = {}) {
   for (std::size_t m = 0; m < x.rows; ++m)
     for (std::size_t n = 0; n < w.rows; ++n) {
-      double sum = accumulate ? y(m, n) : 0.0;
+      double sum = 0.0;
       for (std::size_t k = 0; k < x.cols; ++k) sum += double(x(m, k)) * load_scalar(&w(n, k));
-      y(m, n) = static_cast<float>(sum);
+      if (!row_scales.empty()) sum *= row_scales[n];
+      y(m, n) = static_cast<float>(accumulate ? y(m, n) + sum : sum);
     }
 }
 

@@ -1,12 +1,14 @@
 // SIMD vocabulary of the CPU backend: the architecture chosen at compile time (xsimd's best for
-// the compiler flags), float batches, and loading bf16 weights as float batches (xsimd has no
-// bf16 type, so these loads use intrinsics behind the same architecture tags).
+// the compiler flags), float batches, and loading bf16 and int8 weights as float batches (xsimd
+// has no bf16 type and no int8 -> float widening, so these loads use intrinsics behind the same
+// architecture tags, with a portable fallback).
 #pragma once
 
 #include <xsimd/xsimd.hpp>
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "../../core/dtype.hpp"
@@ -49,7 +51,31 @@ inline xsimd::batch<float, A> load_floats(const bf16* p) {
   }
 }
 
+// Loads batch-size int8 values, converted exactly to float.
+template <class A = Arch>
+inline xsimd::batch<float, A> load_floats(const std::int8_t* p) {
+  using Batch = xsimd::batch<float, A>;
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return Batch(_mm512_cvtepi32_ps(_mm512_maskz_cvtepi8_epi32(__mmask16(0xFFFF), bytes)));
+  } else
+#endif
+#if defined(__AVX2__)
+      if constexpr (std::is_base_of_v<xsimd::avx2, A>) {
+    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return Batch(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)));
+  } else
+#endif
+  {
+    alignas(64) std::array<float, Batch::size> widened;
+    for (std::size_t i = 0; i < Batch::size; ++i) widened[i] = float(p[i]);
+    return Batch::load_aligned(widened.data());
+  }
+}
+
 inline float load_scalar(const float* p) { return *p; }
+inline float load_scalar(const std::int8_t* p) { return float(*p); }
 inline float load_scalar(const bf16* p) { return to_float(*p); }
 
 }  // namespace recurrent_depth::cpu

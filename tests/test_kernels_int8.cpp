@@ -1,0 +1,139 @@
+// Kernel tests, int8 part: per-row symmetric quantisation (PackedWeights<int8_t>), the int8 ->
+// float loads, cpu::linear with int8 weights and row scales against its scalar twin, and the
+// embedding gather of int8 rows. Method and tolerances: see kernel_test_support.hpp.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernel_test_support.hpp"
+#include "recurrent_depth/backends/cpu/cpu_backend.hpp"
+#include "recurrent_depth/backends/cpu/scalar_reference.hpp"
+
+using namespace recurrent_depth;
+using namespace recurrent_depth::kernel_test;
+
+namespace {
+
+using Int8Weights = cpu::PackedWeights<std::int8_t>;
+
+Int8Weights random_int8(std::size_t rows, std::size_t cols, Rng& rng) {
+  const std::vector<float> source = nonzero_vector(rows * cols, rng, 0.05, 2.0);
+  return Int8Weights::from_rows(std::span<const float>(source), rows, cols);
+}
+
+template <class A>
+void check_int8_loads() {
+  constexpr std::size_t lanes = xsimd::batch<float, A>::size;
+  std::vector<std::int8_t> all(256 + 2 * lanes);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int8_t>(i * 37u);
+  alignas(64) float out[lanes];
+  for (std::size_t start : {std::size_t(0), std::size_t(1), lanes - 1, std::size_t(200)}) {
+    cpu::load_floats<A>(all.data() + start).store_aligned(out);
+    for (std::size_t l = 0; l < lanes; ++l) REQUIRE(out[l] == float(all[start + l]));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kernels: int8 quantisation rounds each row to its own scale", "[kernels][int8]") {
+  Rng rng(301);
+  for (std::size_t cols : kColumns) {
+    const std::size_t rows = 5;
+    std::vector<float> source = nonzero_vector(rows * cols, rng, 0.01, 3.0);
+    std::fill_n(source.begin() + std::ptrdiff_t(3 * cols), cols, 0.0f);  // one zero row
+    const Int8Weights w = Int8Weights::from_rows(std::span<const float>(source), rows, cols);
+    REQUIRE(w.scales().size() == rows);
+    CHECK(w.bytes() == rows * cols + rows * sizeof(float));
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::span<const float> row(source.data() + r * cols, cols);
+      float largest = 0.0f;
+      for (float v : row) largest = std::max(largest, std::abs(v));
+      INFO("cols " << cols << " row " << r);
+      if (largest == 0.0f) {
+        CHECK(w.scales()[r] == 1.0f);
+        for (std::size_t c = 0; c < cols; ++c) CHECK(w.values(r, c) == 0);
+        continue;
+      }
+      CHECK(w.scales()[r] == largest / 127.0f);
+      int extreme = 0;
+      for (std::size_t c = 0; c < cols; ++c) {
+        const float restored = w.scales()[r] * float(w.values(r, c));
+        CHECK(std::abs(restored - row[c]) <= 0.5f * w.scales()[r] * (1.0f + 1e-5f));
+        extreme = std::max(extreme, std::abs(int(w.values(r, c))));
+      }
+      CHECK(extreme == 127);  // the largest magnitude uses the whole range
+    }
+  }
+}
+
+TEST_CASE("kernels: load_floats(int8) converts exactly", "[kernels][int8]") {
+  check_int8_loads<cpu::Arch>();
+  check_int8_loads<xsimd::sse2>();
+#if defined(__AVX2__)
+  check_int8_loads<xsimd::avx2>();
+#endif
+#if defined(__AVX512F__)
+  check_int8_loads<xsimd::avx512f>();
+#endif
+}
+
+TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels][int8]") {
+  Rng rng(302);
+  const auto check = [&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
+    Strided x(M, K);
+    x.randomize(rng);
+    const Int8Weights w = random_int8(N, K, rng);
+    Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
+    std::vector<float> initial;
+    if (accumulate) {
+      initial = nonzero_vector(M * N, rng, 0.5, 4.0);
+      for (std::size_t m = 0; m < M; ++m)
+        for (std::size_t n = 0; n < N; ++n)
+          fast.view(m, n) = reference.view(m, n) = initial[m * N + n];
+    } else {
+      fast.fill(kNaN);
+    }
+    CpuBackend::linear(x.cview(), w, fast.view, accumulate);
+    cpu::scalar::linear(x.cview(), w.view(), reference.view, accumulate, w.scales());
+    INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+    REQUIRE(fast.guards_intact());
+    REQUIRE(linear_error_ratio(x.cview(), w.view(), initial, reference.cview(), fast.cview(),
+                               w.scales()) <= 1.0);
+  };
+  for (bool accumulate : {false, true})
+    for (std::size_t M : {1, 3, 4, 5})
+      for (std::size_t N : {1, 6, 7, 13})
+        for (std::size_t K : kColumns) check(M, N, K, accumulate);
+  check(5, 67, 1000, false);  // many row tiles over threads, a long reduction
+
+  // The comparison notices a kernel that forgets the row scales.
+  Strided x(3, 100);
+  x.randomize(rng);
+  const Int8Weights w = random_int8(5, 100, rng);
+  Matrix<float> reference(3, 5), unscaled(3, 5);
+  cpu::scalar::linear(x.cview(), w.view(), reference.view(), false, w.scales());
+  cpu::linear(x.cview(), w.view(), unscaled.view());
+  CHECK(linear_error_ratio(x.cview(), w.view(), {}, reference.view(), unscaled.view(), w.scales()) >
+        1.0);
+}
+
+TEST_CASE("kernels: gather_rows of int8 rows applies each row's scale", "[kernels][int8]") {
+  Rng rng(303);
+  const std::size_t vocab = 11, width = 37;
+  const std::vector<float> source = nonzero_vector(vocab * width, rng, 0.05, 2.0);
+  const Int8Weights table = Int8Weights::from_rows(std::span<const float>(source), vocab, width);
+  const std::vector<std::int32_t> ids = {3, 0, 10, 3};
+  Matrix<float> out(ids.size(), width);
+  CpuBackend::gather_rows(table, ids, 1.5f, out.view());
+  for (std::size_t t = 0; t < ids.size(); ++t)
+    for (std::size_t c = 0; c < width; ++c) {
+      const auto id = static_cast<std::size_t>(ids[t]);
+      CHECK(out(t, c) == float(table.values(id, c)) * (1.5f * table.scales()[id]));
+      CHECK(std::abs(out(t, c) - 1.5f * source[id * width + c]) <=
+            0.75f * table.scales()[id] * (1.0f + 1e-5f));
+    }
+}

@@ -18,8 +18,9 @@ constexpr const char* kUsage =
     "  forward   run the model over token ids from a safetensors file; write logits and latents\n"
     "  generate  greedy generation from a prompt of token ids\n"
     "  inspect   config, stored tensors, parameter counts, weight and KV cache memory of a model\n"
+    "  bench     prefill and decode speed next to the machine's measured limits and a peer\n"
     "\n"
-    "planned (not available yet): tokenize, chat, bench\n";
+    "planned (not available yet): tokenize, chat\n";
 
 struct Command {
   std::string_view name;
@@ -30,6 +31,7 @@ constexpr Command kCommands[] = {
     {"forward", rdepth::command_forward},
     {"generate", rdepth::command_generate},
     {"inspect", rdepth::command_inspect},
+    {"bench", rdepth::command_bench},
 };
 
 int dispatch(int argc, char** argv) {
@@ -46,7 +48,7 @@ int dispatch(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   for (const Command& command : kCommands)
     if (command.name == name) return command.run(rest);
-  if (name == "tokenize" || name == "chat" || name == "bench") {
+  if (name == "tokenize" || name == "chat") {
     std::fprintf(stderr, "rdepth: %s is not supported yet\n", argv[1]);
     return 1;
   }

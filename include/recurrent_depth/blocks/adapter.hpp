@@ -40,6 +40,9 @@ struct ConcatLinearAdapter {
     }
     std::size_t parameter_count() const { return 2 * state_.rows() * state_.cols(); }
     std::size_t weight_bytes() const { return state_.bytes() + embedding_.bytes(); }
+    // What each iteration reads (W_s); W_e is read once per forward.
+    std::size_t iteration_parameter_count() const { return state_.rows() * state_.cols(); }
+    std::size_t iteration_weight_bytes() const { return state_.bytes(); }
 
    private:
     WeightsOf<Backend, Precision> state_, embedding_;
@@ -60,6 +63,8 @@ struct AdditiveAdapter {
     }
     std::size_t parameter_count() const { return 0; }
     std::size_t weight_bytes() const { return 0; }
+    std::size_t iteration_parameter_count() const { return 0; }
+    std::size_t iteration_weight_bytes() const { return 0; }
   };
 };
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -92,9 +93,22 @@ class Checkpoint {
            expected.shape_string());
     }
     read_values(t, out);
+    if (impl_->observer) impl_->observer(t);
   }
 
-  // Bytes of all tensors, as stored.
+  // Calls observer(tensor) after each read (progress reporting); an empty function: none.
+  void on_read(std::function<void(const TensorInfo&)> observer) const {
+    impl_->observer = std::move(observer);
+  }
+
+  // Makes `alias` name the stored tensor `target` (synthetic weights that repeat one block).
+  void add_alias(const std::string& alias, std::string_view target) {
+    const TensorInfo& t = at(target);
+    require(impl_->by_name.emplace(alias, &t).second, "checkpoint ", impl_->directory.string(),
+            ": cannot alias ", alias, " to ", target, ": the name exists");
+  }
+
+  // Bytes of all named tensors, as stored (an aliased tensor counts once per name).
   std::size_t total_bytes() const {
     std::size_t total = 0;
     for (const auto& [name, t] : impl_->by_name) total += t->bytes.size();
@@ -115,6 +129,7 @@ class Checkpoint {
     std::filesystem::path directory;
     std::vector<SafetensorsFile> files;
     std::map<std::string, const TensorInfo*, std::less<>> by_name;
+    std::function<void(const TensorInfo&)> observer;
   };
 
   explicit Checkpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -93,6 +93,20 @@ struct RecurrentCore {
     }
     std::size_t adapter_parameter_count() const { return adapter_.parameter_count(); }
     std::size_t weight_bytes() const { return adapter_.weight_bytes() + blocks_.weight_bytes(); }
+    // What one iteration reads: the blocks and the adapter's per-iteration part (all of an
+    // adapter that does not say).
+    std::size_t iteration_parameter_count() const {
+      if constexpr (requires { adapter_.iteration_parameter_count(); })
+        return adapter_.iteration_parameter_count() + blocks_.parameter_count();
+      else
+        return parameter_count();
+    }
+    std::size_t iteration_weight_bytes() const {
+      if constexpr (requires { adapter_.iteration_weight_bytes(); })
+        return adapter_.iteration_weight_bytes() + blocks_.weight_bytes();
+      else
+        return weight_bytes();
+    }
 
    private:
     typename Adapter::template Layer<Backend, Precision> adapter_;

@@ -43,6 +43,14 @@ struct BatchItem {
   ForwardOptions options;
 };
 
+// What one token costs at r iterations: the weight bytes it streams (prelude, the e part of the
+// adapter, r x (adapter state part + core blocks), coda, head) and 2 FLOP per weight it multiplies
+// (attention over the cache and the row-wise operations left out).
+struct TokenCost {
+  double weight_bytes;
+  double flops;
+};
+
 // Parameter counts and weight bytes per stage, as loaded.
 struct ModelSummary {
   std::size_t embedding_parameters, prelude_parameters, core_parameters, adapter_parameters,
@@ -157,6 +165,20 @@ class RecurrentDepthModel {
             embedding_.weight_bytes() + prelude_.weight_bytes() + core_.weight_bytes() +
                 coda_.weight_bytes(),
             embedding_.tied()};
+  }
+
+  TokenCost token_cost(int steps) const {
+    const double head_bytes = double(embedding_.weight_bytes()) / (embedding_.tied() ? 1 : 2);
+    const double head_parameters = double(vocab_rows() * width());
+    const double once_bytes = double(prelude_.weight_bytes() + coda_.weight_bytes() +
+                                     core_.weight_bytes() - core_.iteration_weight_bytes()) +
+                              head_bytes;
+    const double once_parameters =
+        double(prelude_.parameter_count() + coda_.parameter_count() + core_.parameter_count() -
+               core_.iteration_parameter_count()) +
+        head_parameters;
+    return {once_bytes + steps * double(core_.iteration_weight_bytes()),
+            2.0 * (once_parameters + steps * double(core_.iteration_parameter_count()))};
   }
 
   // KV cache bytes one token occupies after r core iterations when stored by `rule` (one entry

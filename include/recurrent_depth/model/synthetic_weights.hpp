@@ -83,26 +83,49 @@ class SyntheticWriter {
 
 }  // namespace detail
 
+// Whether every block gets its own random weights, or all blocks name the first block's stored
+// tensors (a model of full size whose checkpoint holds one block: for benchmarks of large shapes;
+// the loaded model still packs every block separately).
+enum class SyntheticBlocks { distinct, shared };
+
 // A checkpoint for `config` with seeded random weights stored as BF16 or F32. Without
 // `with_adapter` no `transformer.adapter.weight` is written (for parameter-free adapters).
 inline Checkpoint synthetic_checkpoint(const ModelConfig& config, std::uint64_t seed,
-                                       DType storage = DType::BF16, bool with_adapter = true) {
+                                       DType storage = DType::BF16, bool with_adapter = true,
+                                       SyntheticBlocks blocks = SyntheticBlocks::distinct) {
   require(storage == DType::BF16 || storage == DType::F32,
           "synthetic weights: storage must be BF16 or F32");
   detail::SyntheticWriter w(seed, storage);
   const std::int64_t h = config.n_embd;
   w.add(std::string(names::kEmbedding) + ".weight", {config.vocab_size, h}, 0.0,
         std::sqrt(3.0 / static_cast<double>(h)));
+  std::vector<std::string> block_names;
   for (int i = 0; i < config.n_layers_in_prelude; ++i)
-    w.add_block(names::block(names::kPrelude, i), config);
-  if (with_adapter) w.add_matrix(std::string(names::kAdapter) + ".weight", h, 2 * h);
+    block_names.push_back(names::block(names::kPrelude, i));
   for (int i = 0; i < config.n_layers_in_recurrent_block; ++i)
-    w.add_block(names::block(names::kCore, i), config);
-  for (int i = 0; i < config.n_layers_in_coda; ++i) w.add_block(names::block(names::kCoda, i), config);
+    block_names.push_back(names::block(names::kCore, i));
+  for (int i = 0; i < config.n_layers_in_coda; ++i)
+    block_names.push_back(names::block(names::kCoda, i));
+  const bool shared = blocks == SyntheticBlocks::shared;
+  const std::size_t prelude = static_cast<std::size_t>(config.n_layers_in_prelude);
+  for (std::size_t b = 0; b < block_names.size(); ++b) {
+    if (b == prelude && with_adapter)  // the stream order of the checkpoint's own layout
+      w.add_matrix(std::string(names::kAdapter) + ".weight", h, 2 * h);
+    if (b == 0 || !shared) w.add_block(block_names[b], config);
+  }
   w.add(std::string(names::kFinalNorm) + ".weight", {h}, 1.0, 0.2);
   std::vector<SafetensorsFile> files;
   files.push_back(w.finish("synthetic weights (seed " + std::to_string(seed) + ")"));
-  return Checkpoint::from_files(std::move(files), "synthetic weights");
+  Checkpoint checkpoint = Checkpoint::from_files(std::move(files), "synthetic weights");
+  if (shared) {
+    const std::string first = block_names.front() + ".";
+    for (const std::string& name : checkpoint.tensor_names()) {
+      if (!name.starts_with(first)) continue;
+      for (std::size_t b = 1; b < block_names.size(); ++b)
+        checkpoint.add_alias(block_names[b] + "." + name.substr(first.size()), name);
+    }
+  }
+  return checkpoint;
 }
 
 }  // namespace recurrent_depth

@@ -1,0 +1,113 @@
+// The machine's own limits, measured, so throughput can be quoted as a fraction of them:
+//   read_bandwidth_gbs  sums a large float array (well beyond the caches) with all OpenMP threads,
+//                       several streams per thread as the matmul kernels read 4 weight rows at once
+//   fma_peak_gflops     independent register-resident FMA chains on all threads, in the SIMD batch
+//                       the kernels use (xsimd's default architecture for the compile flags)
+// Each returns the best of a few timed passes (the machine may be shared: the best pass is the
+// closest to what it can do).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <new>
+
+#include "../../core/threads.hpp"
+#include "simd.hpp"
+
+namespace recurrent_depth::cpu {
+
+namespace detail {
+
+struct AlignedFloats {
+  struct Free {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  explicit AlignedFloats(std::size_t n)
+      : size(n), data(static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{64}))) {}
+  std::size_t size;
+  std::unique_ptr<float[], Free> data;
+};
+
+// Sums n floats (n a multiple of 4 * 2^16): each work item reads 4 chunks at once.
+inline float sum_streams(const float* p, std::size_t n) {
+  constexpr std::size_t kChunk = 1 << 16;
+  constexpr int kStreams = 4;
+  const auto items = static_cast<std::ptrdiff_t>(n / (kChunk * kStreams));
+  float total = 0.0f;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (std::ptrdiff_t c = 0; c < items; ++c) {
+    const float* q[kStreams];
+    FloatBatch a[kStreams][2];
+    for (int s = 0; s < kStreams; ++s) {
+      q[s] = p + (static_cast<std::size_t>(c) * kStreams + s) * kChunk;
+      a[s][0] = a[s][1] = FloatBatch(0.0f);
+    }
+    for (std::size_t i = 0; i < kChunk; i += 2 * kFloatLanes)
+      for (int s = 0; s < kStreams; ++s) {
+        a[s][0] += FloatBatch::load_aligned(q[s] + i);
+        a[s][1] += FloatBatch::load_aligned(q[s] + i + kFloatLanes);
+      }
+    FloatBatch sum(0.0f);
+    for (int s = 0; s < kStreams; ++s) sum += a[s][0] + a[s][1];
+    total += xsimd::hadd(sum);
+  }
+  return total;
+}
+
+inline float fma_chains(long steps) {
+  constexpr int kChains = 16;  // covers FMA latency x pipes, stays in registers
+  float sink = 0.0f;
+#pragma omp parallel reduction(+ : sink)
+  {
+    FloatBatch acc[kChains];
+    for (int k = 0; k < kChains; ++k) acc[k] = FloatBatch(1e-3f * float(k + 1 + thread_index()));
+    const FloatBatch a(0.999999f), b(1e-7f);
+    for (long s = 0; s < steps; ++s) {
+#pragma GCC unroll 16
+      for (int k = 0; k < kChains; ++k) acc[k] = xsimd::fma(acc[k], a, b);
+    }
+    FloatBatch total(0.0f);
+    for (int k = 0; k < kChains; ++k) total += acc[k];
+    sink += xsimd::hadd(total);
+  }
+  return sink;
+}
+
+template <class Work>
+double best_seconds(int passes, Work&& work) {
+  double best = 1e30;
+  for (int i = 0; i < passes; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+}  // namespace detail
+
+// Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default 256 MiB).
+inline double read_bandwidth_gbs(std::size_t bytes = std::size_t(256) << 20, int passes = 4) {
+  constexpr std::size_t kUnit = std::size_t(4) << 16;  // floats per work item
+  const std::size_t n = std::max(kUnit, bytes / sizeof(float) / kUnit * kUnit);
+  detail::AlignedFloats buffer(n);
+  float* p = buffer.data.get();
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i)  // first touch by readers
+    p[i] = static_cast<float>(i & 1023) * 1e-3f;
+  volatile float sink = 0.0f;
+  const double seconds = detail::best_seconds(passes, [&] { sink = sink + detail::sum_streams(p, n); });
+  return double(n * sizeof(float)) / seconds / 1e9;
+}
+
+// Peak float32 FMA throughput in GFLOP/s (2 FLOP per lane per FMA) on all threads.
+inline double fma_peak_gflops(int passes = 5) {
+  constexpr long kSteps = 1 << 21;
+  volatile float sink = 0.0f;
+  const double seconds = detail::best_seconds(passes, [&] { sink = sink + detail::fma_chains(kSteps); });
+  return 2.0 * double(kFloatLanes) * 16.0 * double(kSteps) * max_threads() / seconds / 1e9;
+}
+
+}  // namespace recurrent_depth::cpu

@@ -1,0 +1,62 @@
+// rdepth bench through the binary: the JSON report of a small run (random-weight shape and a model
+// directory, every weight format) holds positive, mutually consistent figures; bad input is refused.
+// (Speed itself is measured by rdepth bench and the benchmarks, never asserted here.)
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_support.hpp"
+
+using namespace recurrent_depth;
+using namespace recurrent_depth::testing::cli;
+
+TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][bench]") {
+  for (const std::string& source : {std::string("--shape tiny"), "--model " + model_dir("tiny_huginn")}) {
+    for (const char* weights : {"f32", "bf16", "int8"}) {
+      INFO(source << " " << weights);
+      const Run run = rdepth("bench " + source + " --weights " + weights +
+                             " --steps 3 --prompt 5 --gen 3 --threads 1 --json");
+      REQUIRE_SUCCESS(run);
+      const nlohmann::json out = nlohmann::json::parse(run.out);
+      CHECK(out["weights"] == weights);
+      CHECK(out["steps"] == 3);
+      for (const char* key :
+           {"prefill_tokens_per_second", "decode_tokens_per_second", "weight_bytes_per_token",
+            "flops_per_token", "read_bandwidth_gbs", "peak_gflops", "resident_bytes", "kv_bytes"})
+        CHECK(out[key].get<double>() > 0.0);
+      // Consistency: the fraction of the roofline is throughput over bandwidth / bytes per token.
+      const double roofline = out["read_bandwidth_gbs"].get<double>() * 1e9 /
+                              out["weight_bytes_per_token"].get<double>();
+      CHECK(out["decode_fraction_of_roofline"].get<double>() ==
+            Approx(out["decode_tokens_per_second"].get<double>() / roofline));
+      CHECK(out["peer"]["eigen_gemv_gbs"].get<double>() > 0.0);
+    }
+  }
+  // Bytes per token grow with r by one core iteration each; int8 streams about half of bf16.
+  const auto bytes = [](const std::string& flags) {
+    const Run run = rdepth("bench --shape tiny --prompt 2 --gen 1 --threads 1 --json " + flags);
+    REQUIRE_SUCCESS(run);
+    return nlohmann::json::parse(run.out)["weight_bytes_per_token"].get<double>();
+  };
+  const double r2 = bytes("--steps 2"), r3 = bytes("--steps 3"), r4 = bytes("--steps 4");
+  CHECK(r4 - r3 == Approx(r3 - r2));
+  CHECK(bytes("--steps 3 --weights int8") < 0.6 * r3);
+}
+
+TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {
+  const std::pair<std::string, std::string> cases[] = {
+      {"bench --shape tiny --model " + model_dir("tiny_huginn"), "either --model DIR or --shape"},
+      {"bench", "either --model DIR or --shape"},
+      {"bench --shape huge", "unknown model shape 'huge'"},
+      {"bench --shape tiny --prompt 0", "--prompt"},
+      {"bench --shape tiny --gen -1", "--gen"},
+      {"bench --shape tiny --prompt 250 --gen 10", "exceed the context"},
+      {"bench --shape tiny --weights int4", "unknown weight format"},
+  };
+  for (const auto& [arguments, message] : cases) {
+    INFO(arguments);
+    const Run run = rdepth(arguments);
+    CHECK(run.code == 1);
+    CHECK_THAT(run.err, Catch::Contains(message));
+  }
+}

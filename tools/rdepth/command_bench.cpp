@@ -1,0 +1,261 @@
+// rdepth bench: end-to-end speed of a model (a directory, or seeded random weights of a named
+// shape) at r core iterations: prefill tokens/s over a prompt of P tokens and decode tokens/s
+// (median per-token time of N one-token steps), each next to this machine's measured limits (read
+// bandwidth -> decode roofline, FMA peak -> prefill roofline) and to a peer measured in the same
+// run (Eigen's float matrix-vector and matrix-matrix products on the core MLP's weight shape,
+// against this library's kernel on the same matrix). Also weight bytes and FLOPs per token,
+// resident memory and KV cache bytes.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+#include "recurrent_depth/backends/cpu/machine_limits.hpp"
+
+namespace rdepth {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Arguments bench_arguments() {
+  return Arguments(
+      "bench",
+      "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8] [--steps R]\n"
+      "                    [--prompt P] [--gen N] [--threads N] [--json]",
+      "Measures prefill (one forward over P random token ids) and decode (N further tokens, one at a\n"
+      "time; the median step) at r core iterations, and prints them with the weight bytes and FLOPs\n"
+      "one token costs, the machine's measured read bandwidth and FMA peak, the rooflines these give\n"
+      "(decode: bandwidth / bytes per token; prefill: peak / FLOPs per token) and the fraction\n"
+      "reached, Eigen's float GEMV/GEMM on the core MLP's weight shape as a peer next to this\n"
+      "library's kernel on the same matrix, the resident memory and the KV cache bytes. --shape\n"
+      "builds seeded random weights in memory (one block's values repeated: the model still holds\n"
+      "every block).",
+      {model_flag(),
+       {"--shape", "NAME", "seeded random weights: tiny, huginn-mini or huginn-0125"},
+       weights_flag(),
+       steps_flag(),
+       {"--prompt", "P", "prompt tokens for the prefill measurement (default 64)"},
+       {"--gen", "N", "decoded tokens for the decode measurement (default 8)"},
+       threads_flag(),
+       {"--json", "", "print one JSON object on stdout"}});
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// VmRSS / VmHWM of this process in bytes (0 where /proc is missing).
+std::size_t proc_status_bytes(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) return std::stoull(line.substr(key.size() + 1)) * 1024;
+  return 0;
+}
+
+// A progress bar on stderr over the bytes of the tensors read so far.
+class LoadProgress {
+ public:
+  LoadProgress(const rd::Checkpoint& checkpoint, std::string what)
+      : checkpoint_(checkpoint), total_(double(checkpoint.total_bytes())), what_(std::move(what)) {
+    checkpoint.on_read([this](const rd::TensorInfo& t) { advance(double(t.bytes.size())); });
+  }
+  ~LoadProgress() { checkpoint_.on_read({}); }
+  void advance(double bytes) {
+    done_ += bytes;
+    const int percent = int(100.0 * std::min(1.0, done_ / total_));
+    if (percent == shown_) return;
+    shown_ = percent;
+    std::fprintf(stderr, "\r%s [%-40s] %3d%%", what_.c_str(), std::string(percent * 40 / 100, '#').c_str(),
+                 percent);
+    if (percent == 100) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+
+ private:
+  const rd::Checkpoint& checkpoint_;
+  double total_, done_ = 0.0;
+  std::string what_;
+  int shown_ = -1;
+};
+
+struct PeerFigures {
+  double eigen_gemv_gbs, library_gemv_gbs, eigen_gemm_gflops, library_gemm_gflops;
+};
+
+// Eigen's float GEMV (one position) and GEMM (P positions) on a [rows, cols] float matrix, and
+// this library's f32 kernel on the same matrix: best of a few repetitions each.
+PeerFigures measure_peer(std::size_t rows, std::size_t cols, std::size_t positions) {
+  rd::Rng rng(7);
+  Eigen::MatrixXf w(rows, cols);
+  for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = float(rng.uniform() - 0.5);
+  Eigen::MatrixXf x = Eigen::MatrixXf::Random(cols, Eigen::Index(positions));
+  Eigen::MatrixXf y(rows, Eigen::Index(positions));
+  Eigen::VectorXf v = x.col(0), yv(rows);
+  std::vector<float> flat(rows * cols);
+  Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(flat.data(), Eigen::Index(rows),
+                                                                                    Eigen::Index(cols)) = w;
+  const auto packed = rd::cpu::PackedWeights<float>::from_rows(std::span<const float>(flat), rows, cols);
+  rd::Matrix<float> xs(positions, cols), ys(positions, rows);
+  for (std::size_t p = 0; p < positions; ++p)
+    for (std::size_t c = 0; c < cols; ++c) xs(p, c) = x(Eigen::Index(c), Eigen::Index(p));
+  const auto best = [](int repeats, auto&& work) {
+    return rd::cpu::detail::best_seconds(repeats, work);
+  };
+  const double bytes = double(rows * cols * sizeof(float));
+  const double flops = 2.0 * double(rows * cols * positions);
+  PeerFigures f{};
+  f.eigen_gemv_gbs = bytes / best(9, [&] { yv.noalias() = w * v; }) / 1e9;
+  f.library_gemv_gbs = bytes / best(9, [&] { rd::cpu::linear(xs.view().middle_rows(0, 1), packed, ys.view().middle_rows(0, 1)); }) / 1e9;
+  f.eigen_gemm_gflops = flops / best(5, [&] { y.noalias() = w * x; }) / 1e9;
+  f.library_gemm_gflops = flops / best(5, [&] { rd::cpu::linear(xs.view(), packed, ys.view()); }) / 1e9;
+  return f;
+}
+
+template <class Model>
+int run_bench(const Model& model, const Arguments& args, const std::string& source, double load_seconds) {
+  const rd::ModelConfig& config = model.config();
+  const int steps = rdepth::steps(args).value_or(config.mean_recurrence);
+  const auto prompt_length = std::size_t(args.integer("--prompt", 1, config.block_size - 1).value_or(64));
+  const auto gen = std::size_t(args.integer("--gen", 1, 100000).value_or(8));
+  if (prompt_length + gen > std::size_t(config.block_size))
+    fail("--prompt ", prompt_length, " + --gen ", gen, " exceed the context of ", config.block_size,
+         " positions (block_size)");
+  const bool json = args.has("--json");
+
+  rd::Rng rng(1);
+  std::vector<std::int32_t> ids(prompt_length + gen);
+  for (auto& id : ids) id = std::int32_t(rng.uniform() * config.vocab_size) % config.vocab_size;
+  rd::Session session = model.new_session();
+  rd::ForwardOptions options;
+  options.steps = steps;
+  options.all_logits = false;
+  if (!json) std::fprintf(stderr, "prefill of %zu tokens at r = %d ...\n", prompt_length, steps);
+  auto start = Clock::now();
+  model.forward(session, std::span(ids).first(prompt_length), options);
+  const double prefill_seconds = seconds_since(start);
+  std::vector<double> step_seconds;
+  for (std::size_t t = 0; t < gen; ++t) {
+    start = Clock::now();
+    model.forward(session, std::span(ids).subspan(prompt_length + t, 1), options);
+    step_seconds.push_back(seconds_since(start));
+  }
+  const double decode_step = median(step_seconds);
+  const std::size_t resident = proc_status_bytes("VmRSS"), peak_resident = proc_status_bytes("VmHWM");
+
+  if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
+  const double bandwidth = rd::cpu::read_bandwidth_gbs();
+  const double peak = rd::cpu::fma_peak_gflops();
+  const PeerFigures peer = measure_peer(2 * std::size_t(config.intermediate_size),
+                                        std::size_t(config.n_embd), prompt_length);
+
+  const rd::TokenCost cost = model.token_cost(steps);
+  const double prefill_tps = double(prompt_length) / prefill_seconds, decode_tps = 1.0 / decode_step;
+  const double decode_roofline = bandwidth * 1e9 / cost.weight_bytes;
+  const double prefill_roofline = peak * 1e9 / cost.flops;
+  const std::string weights(rd::weight_format_name(weight_format(args)));
+
+  nlohmann::ordered_json out;
+  out["model"] = source;
+  out["weights"] = weights;
+  out["steps"] = steps;
+  out["threads"] = rd::max_threads();
+  out["prompt_tokens"] = prompt_length;
+  out["decode_tokens"] = gen;
+  out["load_seconds"] = load_seconds;
+  out["prefill_tokens_per_second"] = prefill_tps;
+  out["decode_tokens_per_second"] = decode_tps;
+  out["decode_step_seconds_median"] = decode_step;
+  out["weight_bytes"] = model.summary().weight_bytes;
+  out["weight_bytes_per_token"] = cost.weight_bytes;
+  out["flops_per_token"] = cost.flops;
+  out["read_bandwidth_gbs"] = bandwidth;
+  out["peak_gflops"] = peak;
+  out["decode_roofline_tokens_per_second"] = decode_roofline;
+  out["decode_fraction_of_roofline"] = decode_tps / decode_roofline;
+  out["decode_weight_gbs"] = cost.weight_bytes * decode_tps / 1e9;
+  out["prefill_roofline_tokens_per_second"] = prefill_roofline;
+  out["prefill_fraction_of_peak"] = prefill_tps / prefill_roofline;
+  out["prefill_gflops"] = cost.flops * prefill_tps / 1e9;
+  out["peer"] = {{"what", "Eigen float GEMV/GEMM on the core MLP fc shape, vs this library's f32 kernel"},
+                 {"eigen_gemv_gbs", peer.eigen_gemv_gbs},
+                 {"library_gemv_gbs", peer.library_gemv_gbs},
+                 {"eigen_gemm_gflops", peer.eigen_gemm_gflops},
+                 {"library_gemm_gflops", peer.library_gemm_gflops}};
+  out["resident_bytes"] = resident;
+  out["peak_resident_bytes"] = peak_resident;
+  out["kv_bytes"] = session.cache.bytes();
+  if (json) {
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
+  std::printf("%s, %s weights, r = %d, %d threads\n", source.c_str(), weights.c_str(), steps, rd::max_threads());
+  std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n", prefill_tps,
+              cost.flops * prefill_tps / 1e9, 100.0 * prefill_tps / prefill_roofline, peak);
+  std::printf("  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s)\n", decode_tps,
+              cost.weight_bytes * decode_tps / 1e9, 100.0 * decode_tps / decode_roofline, bandwidth);
+  std::printf("  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f tok/s\n",
+              cost.weight_bytes, cost.flops, decode_roofline, prefill_roofline);
+  std::printf("  peer (float, core MLP fc %d x %d): Eigen GEMV %.1f GB/s vs ours %.1f; Eigen GEMM %.1f GFLOP/s vs ours %.1f\n",
+              2 * config.intermediate_size, config.n_embd, peer.eigen_gemv_gbs, peer.library_gemv_gbs,
+              peer.eigen_gemm_gflops, peer.library_gemm_gflops);
+  std::printf("  memory: weights %.2f GB, resident %.2f GB (peak %.2f GB), KV cache %.1f MB\n",
+              model.summary().weight_bytes / 1e9, resident / 1e9, peak_resident / 1e9, session.cache.bytes() / 1e6);
+  return 0;
+}
+
+}  // namespace
+
+int command_bench(const std::vector<std::string>& words) {
+  Arguments args = bench_arguments();
+  if (!args.parse(words)) {
+    std::cout << args.help();
+    return 0;
+  }
+  if (args.has("--model") == args.has("--shape")) fail("give either --model DIR or --shape NAME");
+  const rd::WeightFormat format = weight_format(args);
+  apply_threads(args);
+  const bool quiet = args.has("--json");
+
+  if (args.has("--model")) {
+    const std::filesystem::path dir = model_directory(args);
+    const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
+    const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
+    return rd::with_weight_format(format, [&](auto precision) -> int {
+      std::optional<LoadProgress> progress;
+      if (!quiet) progress.emplace(checkpoint, "loading " + dir.string());
+      const auto start = Clock::now();
+      const rd::RecurrentDepthModel<rd::CpuBackend, decltype(precision)> model(config, checkpoint);
+      progress.reset();
+      return run_bench(model, args, dir.string(), seconds_since(start));
+    });
+  }
+  const std::string shape = *args.get("--shape");
+  const rd::ModelConfig config = rd::shape_config(shape);
+  if (!quiet) std::fprintf(stderr, "generating seeded random weights for %s ...\n", shape.c_str());
+  const rd::Checkpoint checkpoint =
+      rd::synthetic_checkpoint(config, 1, rd::DType::BF16, true, rd::SyntheticBlocks::shared);
+  return rd::with_weight_format(format, [&](auto precision) -> int {
+    std::optional<LoadProgress> progress;
+    if (!quiet) progress.emplace(checkpoint, "packing " + shape);
+    const auto start = Clock::now();
+    const rd::RecurrentDepthModel<rd::CpuBackend, decltype(precision)> model(config, checkpoint);
+    progress.reset();
+    return run_bench(model, args, "shape " + shape, seconds_since(start));
+  });
+}
+
+}  // namespace rdepth

@@ -1,5 +1,6 @@
 // Checkpoint: single-file and sharded model directories (tiny_huginn split into shards must give
-// identical tensors), in-memory checkpoints, exact shape checks and the errors for bad directories.
+// identical tensors; the released Huginn-0125 layout loads as the same tied model), in-memory
+// checkpoints, exact shape checks and the errors for bad directories.
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -14,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "recurrent_depth/io/checkpoint.hpp"
+#include "recurrent_depth/recurrent_depth.hpp"
 
 namespace fs = std::filesystem;
 using namespace recurrent_depth;
@@ -45,15 +46,29 @@ void write_text(const fs::path& path, const std::string& text) {
 }
 
 // Splits tiny_huginn's tensors round-robin into `shards` files plus an index; returns the index.
-nlohmann::json write_sharded(const fs::path& dir, int shards) {
+// released: as Huginn-0125 is published, every tensor stored as float32 and lm_head.weight a
+// stored copy of the embedding.
+nlohmann::json write_sharded(const fs::path& dir, int shards, bool released = false) {
   const SafetensorsFile source = SafetensorsFile::open(kTinyDir / "model.safetensors");
   std::vector<SafetensorsWriter> writers(shards);
   for (auto& w : writers) w.set_metadata("format", "pt");
   nlohmann::json index;
   index["metadata"]["total_size"] = 0;
   std::size_t i = 0, total = 0;
-  for (const TensorInfo& t : source.tensors()) {
+  std::vector<const TensorInfo*> tensors;
+  for (const TensorInfo& t : source.tensors()) tensors.push_back(&t);
+  if (released) tensors.push_back(&source.at("transformer.wte.weight"));  // again, as lm_head
+  for (const TensorInfo* tensor : tensors) {
     const int s = int(i++ % shards);
+    TensorInfo t = *tensor;
+    if (released && i == tensors.size()) t.name = "lm_head.weight";
+    std::vector<float> values;
+    if (released && t.dtype != DType::F32) {
+      values.resize(t.numel());
+      read_values(t, std::span<float>(values));
+      t.dtype = DType::F32;
+      t.bytes = std::as_bytes(std::span<const float>(values));
+    }
     writers[s].add(t.name, t.dtype, t.shape, t.bytes);
     const std::string shard =
         "model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shards) + ".safetensors";
@@ -218,4 +233,28 @@ TEST_CASE("checkpoint: in-memory files", "[io][checkpoint]") {
   dup.push_back(SafetensorsFile::from_bytes(w1.bytes(), "again"));
   REQUIRE_THROWS_WITH(Checkpoint::from_files(std::move(dup), "dup"),
                       Contains("tensor x is in both one and again"));
+}
+
+TEST_CASE("checkpoint: the released layout (4 float32 shards, lm_head copy, freqs_cis) loads",
+          "[io][checkpoint]") {
+  TempDir dir;
+  const nlohmann::json index = write_sharded(dir.path, 4, /*released=*/true);
+  fs::copy_file(kTinyDir / "config.json", dir.path / "config.json");
+  CHECK(index["weight_map"].contains("freqs_cis"));
+  CHECK(index["weight_map"].contains("lm_head.weight"));
+  const Checkpoint released = Checkpoint::open(dir.path);
+  CHECK(released.at("transformer.core_block.3.mlp.fc.weight").dtype == DType::F32);
+
+  const auto original = load_model<CpuBackend, F32>(kTinyDir);
+  const auto loaded = load_model<CpuBackend, BF16>(dir.path);  // converted to bf16 at load
+  CHECK(loaded.summary().tied_head);  // the stored copy is recognised, not loaded twice
+  CHECK(loaded.summary().weight_bytes * 2 == original.summary().weight_bytes);
+  const std::vector<std::int32_t> ids = {5, 17, 3, 99, 42};
+  Session a = original.new_session(), b = loaded.new_session();
+  const ForwardResult expected = original.forward(a, ids), actual = loaded.forward(b, ids);
+  double largest = 0.0;  // tiny_huginn's weights are bf16 values: every path is exact
+  for (std::size_t t = 0; t < ids.size(); ++t)
+    for (std::size_t v = 0; v < expected.logits.cols(); ++v)
+      largest = std::max(largest, double(std::abs(actual.logits(t, v) - expected.logits(t, v))));
+  CHECK(largest < 1e-5);
 }

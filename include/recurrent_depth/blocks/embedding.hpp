@@ -31,8 +31,13 @@ struct ScaledTiedEmbedding {
       scale_ = std::sqrt(static_cast<float>(config.n_embd));
       table_ = load_matrix<Backend, Precision>(checkpoint, name + ".weight", rows_, width);
       const TensorInfo* head = checkpoint.find("lm_head.weight");
-      if (head && !(config.tie_embeddings && same_bytes(*head, table)))
-        head_ = load_matrix<Backend, Precision>(checkpoint, "lm_head.weight", rows_, width);
+      if (head) {
+        const bool duplicate = config.tie_embeddings && same_bytes(*head, table);
+        checkpoint.release(*head);  // the comparison touched every page of both
+        checkpoint.release(table);
+        if (!duplicate)
+          head_ = load_matrix<Backend, Precision>(checkpoint, "lm_head.weight", rows_, width);
+      }
     }
 
     // out [T, n_embd] = wte[ids] * sqrt(n_embd); ids must be < vocab_rows().

@@ -93,7 +93,15 @@ class Checkpoint {
            expected.shape_string());
     }
     read_values(t, out);
+    release(t);
     if (impl_->observer) impl_->observer(t);
+  }
+
+  // Drops the pages of a tensor read from a mapped file from resident memory (reads do it
+  // themselves): loading then peaks near the converted size, not converted + files.
+  void release(const TensorInfo& t) const {
+    for (const SafetensorsFile& f : impl_->files)
+      if (f.holds(t)) return f.release(t);
   }
 
   // Calls observer(tensor) after each read (progress reporting); an empty function: none.

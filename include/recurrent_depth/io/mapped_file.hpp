@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <span>
@@ -70,6 +71,19 @@ class MappedFile {
   }
 
   std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(data_), size_}; }
+
+  // Drops the pages wholly inside `range` (a part of this mapping) from the process's resident
+  // memory; they are read again from the file if touched. Loading converts each tensor once, so
+  // releasing it afterwards keeps the peak near the converted size. Outside the mapping: nothing.
+  void release(std::span<const std::byte> range) const noexcept {
+    const auto begin = reinterpret_cast<std::uintptr_t>(range.data());
+    const auto end = begin + range.size();
+    const auto base = reinterpret_cast<std::uintptr_t>(data_);
+    if (data_ == nullptr || begin < base || end > base + size_) return;
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
   const std::filesystem::path& path() const { return path_; }
 
  private:

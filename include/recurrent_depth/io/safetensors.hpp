@@ -194,6 +194,12 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return impl_->tensors; }
   const std::map<std::string, std::string>& metadata() const { return impl_->metadata; }
   const std::string& source() const { return impl_->source; }
+  // Whether `t` is one of this file's tensors.
+  bool holds(const TensorInfo& t) const {
+    return !impl_->tensors.empty() && &t >= &impl_->tensors.front() && &t <= &impl_->tensors.back();
+  }
+  // Drops a mapped tensor's pages from resident memory (see MappedFile::release); owned bytes stay.
+  void release(const TensorInfo& t) const { impl_->mapping.release(t.bytes); }
 
  private:
   // Behind a unique_ptr so that TensorInfo spans and pointers survive moves.

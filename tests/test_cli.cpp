@@ -238,7 +238,7 @@ TEST_CASE("rdepth rejects bad input with exit code 1 and a message", "[cli]") {
       {"generate --model /nonexistent/model --prompt-ids 1 --max-new-tokens 1", "/nonexistent"},
       {"inspect --model /nonexistent/model", "/nonexistent/model"},
       {"inspect" + model + " --weights int3", "int3"},
-      {"tokenize --text hi", "not supported yet"},
+      {"tokenize --text hi", "--tokenizer is required"},
   };
   for (const auto& [arguments, needle] : cases) {
     const Run run = rdepth(arguments);

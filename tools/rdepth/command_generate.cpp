@@ -1,6 +1,7 @@
-// rdepth generate: generation from a prompt of token ids with the test-time features (early exit,
-// KV cache rules, continuous warm start, sampling, self-speculative decoding), streaming the new
-// ids to stdout (or printing one JSON object of tokens and statistics with --json).
+// rdepth generate: generation from a prompt (token ids, or text through the model directory's
+// tokenizer.json) with the test-time features (early exit, KV cache rules, continuous warm start,
+// sampling, self-speculative decoding), streaming the new ids, or the new text for a text prompt,
+// to stdout (or printing one JSON object of tokens and statistics with --json).
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
+#include "generation_flags.hpp"
 #include "test_time.hpp"
 
 namespace rdepth {
@@ -32,8 +34,10 @@ Arguments generate_arguments() {
       "Prefills the prompt through the KV cache, then generates up to N tokens one at a time, "
       "each\n"
       "with r core iterations, taking the most likely token (greedy) unless --temperature T > 0.\n"
-      "Without --json the new token ids stream to stdout, space-separated, and a summary goes to\n"
-      "stderr. With --json one object is printed: prompt_ids, tokens, steps (core iterations of "
+      "Without --json the new token ids stream to stdout, space-separated (with --prompt TEXT: the\n"
+      "new text, decoded by DIR/tokenizer.json, special tokens written out), and a summary goes\n"
+      "to stderr. With --json one object is printed: prompt (with --prompt), text (the new text,\n"
+      "with --prompt), prompt_ids, tokens, steps (core iterations of "
       "the\n"
       "forward that produced each token), exit_values (with --exit: the criterion's value at each\n"
       "check, per token; none for the first, which comes from the prompt's forward),\n"
@@ -66,7 +70,8 @@ Arguments generate_arguments() {
           concat(
               {model_flag(),
                {"--prompt-ids", "IDS", "prompt as comma-separated token ids, e.g. 3,17,5"},
-               {"--prompt", "TEXT", "prompt as text (needs the tokenizer: not supported yet)"},
+               {"--prompt", "TEXT",
+                "prompt as text: DIR/tokenizer.json encodes it, <|begin_text|> (BOS) first"},
                {"--max-new-tokens", "N", "number of tokens to generate (required)"},
                steps_flag(),
                init_flag(),
@@ -76,19 +81,10 @@ Arguments generate_arguments() {
                {"--continuous", "", "warm start: each token from the previous one's latent"},
                cache_flag()},
               exit_flags()),
-          {{"--temperature", "T", "0 (default) is greedy; T > 0 samples"},
-           {"--top-k", "K", "sample among the K most likely tokens (0: off; needs T > 0)"},
-           {"--top-p", "P", "nucleus sampling, 0 < P <= 1 (1: off; needs T > 0)"},
-           {"--min-p", "M", "keep tokens with p >= M p_max, 0 <= M <= 1 (0: off; needs T > 0)"},
-           {"--repetition-penalty", "X", "X > 0; > 1 discourages tokens already seen (1: off)"},
-           {"--draft-steps", "D", "self-speculative decoding: D core iterations per draft token"},
-           {"--lookahead", "L",
-            "tokens drafted per round, L >= 1 (default 8; needs --draft-steps)"},
-           {"--accept-ratio", "X",
-            "also accept a draft whose verified p >= X p_max, 0 <= X <= 1 (default 0: exact)"},
-           weights_flag(),
-           threads_flag(),
-           {"--json", "", "print one JSON object on stdout instead of streaming"}}));
+          concat(concat(sampling_flags(), speculative_flags()),
+                 {weights_flag(),
+                  threads_flag(),
+                  {"--json", "", "print one JSON object on stdout instead of streaming"}})));
 }
 
 // A list of token ids, each checked against the vocabulary.
@@ -109,74 +105,6 @@ std::vector<std::int32_t> token_list(const Arguments& args, const char* flag,
   return ids;
 }
 
-// A finite number within [low, high] (open at either end where `open_low`/`open_high`), as float.
-std::optional<float> bounded(const Arguments& args, const char* flag, double low, bool open_low,
-                             double high, bool open_high, const char* expected) {
-  const auto x = args.number(flag);
-  if (!x) return std::nullopt;
-  const bool ok = (open_low ? *x > low : *x >= low) && (open_high ? *x < high : *x <= high) &&
-                  std::isfinite(static_cast<float>(*x));
-  if (!ok) fail(flag, " is ", *args.get(flag), ", expected ", expected);
-  return static_cast<float>(*x);
-}
-
-rd::SamplingOptions sampling_options(const Arguments& args) {
-  constexpr double inf = std::numeric_limits<double>::infinity();
-  rd::SamplingOptions s;
-  s.temperature = bounded(args, "--temperature", 0, false, inf, true, "a number >= 0").value_or(0);
-  s.top_k = static_cast<int>(args.integer("--top-k", 0, kMostInt).value_or(0));
-  s.top_p = bounded(args, "--top-p", 0, true, 1, false, "a number with 0 < P <= 1").value_or(1);
-  s.min_p = bounded(args, "--min-p", 0, false, 1, false, "a number with 0 <= M <= 1").value_or(0);
-  s.repetition_penalty =
-      bounded(args, "--repetition-penalty", 0, true, inf, true, "a number > 0").value_or(1);
-  if (s.greedy()) {
-    for (const char* flag : {"--top-k", "--top-p", "--min-p"})
-      if (args.has(flag)) {
-        fail(flag, " needs --temperature T > 0: at temperature 0 (the default) decoding is greedy");
-      }
-  }
-  return s;
-}
-
-std::optional<rd::SpeculativeOptions> speculative_options(const Arguments& args) {
-  if (!args.has("--draft-steps")) {
-    for (const char* flag : {"--lookahead", "--accept-ratio"})
-      if (args.has(flag)) fail(flag, " needs --draft-steps D (self-speculative decoding)");
-    return std::nullopt;
-  }
-  rd::SpeculativeOptions s;
-  s.draft_steps = static_cast<int>(*args.integer("--draft-steps", 0, kMostInt));
-  s.lookahead = static_cast<int>(args.integer("--lookahead", 1, kMostInt).value_or(8));
-  if (const auto ratio = args.number("--accept-ratio")) {
-    if (*ratio < 0 || *ratio > 1) {
-      fail("--accept-ratio is ", *args.get("--accept-ratio"), ", expected 0 <= X <= 1");
-    }
-    s.accept_ratio = *ratio;
-  }
-  if (args.has("--continuous")) {
-    fail(
-        "--continuous does not combine with --draft-steps: a drafted token's warm start would "
-        "depend on the previous token's full-depth latent");
-  }
-  if (args.has("--exit")) {
-    fail("--exit does not combine with --draft-steps: speculative decoding verifies at full depth");
-  }
-  return s;
-}
-
-std::size_t decoded_count(const rd::Generation& g) {
-  return g.tokens.empty() ? 0 : g.tokens.size() - 1;
-}
-
-// Core iterations after the prompt's forward (which ran the first token's steps for every
-// prompt token), per token after the first.
-double iterations_per_token(const rd::Generation& g) {
-  const std::size_t decoded = decoded_count(g);
-  if (decoded == 0) return 0.0;
-  const std::size_t prefill = g.stats.prompt_tokens * static_cast<std::size_t>(g.tokens[0].steps);
-  return double(g.stats.core_iterations - prefill) / double(decoded);
-}
-
 }  // namespace
 
 int command_generate(const std::vector<std::string>& words) {
@@ -188,12 +116,9 @@ int command_generate(const std::vector<std::string>& words) {
   if (args.has("--prompt") && args.has("--prompt-ids")) {
     fail("give either --prompt or --prompt-ids, not both");
   }
-  if (args.has("--prompt")) {
-    fail(
-        "--prompt TEXT needs the tokenizer, which is not supported yet; "
-        "give the prompt as token ids with --prompt-ids 3,17,5");
+  if (!args.has("--prompt-ids") && !args.has("--prompt")) {
+    fail("give the prompt: --prompt TEXT or --prompt-ids 3,17,5");
   }
-  if (!args.has("--prompt-ids")) fail("--prompt-ids is required (e.g. --prompt-ids 3,17,5)");
 
   const std::filesystem::path dir = model_directory(args);
   const rd::WeightFormat format = weight_format(args);
@@ -213,11 +138,19 @@ int command_generate(const std::vector<std::string>& words) {
   apply_threads(args);
 
   const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
-  const std::vector<std::int32_t> prompt = token_list(args, "--prompt-ids", config);
+  const auto text_prompt = args.get("--prompt");
+  std::optional<rd::tokenizer::Tokenizer> tokenizer;
+  if (text_prompt) {
+    tokenizer = load_tokenizer(dir, config,
+                               "--prompt TEXT needs it; without one give --prompt-ids 3,17,5");
+  }
+  const std::vector<std::int32_t> prompt =
+      tokenizer ? tokenizer->encode(*text_prompt, true) : token_list(args, "--prompt-ids", config);
+  const char* prompt_flag = tokenizer ? "--prompt" : "--prompt-ids";
   options.stop_ids = token_list(args, "--stop-ids", config);
   const auto context = static_cast<std::size_t>(config.block_size);
   if (prompt.size() > context) {
-    fail("--prompt-ids: the prompt has ", prompt.size(),
+    fail(prompt_flag, ": the prompt has ", prompt.size(),
          " tokens, more than the model's context of ", context, " positions (block_size)");
   }
   // The last new token is never fed back, so N new tokens need prompt + N - 1 positions.
@@ -231,18 +164,31 @@ int command_generate(const std::vector<std::string>& words) {
   return with_model(dir, format, [&](const auto& model) {
     auto session = model.new_session(options.seed, rule);
     bool first = true;
+    std::optional<rd::TextStream> decoder;  // with --prompt TEXT: the new text
+    std::string new_text;
+    if (tokenizer) decoder.emplace(*tokenizer, false);
     const auto stream = [&](const rd::GeneratedToken& token) {
-      std::printf(first ? "%d" : " %d", token.id);
+      if (decoder) {
+        const std::string piece = decoder->push(token.id);
+        new_text += piece;
+        if (!json) std::fputs(piece.c_str(), stdout);
+      } else if (!json) {
+        std::printf(first ? "%d" : " %d", token.id);
+      }
       std::fflush(stdout);
       first = false;
     };
     const rd::Generation generation =
-        rd::generate(model, session, prompt, options, json ? rd::TokenCallback() : stream);
+        rd::generate(model, session, prompt, options, json && !decoder ? rd::TokenCallback() : stream);
+    if (decoder) {
+      const std::string rest = decoder->finish();
+      new_text += rest;
+      if (!json) std::fputs(rest.c_str(), stdout);
+    }
     const rd::GenerationStats& stats = generation.stats;
 
     const std::size_t decoded = decoded_count(generation);
-    const double tokens_per_second =
-        stats.decode_seconds > 0 ? double(decoded) / stats.decode_seconds : 0.0;
+    const double rate = tokens_per_second(generation);
     const std::size_t cached = session.cache.length();
     const double kv_per_token = cached > 0 ? double(session.cache.bytes()) / double(cached) : 0.0;
     const std::size_t kv_formula = model.kv_bytes_per_token(steps_used, rule);
@@ -250,6 +196,10 @@ int command_generate(const std::vector<std::string>& words) {
 
     if (json) {
       nlohmann::ordered_json out;
+      if (decoder) {
+        out["prompt"] = *text_prompt;
+        out["text"] = new_text;
+      }
       out["prompt_ids"] = prompt;
       out["tokens"] = generation.ids();
       std::vector<int> steps_per_token;
@@ -264,7 +214,7 @@ int command_generate(const std::vector<std::string>& words) {
         out["exit_threshold"] = options.exit->threshold;
         out["exit_values"] = std::move(exit_values);
       }
-      out["tokens_per_second"] = tokens_per_second;
+      out["tokens_per_second"] = rate;
       out["prefill_seconds"] = stats.prefill_seconds;
       out["decode_seconds"] = stats.decode_seconds;
       out["iterations_per_token"] = iterations_per_token(generation);
@@ -310,7 +260,7 @@ int command_generate(const std::vector<std::string>& words) {
                  "prefill %zu tokens %.3f s; decode %zu tokens %.3f s (%.1f tokens/s); KV cache "
                  "(%s) %zu bytes, %.0f per token%s\n",
                  generation.tokens.size(), steps_used, weights.c_str(), prompt.size(),
-                 stats.prefill_seconds, decoded, stats.decode_seconds, tokens_per_second,
+                 stats.prefill_seconds, decoded, stats.decode_seconds, rate,
                  rule.name().c_str(), session.cache.bytes(), kv_per_token, extra.c_str());
     return 0;
   });

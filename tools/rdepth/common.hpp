@@ -21,6 +21,8 @@ namespace rd = recurrent_depth;
 int command_forward(const std::vector<std::string>& args);
 int command_generate(const std::vector<std::string>& args);
 int command_inspect(const std::vector<std::string>& args);
+int command_tokenize(const std::vector<std::string>& args);
+int command_chat(const std::vector<std::string>& args);
 int command_bench(const std::vector<std::string>& args);
 
 inline constexpr const char* kDefaultWeights = "bf16";

@@ -16,11 +16,11 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  forward   run the model over token ids from a safetensors file; write logits and latents\n"
-    "  generate  greedy generation from a prompt of token ids\n"
+    "  generate  generation from a prompt of token ids or text\n"
     "  inspect   config, stored tensors, parameter counts, weight and KV cache memory of a model\n"
-    "  bench     prefill and decode speed next to the machine's measured limits and a peer\n"
-    "\n"
-    "planned (not available yet): tokenize, chat\n";
+    "  tokenize  text to token ids and back with a tokenizer.json\n"
+    "  chat      interactive multi-turn chat with the model's chat template\n"
+    "  bench     prefill and decode speed next to the machine's measured limits and a peer\n";
 
 struct Command {
   std::string_view name;
@@ -31,6 +31,8 @@ constexpr Command kCommands[] = {
     {"forward", rdepth::command_forward},
     {"generate", rdepth::command_generate},
     {"inspect", rdepth::command_inspect},
+    {"tokenize", rdepth::command_tokenize},
+    {"chat", rdepth::command_chat},
     {"bench", rdepth::command_bench},
 };
 
@@ -48,10 +50,6 @@ int dispatch(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   for (const Command& command : kCommands)
     if (command.name == name) return command.run(rest);
-  if (name == "tokenize" || name == "chat") {
-    std::fprintf(stderr, "rdepth: %s is not supported yet\n", argv[1]);
-    return 1;
-  }
   std::fprintf(stderr, "rdepth: unknown command '%s'\n", argv[1]);
   std::fputs(kUsage, stderr);
   return 2;

@@ -98,6 +98,7 @@ class GenerationLoop {
 
   Generation run(std::span<const std::int32_t> prompt) {
     history_.assign(prompt.begin(), prompt.end());
+    const std::size_t cached_before = session_.cache.length();  // earlier calls' tokens
     generation_.stats.prompt_tokens = prompt.size();
     if (options_.max_new_tokens == 0) return std::move(generation_);
     const auto start = Clock::now();
@@ -107,8 +108,9 @@ class GenerationLoop {
       going = speculative_ ? speculative_step() : plain_step({&history_.back(), 1}, true);
     }
     generation_.stats.decode_seconds = seconds_since(start) - generation_.stats.prefill_seconds;
-    // Tokens produced past a stop are dropped; the cache then holds only the kept ones.
-    session_.cache.truncate(std::min(session_.cache.length(), history_.size() - 1));
+    // Tokens produced past a stop are dropped; the cache then holds only the kept ones (after
+    // what it held before this call).
+    session_.cache.truncate(std::min(session_.cache.length(), cached_before + history_.size() - 1));
     return std::move(generation_);
   }
 

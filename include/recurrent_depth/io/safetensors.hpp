@@ -301,6 +301,16 @@ inline T load_unaligned(const std::byte* p) {
 }  // namespace detail
 
 // F32, BF16 or F16 -> float.
+namespace detail {
+// out[i] = convert(i) for i < n, over all threads when n is large (checkpoints convert GBs).
+template <class Convert>
+inline void convert_all(std::size_t n, Convert&& convert) {
+  const auto count = static_cast<std::ptrdiff_t>(n);
+#pragma omp parallel for schedule(static) if (n >= (std::size_t(1) << 20))
+  for (std::ptrdiff_t i = 0; i < count; ++i) convert(static_cast<std::size_t>(i));
+}
+}  // namespace detail
+
 inline void read_values(const TensorInfo& t, std::span<float> out) {
   detail::check_conversion(t, out.size());
   const std::byte* p = t.bytes.data();
@@ -310,12 +320,14 @@ inline void read_values(const TensorInfo& t, std::span<float> out) {
       if (n > 0) std::memcpy(out.data(), p, n * sizeof(float));
       return;
     case DType::BF16:
-      for (std::size_t i = 0; i < n; ++i)
+      detail::convert_all(n, [&](std::size_t i) {
         out[i] = to_float(bf16{detail::load_unaligned<std::uint16_t>(p + 2 * i)});
+      });
       return;
     case DType::F16:
-      for (std::size_t i = 0; i < n; ++i)
+      detail::convert_all(n, [&](std::size_t i) {
         out[i] = half_bits_to_float(detail::load_unaligned<std::uint16_t>(p + 2 * i));
+      });
       return;
     default:
       fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),
@@ -330,15 +342,17 @@ inline void read_values(const TensorInfo& t, std::span<bf16> out) {
   const std::size_t n = out.size();
   switch (t.dtype) {
     case DType::F32:
-      for (std::size_t i = 0; i < n; ++i)
+      detail::convert_all(n, [&](std::size_t i) {
         out[i] = to_bf16(detail::load_unaligned<float>(p + 4 * i));
+      });
       return;
     case DType::BF16:
       if (n > 0) std::memcpy(out.data(), p, n * sizeof(bf16));
       return;
     case DType::F16:
-      for (std::size_t i = 0; i < n; ++i)
+      detail::convert_all(n, [&](std::size_t i) {
         out[i] = to_bf16(half_bits_to_float(detail::load_unaligned<std::uint16_t>(p + 2 * i)));
+      });
       return;
     default:
       fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),

@@ -38,9 +38,13 @@ struct PackedWeights {
   static PackedWeights from_rows(std::span<const Source> source, std::size_t rows, std::size_t cols) {
     PackedWeights packed;
     packed.values.resize(rows, cols);
-    for (std::size_t r = 0; r < rows; ++r) {
+    if constexpr (kScaled) packed.row_scales.resize(rows);
+    const auto count = static_cast<std::ptrdiff_t>(rows);
+#pragma omp parallel for schedule(static) if (rows * cols >= (std::size_t(1) << 20))
+    for (std::ptrdiff_t i = 0; i < count; ++i) {
+      const auto r = static_cast<std::size_t>(i);
       const std::span<const Source> row = source.subspan(r * cols, cols);
-      if constexpr (kScaled) packed.row_scales.push_back(quantise_row(row, packed.values.row(r)));
+      if constexpr (kScaled) packed.row_scales[r] = quantise_row(row, packed.values.row(r));
       else
         for (std::size_t c = 0; c < cols; ++c) packed.values(r, c) = convert(row[c]);
     }

@@ -2,6 +2,7 @@
 // relative L2 error used to compare against them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -38,6 +39,36 @@ struct Golden {
     for (std::size_t r = 0; r < m.rows(); ++r)
       for (std::size_t c = 0; c < cols; ++c) m(r, c) = values[r * cols + c];
     return m;
+  }
+
+  // golden.json's "adaptive" table, stored as an object or as a Python dict string.
+  nlohmann::json adaptive_table() const {
+    const nlohmann::json& table = meta["adaptive"];
+    if (!table.is_string()) return table;
+    std::string text = table.get<std::string>();
+    std::replace(text.begin(), text.end(), '\'', '"');
+    return nlohmann::json::parse(text);
+  }
+
+  // The forward pass of the forward_r{steps} vectors: all input ids from input_states.
+  template <class Model>
+  ForwardResult forward_from_states(const Model& model, int steps) const {
+    const Matrix<float> states = matrix("input_states");
+    Session session = model.new_session();
+    ForwardOptions options;
+    options.steps = steps;
+    options.init = StateInit::given;
+    options.initial_state = states.view();
+    return model.forward(session, input_ids, options);
+  }
+
+  // The tokens generate() gives after the first greedy_prompt_len input ids.
+  template <class Model>
+  std::vector<std::int32_t> generated_tokens(const Model& model, GenerationOptions options) const {
+    Session session = model.new_session();
+    options.max_new_tokens = 8;
+    const std::size_t prompt = meta["greedy_prompt_len"];
+    return generate(model, session, std::span(input_ids).first(prompt), options).ids();
   }
 
   std::filesystem::path directory;

@@ -129,4 +129,20 @@ double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
   return worst;
 }
 
+// Prepares the outputs [M, N] of a kernel and its twin: random initial values in both (returned)
+// when accumulating, else NaN, which the kernel must overwrite.
+inline std::vector<float> start_outputs(Strided& fast, Strided& reference, bool accumulate,
+                                        Rng& rng) {
+  if (!accumulate) {
+    fast.fill(kNaN);
+    reference.fill(kNaN);
+    return {};
+  }
+  const std::size_t M = fast.view.rows, N = fast.view.cols;
+  std::vector<float> initial = nonzero_vector(M * N, rng, 0.5, 4.0);
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t n = 0; n < N; ++n) fast.view(m, n) = reference.view(m, n) = initial[m * N + n];
+  return initial;
+}
+
 }  // namespace recurrent_depth::kernel_test

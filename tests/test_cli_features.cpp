@@ -21,15 +21,6 @@ namespace {
 
 constexpr double kTolerance = 1e-4;
 
-// golden.json's "adaptive" is a JSON object written as a Python dict string or as an object.
-nlohmann::json adaptive_table(const Golden& golden) {
-  const nlohmann::json& table = golden.meta["adaptive"];
-  if (!table.is_string()) return table;
-  std::string text = table.get<std::string>();
-  std::replace(text.begin(), text.end(), '\'', '"');
-  return nlohmann::json::parse(text);
-}
-
 // The golden input ids alone (no input_states: the adaptive and decode vectors start from zero).
 std::string ids_only_input(const Golden& golden, const std::string& model) {
   const fs::path in = scratch(model + "_features_ids.safetensors");
@@ -76,7 +67,7 @@ std::vector<std::int32_t> tokens(const nlohmann::json& out) {
 TEST_CASE("rdepth forward --exit matches the reference's adaptive runs", "[cli]") {
   for (const std::string model : {"tiny_huginn", "tiny_variant"}) {
     const Golden golden(model);
-    const nlohmann::json table = adaptive_table(golden);
+    const nlohmann::json table = golden.adaptive_table();
     const std::string steps = " --steps " + std::to_string(golden.meta["max_steps"].get<int>());
     for (const std::string_view name : kExitCriterionNames) {
       for (const bool latest : {false, true}) {
@@ -200,7 +191,7 @@ TEST_CASE("rdepth generate --json statistics are present and consistent", "[cli]
   CHECK(compressed["kv_bytes_per_token"].get<double>() ==
         compressed["kv_bytes_per_token_formula"].get<double>());
 
-  const nlohmann::json table = adaptive_table(golden);
+  const nlohmann::json table = golden.adaptive_table();
   for (const std::string criterion : {"kl", "latent-diff"}) {
     INFO("--exit " << criterion);
     const std::string threshold = nlohmann::json(table[criterion]["threshold"]).dump();

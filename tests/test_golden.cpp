@@ -27,13 +27,7 @@ void check_model(const std::string& name) {
 
   for (int steps : {0, 1, 4, mean, 2 * mean}) {
     DYNAMIC_SECTION(name << " " << Precision::name << " forward r=" << steps) {
-      const Matrix<float> states = golden.matrix("input_states");
-      Session session = model.new_session();
-      ForwardOptions options;
-      options.steps = steps;
-      options.init = StateInit::given;
-      options.initial_state = states.view();
-      const ForwardResult result = model.forward(session, ids, options);
+      const ForwardResult result = golden.forward_from_states(model, steps);
       const std::string prefix = "forward_r" + std::to_string(steps);
       CHECK(relative_l2(result.logits, golden.matrix(prefix + "_logits")) < tolerance);
       CHECK(relative_l2(result.latents, golden.matrix(prefix + "_latents")) < tolerance);
@@ -62,13 +56,8 @@ void check_model(const std::string& name) {
   }
 
   DYNAMIC_SECTION(name << " " << Precision::name << " greedy tokens") {
-    Session session = model.new_session();
-    GenerationOptions options;
-    options.max_new_tokens = 8;
-    const std::size_t prompt = golden.meta["greedy_prompt_len"];
-    const std::vector<std::int32_t> tokens =
-        generate(model, session, ids.first(prompt), options).ids();
-    CHECK(tokens == golden.meta["greedy_plain_tokens"].get<std::vector<std::int32_t>>());
+    CHECK(golden.generated_tokens(model, GenerationOptions{}) ==
+          golden.meta["greedy_plain_tokens"].get<std::vector<std::int32_t>>());
   }
 }
 
@@ -98,13 +87,7 @@ TEST_CASE("int8 weights stay within their stated bounds of the reference", "[gol
     const int mean = golden.config.mean_recurrence;
     for (int steps : {0, 1, 4, mean, 2 * mean}) {
       INFO(name << " r=" << steps);
-      const Matrix<float> states = golden.matrix("input_states");
-      Session session = model.new_session();
-      ForwardOptions options;
-      options.steps = steps;
-      options.init = StateInit::given;
-      options.initial_state = states.view();
-      const ForwardResult result = model.forward(session, golden.input_ids, options);
+      const ForwardResult result = golden.forward_from_states(model, steps);
       const std::string prefix = "forward_r" + std::to_string(steps);
       const Matrix<float> expected = golden.matrix(prefix + "_logits");
       CHECK(relative_l2(result.logits, expected) < 3e-2);
@@ -114,12 +97,7 @@ TEST_CASE("int8 weights stay within their stated bounds of the reference", "[gol
         agree += argmax(result.logits.row_span(t)) == argmax(expected.row_span(t));
       CHECK(agree >= (expected.rows() * 4 + 4) / 5);
     }
-    Session session = model.new_session();
-    GenerationOptions options;
-    options.max_new_tokens = 8;
-    const std::size_t prompt = golden.meta["greedy_prompt_len"];
-    const std::vector<std::int32_t> tokens =
-        generate(model, session, std::span(golden.input_ids).first(prompt), options).ids();
+    const std::vector<std::int32_t> tokens = golden.generated_tokens(model, GenerationOptions{});
     const auto expected = golden.meta["greedy_plain_tokens"].get<std::vector<std::int32_t>>();
     std::size_t same = 0;
     for (std::size_t i = 0; i < tokens.size(); ++i) same += tokens[i] == expected[i];

@@ -38,15 +38,6 @@ DecodeRun decode_tokens(const Model& model, const Golden& golden, CacheRule rule
   return run;
 }
 
-// golden.json's "adaptive" is a JSON object written as a Python dict string or as an object.
-nlohmann::json adaptive_table(const Golden& golden) {
-  const nlohmann::json& table = golden.meta["adaptive"];
-  if (!table.is_string()) return table;
-  std::string text = table.get<std::string>();
-  std::replace(text.begin(), text.end(), '\'', '"');
-  return nlohmann::json::parse(text);
-}
-
 std::string tensor_name(std::string_view criterion) {
   std::string name(criterion);
   std::replace(name.begin(), name.end(), '-', '_');
@@ -57,7 +48,7 @@ template <class Precision>
 void check_features(const std::string& name) {
   const Golden golden(name);
   const auto model = load_model<CpuBackend, Precision>(golden.directory);
-  const nlohmann::json table = adaptive_table(golden);
+  const nlohmann::json table = golden.adaptive_table();
 
   for (const std::string_view criterion : kExitCriterionNames) {
     for (const bool latest : {false, true}) {
@@ -93,14 +84,10 @@ void check_features(const std::string& name) {
   }
 
   DYNAMIC_SECTION(name << " " << Precision::name << " continuous greedy tokens") {
-    Session session = model.new_session();
     GenerationOptions options;
-    options.max_new_tokens = 8;
     options.continuous = true;
-    const std::size_t prompt = golden.meta["greedy_prompt_len"];
-    const std::vector<std::int32_t> tokens =
-        generate(model, session, std::span(golden.input_ids).first(prompt), options).ids();
-    CHECK(tokens == golden.meta["greedy_continuous_tokens"].get<std::vector<std::int32_t>>());
+    CHECK(golden.generated_tokens(model, options) ==
+          golden.meta["greedy_continuous_tokens"].get<std::vector<std::int32_t>>());
   }
 }
 

@@ -88,15 +88,7 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
     x.randomize(rng);
     const Int8Weights w = random_int8(N, K, rng);
     Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
-    std::vector<float> initial;
-    if (accumulate) {
-      initial = nonzero_vector(M * N, rng, 0.5, 4.0);
-      for (std::size_t m = 0; m < M; ++m)
-        for (std::size_t n = 0; n < N; ++n)
-          fast.view(m, n) = reference.view(m, n) = initial[m * N + n];
-    } else {
-      fast.fill(kNaN);
-    }
+    const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
     CpuBackend::linear(x.cview(), w, fast.view, accumulate);
     cpu::scalar::linear(x.cview(), w.view(), reference.view, accumulate, w.scales());
     INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);

@@ -28,16 +28,7 @@ void check_linear(std::size_t M, std::size_t N, std::size_t K, bool accumulate, 
   x.randomize(rng);
   const StridedWeights<W> w(N, K, rng);
   Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
-  std::vector<float> initial;
-  if (accumulate) {
-    initial = nonzero_vector(M * N, rng, 0.5, 4.0);
-    for (std::size_t m = 0; m < M; ++m)
-      for (std::size_t n = 0; n < N; ++n)
-        fast.view(m, n) = reference.view(m, n) = initial[m * N + n];
-  } else {
-    fast.fill(kNaN);  // must be overwritten
-    reference.fill(kNaN);
-  }
+  const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
   cpu::linear(x.cview(), w.view, fast.view, accumulate);
   cpu::scalar::linear(x.cview(), w.view, reference.view, accumulate);
   INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);

@@ -4,6 +4,7 @@
 
 #include "backends/cpu/cpu_backend.hpp"
 #include "core/precision.hpp"
+#include "generate/chat.hpp"
 #include "generate/generate.hpp"
 #include "io/checkpoint.hpp"
 #include "io/config.hpp"

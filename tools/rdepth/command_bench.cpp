@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
+#include "load_progress.hpp"
 #include "recurrent_depth/backends/cpu/machine_limits.hpp"
 
 namespace rdepth {
@@ -29,9 +30,12 @@ Arguments bench_arguments() {
       "bench",
       "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8] [--steps R]\n"
       "                    [--prompt P] [--gen N] [--threads N] [--json]",
-      "Measures prefill (one forward over P random token ids) and decode (N further tokens, one at a\n"
-      "time; the median step) at r core iterations, and prints them with the weight bytes and FLOPs\n"
-      "one token costs, the machine's measured read bandwidth and FMA peak, the rooflines these give\n"
+      "Measures prefill (one forward over P random token ids) and decode (N further tokens, one at "
+      "a\n"
+      "time; the median step) at r core iterations, and prints them with the weight bytes and "
+      "FLOPs\n"
+      "one token costs, the machine's measured read bandwidth and FMA peak, the rooflines these "
+      "give\n"
       "(decode: bandwidth / bytes per token; prefill: peak / FLOPs per token) and the fraction\n"
       "reached, Eigen's float GEMV/GEMM on the core MLP's weight shape as a peer next to this\n"
       "library's kernel on the same matrix, the resident memory and the KV cache bytes. --shape\n"
@@ -66,32 +70,6 @@ std::size_t proc_status_bytes(const std::string& key) {
   return 0;
 }
 
-// A progress bar on stderr over the bytes of the tensors read so far.
-class LoadProgress {
- public:
-  LoadProgress(const rd::Checkpoint& checkpoint, std::string what)
-      : checkpoint_(checkpoint), total_(double(checkpoint.total_bytes())), what_(std::move(what)) {
-    checkpoint.on_read([this](const rd::TensorInfo& t) { advance(double(t.bytes.size())); });
-  }
-  ~LoadProgress() { checkpoint_.on_read({}); }
-  void advance(double bytes) {
-    done_ += bytes;
-    const int percent = int(100.0 * std::min(1.0, done_ / total_));
-    if (percent == shown_) return;
-    shown_ = percent;
-    std::fprintf(stderr, "\r%s [%-40s] %3d%%", what_.c_str(), std::string(percent * 40 / 100, '#').c_str(),
-                 percent);
-    if (percent == 100) std::fputc('\n', stderr);
-    std::fflush(stderr);
-  }
-
- private:
-  const rd::Checkpoint& checkpoint_;
-  double total_, done_ = 0.0;
-  std::string what_;
-  int shown_ = -1;
-};
-
 struct PeerFigures {
   double eigen_gemv_gbs, library_gemv_gbs, eigen_gemm_gflops, library_gemm_gflops;
 };
@@ -106,9 +84,10 @@ PeerFigures measure_peer(std::size_t rows, std::size_t cols, std::size_t positio
   Eigen::MatrixXf y(rows, Eigen::Index(positions));
   Eigen::VectorXf v = x.col(0), yv(rows);
   std::vector<float> flat(rows * cols);
-  Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(flat.data(), Eigen::Index(rows),
-                                                                                    Eigen::Index(cols)) = w;
-  const auto packed = rd::cpu::PackedWeights<float>::from_rows(std::span<const float>(flat), rows, cols);
+  Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+      flat.data(), Eigen::Index(rows), Eigen::Index(cols)) = w;
+  const auto packed =
+      rd::cpu::PackedWeights<float>::from_rows(std::span<const float>(flat), rows, cols);
   rd::Matrix<float> xs(positions, cols), ys(positions, rows);
   for (std::size_t p = 0; p < positions; ++p)
     for (std::size_t c = 0; c < cols; ++c) xs(p, c) = x(Eigen::Index(c), Eigen::Index(p));
@@ -119,17 +98,26 @@ PeerFigures measure_peer(std::size_t rows, std::size_t cols, std::size_t positio
   const double flops = 2.0 * double(rows * cols * positions);
   PeerFigures f{};
   f.eigen_gemv_gbs = bytes / best(9, [&] { yv.noalias() = w * v; }) / 1e9;
-  f.library_gemv_gbs = bytes / best(9, [&] { rd::cpu::linear(xs.view().middle_rows(0, 1), packed, ys.view().middle_rows(0, 1)); }) / 1e9;
+  f.library_gemv_gbs =
+      bytes /
+      best(9,
+           [&] {
+             rd::cpu::linear(xs.view().middle_rows(0, 1), packed, ys.view().middle_rows(0, 1));
+           }) /
+      1e9;
   f.eigen_gemm_gflops = flops / best(5, [&] { y.noalias() = w * x; }) / 1e9;
-  f.library_gemm_gflops = flops / best(5, [&] { rd::cpu::linear(xs.view(), packed, ys.view()); }) / 1e9;
+  f.library_gemm_gflops =
+      flops / best(5, [&] { rd::cpu::linear(xs.view(), packed, ys.view()); }) / 1e9;
   return f;
 }
 
 template <class Model>
-int run_bench(const Model& model, const Arguments& args, const std::string& source, double load_seconds) {
+int run_bench(const Model& model, const Arguments& args, const std::string& source,
+              double load_seconds) {
   const rd::ModelConfig& config = model.config();
   const int steps = rdepth::steps(args).value_or(config.mean_recurrence);
-  const auto prompt_length = std::size_t(args.integer("--prompt", 1, config.block_size - 1).value_or(64));
+  const auto prompt_length =
+      std::size_t(args.integer("--prompt", 1, config.block_size - 1).value_or(64));
   const auto gen = std::size_t(args.integer("--gen", 1, 100000).value_or(8));
   if (prompt_length + gen > std::size_t(config.block_size))
     fail("--prompt ", prompt_length, " + --gen ", gen, " exceed the context of ", config.block_size,
@@ -154,7 +142,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
     step_seconds.push_back(seconds_since(start));
   }
   const double decode_step = median(step_seconds);
-  const std::size_t resident = proc_status_bytes("VmRSS"), peak_resident = proc_status_bytes("VmHWM");
+  const std::size_t resident = proc_status_bytes("VmRSS"),
+                    peak_resident = proc_status_bytes("VmHWM");
 
   if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
   const double bandwidth = rd::cpu::read_bandwidth_gbs();
@@ -163,7 +152,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
                                         std::size_t(config.n_embd), prompt_length);
 
   const rd::TokenCost cost = model.token_cost(steps);
-  const double prefill_tps = double(prompt_length) / prefill_seconds, decode_tps = 1.0 / decode_step;
+  const double prefill_tps = double(prompt_length) / prefill_seconds,
+               decode_tps = 1.0 / decode_step;
   const double decode_roofline = bandwidth * 1e9 / cost.weight_bytes;
   const double prefill_roofline = peak * 1e9 / cost.flops;
   const std::string weights(rd::weight_format_name(weight_format(args)));
@@ -190,11 +180,12 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["prefill_roofline_tokens_per_second"] = prefill_roofline;
   out["prefill_fraction_of_peak"] = prefill_tps / prefill_roofline;
   out["prefill_gflops"] = cost.flops * prefill_tps / 1e9;
-  out["peer"] = {{"what", "Eigen float GEMV/GEMM on the core MLP fc shape, vs this library's f32 kernel"},
-                 {"eigen_gemv_gbs", peer.eigen_gemv_gbs},
-                 {"library_gemv_gbs", peer.library_gemv_gbs},
-                 {"eigen_gemm_gflops", peer.eigen_gemm_gflops},
-                 {"library_gemm_gflops", peer.library_gemm_gflops}};
+  out["peer"] = {
+      {"what", "Eigen float GEMV/GEMM on the core MLP fc shape, vs this library's f32 kernel"},
+      {"eigen_gemv_gbs", peer.eigen_gemv_gbs},
+      {"library_gemv_gbs", peer.library_gemv_gbs},
+      {"eigen_gemm_gflops", peer.eigen_gemm_gflops},
+      {"library_gemm_gflops", peer.library_gemm_gflops}};
   out["resident_bytes"] = resident;
   out["peak_resident_bytes"] = peak_resident;
   out["kv_bytes"] = session.cache.bytes();
@@ -202,18 +193,27 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
     std::cout << out.dump() << std::endl;
     return 0;
   }
-  std::printf("%s, %s weights, r = %d, %d threads\n", source.c_str(), weights.c_str(), steps, rd::max_threads());
-  std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n", prefill_tps,
-              cost.flops * prefill_tps / 1e9, 100.0 * prefill_tps / prefill_roofline, peak);
-  std::printf("  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s)\n", decode_tps,
-              cost.weight_bytes * decode_tps / 1e9, 100.0 * decode_tps / decode_roofline, bandwidth);
-  std::printf("  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f tok/s\n",
-              cost.weight_bytes, cost.flops, decode_roofline, prefill_roofline);
-  std::printf("  peer (float, core MLP fc %d x %d): Eigen GEMV %.1f GB/s vs ours %.1f; Eigen GEMM %.1f GFLOP/s vs ours %.1f\n",
-              2 * config.intermediate_size, config.n_embd, peer.eigen_gemv_gbs, peer.library_gemv_gbs,
-              peer.eigen_gemm_gflops, peer.library_gemm_gflops);
+  std::printf("%s, %s weights, r = %d, %d threads\n", source.c_str(), weights.c_str(), steps,
+              rd::max_threads());
+  std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n",
+              prefill_tps, cost.flops * prefill_tps / 1e9, 100.0 * prefill_tps / prefill_roofline,
+              peak);
+  std::printf(
+      "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s)\n",
+      decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * decode_tps / decode_roofline,
+      bandwidth);
+  std::printf(
+      "  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f "
+      "tok/s\n",
+      cost.weight_bytes, cost.flops, decode_roofline, prefill_roofline);
+  std::printf(
+      "  peer (float, core MLP fc %d x %d): Eigen GEMV %.1f GB/s vs ours %.1f; Eigen GEMM %.1f "
+      "GFLOP/s vs ours %.1f\n",
+      2 * config.intermediate_size, config.n_embd, peer.eigen_gemv_gbs, peer.library_gemv_gbs,
+      peer.eigen_gemm_gflops, peer.library_gemm_gflops);
   std::printf("  memory: weights %.2f GB, resident %.2f GB (peak %.2f GB), KV cache %.1f MB\n",
-              model.summary().weight_bytes / 1e9, resident / 1e9, peak_resident / 1e9, session.cache.bytes() / 1e6);
+              model.summary().weight_bytes / 1e9, resident / 1e9, peak_resident / 1e9,
+              session.cache.bytes() / 1e6);
   return 0;
 }
 

@@ -2,6 +2,8 @@
 // (--model, --weights, --threads, --init/--seed) and model loading.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "arguments.hpp"
+#include "load_progress.hpp"
 #include "recurrent_depth/core/threads.hpp"
 #include "recurrent_depth/recurrent_depth.hpp"
 
@@ -32,7 +35,8 @@ inline FlagSpec model_flag() {
 }
 inline FlagSpec weights_flag() {
   return {"--weights", "FMT",
-          std::string("weight storage: f32, bf16 or int8 (per-row scales) (default ") + kDefaultWeights + ")"};
+          std::string("weight storage: f32, bf16 or int8 (per-row scales) (default ") +
+              kDefaultWeights + ")"};
 }
 inline FlagSpec threads_flag() {
   return {"--threads", "N", "number of CPU threads (default: all cores, or OMP_NUM_THREADS)"};
@@ -93,7 +97,12 @@ template <class Body>
 int with_model(const std::filesystem::path& dir, rd::WeightFormat format, Body&& body) {
   return rd::with_weight_format(format, [&](auto precision) -> int {
     using Precision = decltype(precision);
-    const auto model = rd::load_model<rd::CpuBackend, Precision>(dir);
+    const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
+    std::optional<LoadProgress> progress;  // on a terminal only: scripts and tests read stderr
+    if (::isatty(STDERR_FILENO)) progress.emplace(checkpoint, "loading " + dir.string());
+    const rd::RecurrentDepthModel<rd::CpuBackend, Precision> model(
+        rd::ModelConfig::load(dir / "config.json"), checkpoint);
+    progress.reset();
     return body(model);
   });
 }

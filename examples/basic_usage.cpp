@@ -17,8 +17,8 @@ int main(int argc, char** argv) try {
   rd::ForwardOptions forward;
   forward.steps = 16;  // core iterations: chosen at test time
   const rd::ForwardResult result = model.forward(session, prompt, forward);
-  std::printf("logits [%zu, %zu], latents [%zu, %zu]\n", result.logits.rows(),
-              result.logits.cols(), result.latents.rows(), result.latents.cols());
+  std::printf("logits [%zu, %zu], latents [%zu, %zu]\n", result.logits.rows(), result.logits.cols(),
+              result.latents.rows(), result.latents.cols());
 
   rd::Session generation = model.new_session();
   rd::GenerationOptions options;  // greedy unless options.sampling says otherwise

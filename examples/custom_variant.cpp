@@ -10,10 +10,12 @@
 
 namespace rd = recurrent_depth;
 
-using Block = rd::SandwichBlock<rd::RmsNorm, rd::CausalSelfAttention<rd::RoPEAdjacentPairs, rd::NoQkBias>,
-                                rd::GatedMlp<rd::Silu>>;
-using AdditiveVariant = rd::Architecture<rd::Prelude<Block>, rd::RecurrentCore<rd::AdditiveAdapter, Block>,
-                                         rd::Coda<Block>>;
+using Block =
+    rd::SandwichBlock<rd::RmsNorm, rd::CausalSelfAttention<rd::RoPEAdjacentPairs, rd::NoQkBias>,
+                      rd::GatedMlp<rd::Silu>>;
+using AdditiveVariant =
+    rd::Architecture<rd::Prelude<Block>, rd::RecurrentCore<rd::AdditiveAdapter, Block>,
+                     rd::Coda<Block>>;
 
 int main() {
   rd::ModelConfig config = rd::shape_config("tiny");
@@ -38,7 +40,8 @@ int main() {
         change += std::pow(result.logits(prompt.size() - 1, v) - previous(prompt.size() - 1, v), 2);
     std::printf("r = %2d: next token %3d", steps,
                 rd::argmax({result.logits.row(prompt.size() - 1), result.logits.cols()}));
-    if (previous.rows() > 0) std::printf(", logits moved by %.4f since the previous r", std::sqrt(change));
+    if (previous.rows() > 0)
+      std::printf(", logits moved by %.4f since the previous r", std::sqrt(change));
     std::printf("\n");
     previous = std::move(result.logits);
   }

@@ -16,7 +16,9 @@
 
 namespace recurrent_depth::testing {
 
-inline std::filesystem::path data_dir() { return RECURRENT_DEPTH_TEST_DATA; }
+inline std::filesystem::path data_dir() {
+  return RECURRENT_DEPTH_TEST_DATA;
+}
 
 struct Golden {
   explicit Golden(const std::string& model)

@@ -13,11 +13,10 @@ using namespace recurrent_depth::testing::chat;
 
 namespace {
 
-const std::vector<ChatMessage> kConversation = {
-    {"system", "You are a helpful assistant."},
-    {"user", "  What is 2+2?\n"},
-    {"assistant", "4"},
-    {"user", "And 3+3?"}};
+const std::vector<ChatMessage> kConversation = {{"system", "You are a helpful assistant."},
+                                                {"user", "  What is 2+2?\n"},
+                                                {"assistant", "4"},
+                                                {"user", "And 3+3?"}};
 
 std::vector<std::int32_t> ids(const std::string& text) {
   return huginn_tokenizer().encode(text, false);
@@ -55,23 +54,46 @@ TEST_CASE("chat template: Huginn's strings", "[chat]") {
   CHECK(apply_chat_template(user_only, true) ==
         "<|begin_text|><|begin_header|>user<|end_header|>\n\nHi<|end_turn|>"
         "<|begin_header|>Huginn<|end_header|>\n\n");
-  CHECK(chat_message_text({"Huginn", " x "}) == "<|begin_header|>Huginn<|end_header|>\n\nx<|end_turn|>");
-  CHECK(chat_message_text({"tool", "\t\n"}) == "<|begin_header|>tool<|end_header|>\n\n<|end_turn|>");
+  CHECK(chat_message_text({"Huginn", " x "}) ==
+        "<|begin_header|>Huginn<|end_header|>\n\nx<|end_turn|>");
+  CHECK(chat_message_text({"tool", "\t\n"}) ==
+        "<|begin_header|>tool<|end_header|>\n\n<|end_turn|>");
   CHECK(trim_whitespace(" \r\n a b \v") == "a b");
 }
 
 TEST_CASE("chat template: Huginn's ids", "[chat]") {
   const tokenizer::Tokenizer& t = huginn_tokenizer();
-  for (const auto& [text, id] : {std::pair{"<|begin_text|>", 65504}, {"<|end_text|>", 65505},
-                                 {"<|begin_header|>", 65506}, {"<|end_header|>", 65507},
-                                 {"<|end_turn|>", 65508}, {"<|pad|>", 65509}})
+  for (const auto& [text, id] : {std::pair{"<|begin_text|>", 65504},
+                                 {"<|end_text|>", 65505},
+                                 {"<|begin_header|>", 65506},
+                                 {"<|end_header|>", 65507},
+                                 {"<|end_turn|>", 65508},
+                                 {"<|pad|>", 65509}})
     CHECK(t.token_to_id(text) == id);
-  const std::vector<std::int32_t> expected = join(
-      {{65504, 65506}, ids("system"), {65507}, ids("\n\nYou are a helpful assistant."), {65508},
-       {65506}, ids("user"), {65507}, ids("\n\nWhat is 2+2?"), {65508},
-       {65506}, ids("Huginn"), {65507}, ids("\n\n4"), {65508},
-       {65506}, ids("user"), {65507}, ids("\n\nAnd 3+3?"), {65508},
-       {65506}, ids("Huginn"), {65507}, ids("\n\n")});
+  const std::vector<std::int32_t> expected = join({{65504, 65506},
+                                                   ids("system"),
+                                                   {65507},
+                                                   ids("\n\nYou are a helpful assistant."),
+                                                   {65508},
+                                                   {65506},
+                                                   ids("user"),
+                                                   {65507},
+                                                   ids("\n\nWhat is 2+2?"),
+                                                   {65508},
+                                                   {65506},
+                                                   ids("Huginn"),
+                                                   {65507},
+                                                   ids("\n\n4"),
+                                                   {65508},
+                                                   {65506},
+                                                   ids("user"),
+                                                   {65507},
+                                                   ids("\n\nAnd 3+3?"),
+                                                   {65508},
+                                                   {65506},
+                                                   ids("Huginn"),
+                                                   {65507},
+                                                   ids("\n\n")});
   CHECK(t.encode(apply_chat_template(kConversation, true), false) == expected);
   // Every turn starts at a special token, so a conversation's ids are its turns' ids in a row.
   std::vector<std::int32_t> turns = {65504};
@@ -93,7 +115,8 @@ TEST_CASE("generation_config.json: defaults and fields", "[chat]") {
   // Sampling only with do_sample, as in transformers; its defaults then apply.
   const auto greedy = GenerationConfig::parse(
       R"({"eos_token_id": 65505, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 12,
-          "repetition_penalty": 1.1, "bos_token_id": 65504, "unknown": [1]})", "g");
+          "repetition_penalty": 1.1, "bos_token_id": 65504, "unknown": [1]})",
+      "g");
   CHECK(greedy.stop_ids == std::vector<std::int32_t>{65505});
   CHECK(greedy.sampling.greedy());
   CHECK(greedy.sampling.repetition_penalty == Approx(1.1f));
@@ -101,7 +124,8 @@ TEST_CASE("generation_config.json: defaults and fields", "[chat]") {
 
   const auto sampled = GenerationConfig::parse(
       R"({"do_sample": true, "temperature": 0.7, "min_p": 0.05, "top_p": null,
-          "eos_token_id": [65505, 65508, 7]})", "g");
+          "eos_token_id": [65505, 65508, 7]})",
+      "g");
   CHECK(sampled.stop_ids == std::vector<std::int32_t>{65505, 65508, 7});
   CHECK(sampled.sampling.temperature == Approx(0.7f));
   CHECK(sampled.sampling.top_k == 50);
@@ -174,13 +198,13 @@ TEST_CASE("ChatSession prefills only each new turn", "[chat]") {
 
   const ChatTurn second = chat.send("How are you?");
   // Not stopped: the last reply token goes first, then <|end_turn|> closes the reply.
-  const auto expected = join({{first.generation.ids().back(), 65508},
-                              ids(chat_message_text({"user", "How are you?"}) +
-                                  chat_generation_prompt())});
+  const auto expected =
+      join({{first.generation.ids().back(), 65508},
+            ids(chat_message_text({"user", "How are you?"}) + chat_generation_prompt())});
   CHECK(second.prompt == expected);
   CHECK(second.cached_before == first.cached_after);
-  CHECK(second.cached_after == second.cached_before + second.prompt.size() +
-                                   second.generation.tokens.size() - 1);
+  CHECK(second.cached_after ==
+        second.cached_before + second.prompt.size() + second.generation.tokens.size() - 1);
 
   // The same reply as a fresh session that prefills the whole conversation at once.
   std::vector<std::int32_t> reply = first.generation.ids();

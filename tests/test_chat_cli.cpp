@@ -18,7 +18,9 @@ using namespace recurrent_depth::testing::chat;
 
 namespace {
 
-std::string chat_model_flag() { return " --model " + quote(chat_model_dir().string()); }
+std::string chat_model_flag() {
+  return " --model " + quote(chat_model_dir().string());
+}
 
 // Runs rdepth chat with `input` on stdin.
 Run chat_with(const std::string& input, const std::string& flags = "") {
@@ -32,8 +34,8 @@ Run chat_with(const std::string& input, const std::string& flags = "") {
 std::vector<std::size_t> stat(const std::string& err, const std::string& label) {
   std::vector<std::size_t> values;
   const std::regex pattern(label + " ([0-9]+) tokens");
-  for (auto it = std::sregex_iterator(err.begin(), err.end(), pattern); it != std::sregex_iterator();
-       ++it)
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), pattern);
+       it != std::sregex_iterator(); ++it)
     values.push_back(std::stoul((*it)[1]));
   return values;
 }

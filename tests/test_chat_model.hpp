@@ -74,16 +74,24 @@ inline std::vector<bool> kept_ids(int vocab) {
 inline void write_chat_model(const fs::path& dir) {
   fs::create_directories(dir);
   const ModelConfig c = chat_config();
-  nlohmann::ordered_json config = {
-      {"architectures", {"RavenForCausalLM"}}, {"model_type", "huginn_raven"},
-      {"n_embd", c.n_embd}, {"n_heads", c.n_heads}, {"intermediate_size", c.intermediate_size},
-      {"vocab_size", c.vocab_size}, {"block_size", c.block_size},
-      {"n_layers_in_prelude", c.n_layers_in_prelude},
-      {"n_layers_in_recurrent_block", c.n_layers_in_recurrent_block},
-      {"n_layers_in_coda", c.n_layers_in_coda}, {"mean_recurrence", c.mean_recurrence},
-      {"rope_base", c.rope_base}, {"norm_eps", c.norm_eps}, {"tie_embeddings", true},
-      {"qk_bias", true}, {"bos_token_id", c.bos_token_id}, {"eos_token_id", c.eos_token_id},
-      {"pad_token_id", c.pad_token_id}};
+  nlohmann::ordered_json config = {{"architectures", {"RavenForCausalLM"}},
+                                   {"model_type", "huginn_raven"},
+                                   {"n_embd", c.n_embd},
+                                   {"n_heads", c.n_heads},
+                                   {"intermediate_size", c.intermediate_size},
+                                   {"vocab_size", c.vocab_size},
+                                   {"block_size", c.block_size},
+                                   {"n_layers_in_prelude", c.n_layers_in_prelude},
+                                   {"n_layers_in_recurrent_block", c.n_layers_in_recurrent_block},
+                                   {"n_layers_in_coda", c.n_layers_in_coda},
+                                   {"mean_recurrence", c.mean_recurrence},
+                                   {"rope_base", c.rope_base},
+                                   {"norm_eps", c.norm_eps},
+                                   {"tie_embeddings", true},
+                                   {"qk_bias", true},
+                                   {"bos_token_id", c.bos_token_id},
+                                   {"eos_token_id", c.eos_token_id},
+                                   {"pad_token_id", c.pad_token_id}};
   write_text(dir / "config.json", config.dump(2));
   write_text(dir / "generation_config.json", kGenerationConfig);
   fs::copy_file(huginn_tokenizer_path(), dir / "tokenizer.json",
@@ -126,7 +134,8 @@ inline const ChatModel& chat_model() {
 
 // The library's chat with the test model, as rdepth chat sets it up by default.
 inline ChatOptions default_chat_options() {
-  const GenerationConfig defaults = GenerationConfig::load(chat_model_dir() / "generation_config.json");
+  const GenerationConfig defaults =
+      GenerationConfig::load(chat_model_dir() / "generation_config.json");
   ChatOptions options;
   options.generation.max_new_tokens = defaults.max_new_tokens.value_or(256);
   options.generation.sampling = defaults.sampling;

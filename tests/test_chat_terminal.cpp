@@ -30,8 +30,8 @@ class Tmux {
 
   // Runs a tmux command; its stdout goes to `output`.
   int run(const std::string& arguments, const std::string& output = "/dev/null") const {
-    const std::string command = "tmux -f /dev/null -L " + socket_ + " " + arguments + " >" +
-                                quote(output) + " 2>/dev/null";
+    const std::string command =
+        "tmux -f /dev/null -L " + socket_ + " " + arguments + " >" + quote(output) + " 2>/dev/null";
     return std::system(command.c_str());
   }
   void start(const std::string& command) const {
@@ -47,7 +47,8 @@ class Tmux {
     return read_text(file);
   }
   // The screen once `needle` is on it (`count` times); fails after `seconds`.
-  std::string wait_for(const std::string& needle, std::size_t count = 1, double seconds = 60) const {
+  std::string wait_for(const std::string& needle, std::size_t count = 1,
+                       double seconds = 60) const {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     std::string text;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -79,8 +80,9 @@ std::string without_whitespace(const std::string& text) {
 TEST_CASE("rdepth chat in a terminal (tmux): prompt, streamed reply, /reset, /quit",
           "[cli][chat][terminal]") {
   if (std::system("command -v tmux >/dev/null 2>&1") != 0) {
-    FAIL("tmux is not installed: this test drives rdepth chat in a real terminal through tmux "
-         "(apt-get install tmux; scripts/setup_debian.sh installs it)");
+    FAIL(
+        "tmux is not installed: this test drives rdepth chat in a real terminal through tmux "
+        "(apt-get install tmux; scripts/setup_debian.sh installs it)");
   }
   ChatSession chat(chat_model(), huginn_tokenizer(), default_chat_options());
   const ChatTurn turn = chat.send("Hello there");

@@ -1,6 +1,6 @@
 // rdepth bench through the binary: the JSON report of a small run (random-weight shape and a model
-// directory, every weight format) holds positive, mutually consistent figures; bad input is refused.
-// (Speed itself is measured by rdepth bench and the benchmarks, never asserted here.)
+// directory, every weight format) holds positive, mutually consistent figures; bad input is
+// refused. (Speed itself is measured by rdepth bench and the benchmarks, never asserted here.)
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -11,7 +11,8 @@ using namespace recurrent_depth;
 using namespace recurrent_depth::testing::cli;
 
 TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][bench]") {
-  for (const std::string& source : {std::string("--shape tiny"), "--model " + model_dir("tiny_huginn")}) {
+  for (const std::string& source :
+       {std::string("--shape tiny"), "--model " + model_dir("tiny_huginn")}) {
     for (const char* weights : {"f32", "bf16", "int8"}) {
       INFO(source << " " << weights);
       const Run run = rdepth("bench " + source + " --weights " + weights +

@@ -18,9 +18,15 @@ using namespace recurrent_depth;
 
 namespace {
 
-float from_bits(std::uint32_t u) { return std::bit_cast<float>(u); }
-std::uint32_t bits_of(float f) { return std::bit_cast<std::uint32_t>(f); }
-std::uint16_t bf16_bits(std::uint32_t float_bits) { return to_bf16(from_bits(float_bits)).bits; }
+float from_bits(std::uint32_t u) {
+  return std::bit_cast<float>(u);
+}
+std::uint32_t bits_of(float f) {
+  return std::bit_cast<std::uint32_t>(f);
+}
+std::uint16_t bf16_bits(std::uint32_t float_bits) {
+  return to_bf16(from_bits(float_bits)).bits;
+}
 
 // Round to nearest even by comparing distances in double to the two neighbouring bf16 values;
 // independent of the library's integer trick. Finite, non-NaN inputs only.
@@ -175,7 +181,7 @@ TEST_CASE("dtype: bf16 keeps infinities and NaN", "[dtype][bf16]") {
     INFO("float bits 0x" << std::hex << u << " -> 0x" << b.bits);
     CHECK(std::isnan(to_float(b)));
     CHECK((b.bits & 0x8000u) == ((u >> 16) & 0x8000u));  // sign kept
-    CHECK((b.bits & 0x0040u) != 0);                       // quiet
+    CHECK((b.bits & 0x0040u) != 0);                      // quiet
   }
 }
 
@@ -246,8 +252,7 @@ TEST_CASE("dtype: Rng streams are deterministic and seed-dependent", "[dtype][ra
 
   // uniform() is the top 53 bits of next() scaled by 2^-53.
   Rng raw(7), scaled(7);
-  for (int i = 0; i < 100; ++i)
-    REQUIRE(scaled.uniform() == double(raw.next() >> 11) * 0x1.0p-53);
+  for (int i = 0; i < 100; ++i) REQUIRE(scaled.uniform() == double(raw.next() >> 11) * 0x1.0p-53);
 }
 
 TEST_CASE("dtype: Rng uniform and normal have the right moments", "[dtype][random]") {

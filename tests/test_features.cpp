@@ -69,8 +69,7 @@ TEST_CASE("features: speculative greedy decoding equals plain greedy decoding", 
     check_speculative_equals_plain(huginn_f32(), "tiny_huginn", ids.first(5), 8, cache);
 }
 
-TEST_CASE("features: speculative decoding stops and continues like plain decoding",
-          "[features]") {
+TEST_CASE("features: speculative decoding stops and continues like plain decoding", "[features]") {
   const auto& model = huginn_f32();
   const Golden golden("tiny_huginn");
   const std::span<const std::int32_t> prompt = std::span(golden.input_ids).first(4);
@@ -115,7 +114,8 @@ TEST_CASE("features: a batch equals its sequences run alone", "[features][batch]
     options.exit = &probe;
     model.forward(session, random_ids(6, vocab, 79), options);
     std::vector<double> values;
-    for (const auto& token : probe.values()) values.insert(values.end(), token.begin(), token.end());
+    for (const auto& token : probe.values())
+      values.insert(values.end(), token.begin(), token.end());
     std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
     exit_options.threshold = values[values.size() / 2];
   }

@@ -211,7 +211,8 @@ TEST_CASE("kv_cache: attention over a slot does not depend on the write order", 
   KvSlot ordered(kWidth), shuffled(kWidth);
   ordered.write(0, rows.k(), rows.v());
   shuffled.write(0, rows.k().middle_rows(0, 3), rows.v().middle_rows(0, 3));
-  for (std::size_t p : {6, 4, 3, 5}) shuffled.write(p, rows.k().middle_rows(p, 1), rows.v().middle_rows(p, 1));
+  for (std::size_t p : {6, 4, 3, 5})
+    shuffled.write(p, rows.k().middle_rows(p, 1), rows.v().middle_rows(p, 1));
   REQUIRE_FALSE(shuffled.key_positions().empty());
   REQUIRE(ordered.key_positions().empty());
 
@@ -224,7 +225,8 @@ TEST_CASE("kv_cache: attention over a slot does not depend on the write order", 
   // Both are float roundings of the same double computation up to summation order: within an
   // ulp or two of the values' scale (the values lie in [2, 4]).
   for (std::size_t t = 0; t < n; ++t)
-    for (std::size_t i = 0; i < kWidth; ++i) CHECK(std::abs(a(t, i) - b(t, i)) <= 4.0f * FLT_EPSILON * 4.0f);
+    for (std::size_t i = 0; i < kWidth; ++i)
+      CHECK(std::abs(a(t, i) - b(t, i)) <= 4.0f * FLT_EPSILON * 4.0f);
 }
 
 TEST_CASE("kv_cache: the cache holds slots by id, commits and truncates", "[kv_cache]") {

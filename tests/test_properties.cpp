@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "golden.hpp"
-#include "test_models.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
 #include "recurrent_depth/core/threads.hpp"
+#include "test_models.hpp"
 
 using namespace recurrent_depth;
 using recurrent_depth::testing::data_dir;
@@ -208,7 +208,8 @@ TEST_CASE("properties: truncating the cache rolls back to an earlier position", 
   model.forward(session, std::span<const std::int32_t>(rejected));
   session.cache.truncate(5);
   REQUIRE(session.cache.length() == 5);
-  const ForwardResult tail = model.forward(session, std::span<const std::int32_t>(accepted).subspan(5));
+  const ForwardResult tail =
+      model.forward(session, std::span<const std::int32_t>(accepted).subspan(5));
   CHECK(relative_l2(tail.logits, rows_of(full.logits, 5, 6)) < 1e-5);
   // Sanity: without the truncation the continuation sees the rejected tokens and differs.
   Session stale = model.new_session();
@@ -247,8 +248,7 @@ TEST_CASE("properties: r = 0 gives ln_f of the initial state and leaves the core
       CHECK(session.cache.find(id)->entries() == ids.size());
     }
     for (int id : core_slots(c, 2 * c.mean_recurrence)) CHECK(session.cache.find(id) == nullptr);
-    CHECK(session.cache.slot_count() ==
-          std::size_t(c.n_layers_in_prelude + c.n_layers_in_coda));
+    CHECK(session.cache.slot_count() == std::size_t(c.n_layers_in_prelude + c.n_layers_in_coda));
     CHECK(session.cache.length() == ids.size());
   }
   SECTION("zero state: latents are exactly zero") {
@@ -275,7 +275,8 @@ TEST_CASE("properties: r = 0 gives ln_f of the initial state and leaves the core
     for (std::size_t k = core_slots(c, 2).size(); k < deeper.size(); ++k)
       CHECK(session.cache.find(deeper[k]) == nullptr);
     CHECK(session.cache.slot_count() ==
-          std::size_t(c.n_layers_in_prelude + 2 * c.n_layers_in_recurrent_block + c.n_layers_in_coda));
+          std::size_t(c.n_layers_in_prelude + 2 * c.n_layers_in_recurrent_block +
+                      c.n_layers_in_coda));
     CHECK(session.cache.bytes() == ids.size() * model.kv_bytes_per_token(2));
   }
 }
@@ -284,7 +285,8 @@ TEST_CASE("properties: more core iterations change the logits", "[properties]") 
   for (const SyntheticModel* m : {&small_model(), &tiny_model()}) {
     const std::vector<std::int32_t> ids = random_ids(5, m->config.vocab_size, 29);
     std::vector<Matrix<float>> logits;
-    for (int steps : {0, 1, 2, 4, 8}) logits.push_back(full_forward(m->model, ids, with_steps(steps)).logits);
+    for (int steps : {0, 1, 2, 4, 8})
+      logits.push_back(full_forward(m->model, ids, with_steps(steps)).logits);
     for (std::size_t a = 0; a < logits.size(); ++a)
       for (std::size_t b = a + 1; b < logits.size(); ++b) {
         INFO("model width " << m->config.n_embd << ", runs " << a << " and " << b);
@@ -311,7 +313,8 @@ TEST_CASE("properties: seeded random initial states are reproducible", "[propert
   CHECK(relative_l2(zero.logits, a.logits) > 1e-4);
   // The state of each token depends only on the seed and the tokens before it, not on how the
   // sequence is split into calls (the generator is drawn row after row).
-  const ForwardResult decoded = in_pieces(model, ids, prefill_then_decode(2, ids.size()), random, {}, 7);
+  const ForwardResult decoded =
+      in_pieces(model, ids, prefill_then_decode(2, ids.size()), random, {}, 7);
   CHECK(relative_l2(decoded.logits, a.logits) < 1e-5);
 }
 
@@ -347,8 +350,9 @@ TEST_CASE("properties: bad inputs are refused with a message and leave the sessi
 
   // A fresh session refuses more tokens than the context holds.
   Session fresh = model.new_session();
-  check_refused(model, fresh, [&] { model.forward(fresh, random_ids(c.block_size + 1, c.vocab_size, 35)); },
-                "block_size");
+  check_refused(
+      model, fresh, [&] { model.forward(fresh, random_ids(c.block_size + 1, c.vocab_size, 35)); },
+      "block_size");
   CHECK(fresh.cache.slot_count() == 0);
 
   // After the refusals the session goes on as if they never happened.
@@ -371,12 +375,12 @@ TEST_CASE("properties: bad inputs are refused with a message and leave the sessi
   Session generation = model.new_session();
   GenerationOptions negative;
   negative.max_new_tokens = -1;
-  check_refused(model, generation, [&] { generate(model, generation, prompt, negative); },
-                "max_new_tokens");
+  check_refused(
+      model, generation, [&] { generate(model, generation, prompt, negative); }, "max_new_tokens");
   GenerationOptions given_init;
   given_init.init = StateInit::given;
-  check_refused(model, generation, [&] { generate(model, generation, prompt, given_init); },
-                "initial state");
+  check_refused(
+      model, generation, [&] { generate(model, generation, prompt, given_init); }, "initial state");
 }
 
 TEST_CASE("properties: bf16 storage of bf16-valued weights gives the f32 logits",
@@ -400,14 +404,14 @@ TEST_CASE("properties: bf16 storage of bf16-valued weights gives the f32 logits"
   const F32Model as_f32(c, stored);
   const BF16Model as_bf16(c, stored);
   const std::vector<std::int32_t> small_ids = random_ids(7, c.vocab_size, 41);
-  CHECK(relative_l2(full_forward(as_bf16, small_ids).logits, full_forward(as_f32, small_ids).logits) <
-        1e-6);
+  CHECK(relative_l2(full_forward(as_bf16, small_ids).logits,
+                    full_forward(as_f32, small_ids).logits) < 1e-6);
   // Sanity: f32 weights rounded to bf16 do change the logits (the comparison can fail).
   const Checkpoint f32_weights = synthetic_checkpoint(c, 40, DType::F32);
   const F32Model exact(c, f32_weights);
   const BF16Model rounded(c, f32_weights);
-  CHECK(relative_l2(full_forward(rounded, small_ids).logits, full_forward(exact, small_ids).logits) >
-        1e-5);
+  CHECK(relative_l2(full_forward(rounded, small_ids).logits,
+                    full_forward(exact, small_ids).logits) > 1e-5);
 }
 
 TEST_CASE("properties: results do not depend on the number of threads", "[properties][threads]") {
@@ -437,9 +441,9 @@ TEST_CASE("properties: greedy generation", "[properties][generate]") {
     Session session = model.new_session();
     std::vector<std::int32_t> streamed;
     const std::vector<GeneratedToken> tokens =
-        generate(model, session, prompt, options,
-                 [&](const GeneratedToken& t) { streamed.push_back(t.id); })
-            .tokens;
+        generate(model, session, prompt, options, [&](const GeneratedToken& t) {
+          streamed.push_back(t.id);
+        }).tokens;
     INFO(name);
     REQUIRE(tokens.size() == 6);
     std::vector<std::int32_t> ids;
@@ -495,7 +499,8 @@ TEST_CASE("properties: greedy generation", "[properties][generate]") {
   options.max_new_tokens = int(expected.size());
   options.stop_ids = {expected[3]};
   Session session = huginn_f32().new_session();
-  const std::vector<GeneratedToken> stopped = generate(huginn_f32(), session, prompt, options).tokens;
+  const std::vector<GeneratedToken> stopped =
+      generate(huginn_f32(), session, prompt, options).tokens;
   REQUIRE(stopped.size() == 4);
   for (std::size_t k = 0; k < 4; ++k) CHECK(stopped[k].id == expected[k]);
 }

@@ -70,8 +70,7 @@ TEST_CASE("rdepth tokenize --text and --text-file print the library's ids", "[cl
       const Run from_file = rdepth(tokenize("--text-file " + quote(file.string())));
       REQUIRE_SUCCESS(from_file);
       CHECK(from_file.out == spaced(t.encode(text, false)) + "\n");
-      const Run special =
-          rdepth(tokenize("--add-special --text-file " + quote(file.string())));
+      const Run special = rdepth(tokenize("--add-special --text-file " + quote(file.string())));
       REQUIRE_SUCCESS(special);
       CHECK(special.out == spaced(t.encode(text, true)) + "\n");
     }

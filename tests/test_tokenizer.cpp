@@ -11,13 +11,14 @@
 #include "recurrent_depth/tokenizer/tokenizer.hpp"
 
 using namespace recurrent_depth::tokenizer;
-using recurrent_depth::Error;
 using Catch::Matchers::Contains;
+using recurrent_depth::Error;
 
 namespace {
 
 const Tokenizer& huginn() {
-  static const Tokenizer tokenizer = Tokenizer::load(std::string(RECURRENT_DEPTH_TOKENIZER_TEST_DIR) + "/huginn_tokenizer.json");
+  static const Tokenizer tokenizer =
+      Tokenizer::load(std::string(RECURRENT_DEPTH_TOKENIZER_TEST_DIR) + "/huginn_tokenizer.json");
   return tokenizer;
 }
 
@@ -33,12 +34,16 @@ nlohmann::json tiny_config() {
   vocab["ab"] = 256;
   vocab["abc"] = 257;
   return {
-      {"added_tokens", nlohmann::json::array({{{"id", 258}, {"content", "<eos>"}, {"special", true}}})},
+      {"added_tokens",
+       nlohmann::json::array({{{"id", 258}, {"content", "<eos>"}, {"special", true}}})},
       {"normalizer", nullptr},
       {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
       {"post_processor", nullptr},
       {"decoder", {{"type", "ByteLevel"}}},
-      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array({"a b", {"ab", "c"}})}}},
+      {"model",
+       {{"type", "BPE"},
+        {"vocab", vocab},
+        {"merges", nlohmann::json::array({"a b", {"ab", "c"}})}}},
   };
 }
 
@@ -97,10 +102,13 @@ TEST_CASE("tokenizer: streaming decoder holds back partial UTF-8", "[tokenizer]"
   CHECK(stream.has_pending());
   CHECK(stream.push(0x80) == "\xF0\x9F\x98\x80");
   CHECK(stream.push(0xC3).empty());
-  CHECK(stream.push(65508) == "\xEF\xBF\xBD<|end_turn|>");  // an added token ends the partial sequence
-  CHECK(stream.push(0xFF) == "\xEF\xBF\xBD");                // never valid: replaced at once
+  CHECK(stream.push(65508) ==
+        "\xEF\xBF\xBD<|end_turn|>");           // an added token ends the partial sequence
+  CHECK(stream.push(0xFF) == "\xEF\xBF\xBD");  // never valid: replaced at once
   CHECK(stream.push(0xE2).empty());
-  CHECK(stream.push('a') == "\xEF\xBF\xBD" "a");
+  CHECK(stream.push('a') ==
+        "\xEF\xBF\xBD"
+        "a");
   CHECK(stream.push(0xE2).empty());
   CHECK(stream.finish() == "\xEF\xBF\xBD");
 
@@ -117,27 +125,33 @@ TEST_CASE("tokenizer: streaming decoder holds back partial UTF-8", "[tokenizer]"
 }
 
 TEST_CASE("tokenizer: lossy UTF-8 and complete prefixes", "[tokenizer]") {
-  CHECK(utf8_lossy("a\xF0\x9F" "b") == "a\xEF\xBF\xBD" "b");            // truncated sequence: one U+FFFD
-  CHECK(utf8_lossy("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogates are invalid
+  CHECK(utf8_lossy("a\xF0\x9F"
+                   "b") ==
+        "a\xEF\xBF\xBD"
+        "b");  // truncated sequence: one U+FFFD
+  CHECK(utf8_lossy("\xED\xA0\x80") ==
+        "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogates are invalid
   CHECK(complete_utf8_prefix("ab\xE6\x97") == 2);
   CHECK(complete_utf8_prefix("ab\xE6\x97\xA5") == 5);
   CHECK(complete_utf8_prefix("ab\xFF") == 3);
 }
 
 TEST_CASE("tokenizer: NFC", "[tokenizer]") {
-  CHECK(nfc("e\xCC\x81") == "\xC3\xA9");                          // e + acute -> é
-  CHECK(nfc("a\xCC\x81\xCC\xA8") == "\xC4\x85\xCC\x81");          // reordered: a + ogonek -> ą, then acute
+  CHECK(nfc("e\xCC\x81") == "\xC3\xA9");                  // e + acute -> é
+  CHECK(nfc("a\xCC\x81\xCC\xA8") == "\xC4\x85\xCC\x81");  // reordered: a + ogonek -> ą, then acute
   CHECK(nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8") == "\xEA\xB0\x81");  // Hangul jamo -> 각
-  CHECK(nfc("\xE0\xA5\x98") == "\xE0\xA4\x95\xE0\xA4\xBC");      // composition exclusion U+0958
-  CHECK(nfc("\xE2\x84\xAB") == "\xC3\x85");                       // Angstrom sign -> Å
+  CHECK(nfc("\xE0\xA5\x98") == "\xE0\xA4\x95\xE0\xA4\xBC");  // composition exclusion U+0958
+  CHECK(nfc("\xE2\x84\xAB") == "\xC3\x85");                  // Angstrom sign -> Å
   CHECK(nfc("plain ascii") == "plain ascii");
 }
 
 TEST_CASE("tokenizer: split behaviours", "[tokenizer]") {
   const auto split = [](const char* behavior, bool regex) {
-    nlohmann::json pattern = regex ? nlohmann::json{{"Regex", "-"}} : nlohmann::json{{"String", "-"}};
-    return split_with({{"type", "Split"}, {"pattern", pattern}, {"behavior", behavior}, {"invert", false}},
-                      "the-final--countdown");
+    nlohmann::json pattern =
+        regex ? nlohmann::json{{"Regex", "-"}} : nlohmann::json{{"String", "-"}};
+    return split_with(
+        {{"type", "Split"}, {"pattern", pattern}, {"behavior", behavior}, {"invert", false}},
+        "the-final--countdown");
   };
   using List = std::vector<std::string>;
   CHECK(split("Removed", true) == List{"the", "final", "countdown"});
@@ -147,22 +161,31 @@ TEST_CASE("tokenizer: split behaviours", "[tokenizer]") {
   CHECK(split("MergedWithPrevious", true) == List{"the-", "final-", "-", "countdown"});
   CHECK(split("MergedWithNext", true) == List{"the", "-final", "-", "-countdown"});
   CHECK(split("Contiguous", true) == List{"the", "-", "final", "--", "countdown"});
-  CHECK(split_with({{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Removed"}, {"invert", true}},
+  CHECK(split_with({{"type", "Split"},
+                    {"pattern", {{"Regex", "\\w+"}}},
+                    {"behavior", "Removed"},
+                    {"invert", true}},
                    "hi, there") == List{"hi", "there"});
-  CHECK(split_with({{"type", "Digits"}, {"individual_digits", true}}, "ab12c") == List{"ab", "1", "2", "c"});
-  CHECK(split_with({{"type", "Digits"}, {"individual_digits", false}}, "ab12c") == List{"ab", "12", "c"});
+  CHECK(split_with({{"type", "Digits"}, {"individual_digits", true}}, "ab12c") ==
+        List{"ab", "1", "2", "c"});
+  CHECK(split_with({{"type", "Digits"}, {"individual_digits", false}}, "ab12c") ==
+        List{"ab", "12", "c"});
 }
 
 TEST_CASE("tokenizer: regex translation follows the JS oracle", "[tokenizer]") {
   Regex::Match match;
   const Regex folded(translate_pattern("(?i:'s|'t)"), "test");
   CHECK(folded.search("it'S", 0, match));
-  CHECK_FALSE(folded.search("it'\xC5\xBF", 0, match));  // ſ folds to s in Unicode, not in ASCII folding
+  CHECK_FALSE(
+      folded.search("it'\xC5\xBF", 0, match));  // ſ folds to s in Unicode, not in ASCII folding
   const Regex repeated(translate_pattern("a{2}+"), "test");  // Oniguruma: (?:a{2})+, not possessive
   REQUIRE(repeated.search("aaaa", 0, match));
   CHECK(match.end - match.begin == 4);
   const Regex space(translate_pattern("\\s+"), "test");
-  REQUIRE(space.search("a\xC2\x85" "b", 0, match));  // U+0085 is White_Space
+  REQUIRE(
+      space.search("a\xC2\x85"
+                   "b",
+                   0, match));  // U+0085 is White_Space
   CHECK(match.begin == 1);
 }
 
@@ -184,11 +207,14 @@ TEST_CASE("tokenizer: bad tokenizer.json gives clear errors", "[tokenizer]") {
   CHECK_THAT(load_error(config), Contains("pre_tokenizer") && Contains("Whitespace"));
 
   config = tiny_config();
-  config["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
-  CHECK_THAT(load_error(config), Contains("pre_tokenizer.pattern.Regex") && Contains("invalid regex"));
+  config["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
+  CHECK_THAT(load_error(config),
+             Contains("pre_tokenizer.pattern.Regex") && Contains("invalid regex"));
 
   config = tiny_config();
-  config["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Sideways"}};
+  config["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Sideways"}};
   CHECK_THAT(load_error(config), Contains("behavior") && Contains("Sideways"));
 
   config = tiny_config();

@@ -31,9 +31,10 @@ fs::path oracle_dir() {
 bool oracle_available(const std::string& name) {
   const fs::path file = oracle_dir() / (name + ".oracle.json");
   if (fs::exists(file)) return true;
-  const std::string message = "tokenizer oracle file " + file.string() +
-                              " is missing: generate it with `tests/tokenizer/make_oracle.sh " + oracle_dir().string() +
-                              "` (needs node and npm; a full build does it) or set RECURRENT_DEPTH_TOKENIZER_ORACLE";
+  const std::string message =
+      "tokenizer oracle file " + file.string() +
+      " is missing: generate it with `tests/tokenizer/make_oracle.sh " + oracle_dir().string() +
+      "` (needs node and npm; a full build does it) or set RECURRENT_DEPTH_TOKENIZER_ORACLE";
 #ifdef RECURRENT_DEPTH_TOKENIZER_ORACLE_BUILT
   FAIL(message);
 #endif
@@ -42,7 +43,9 @@ bool oracle_available(const std::string& name) {
   return false;
 }
 
-std::string show(const std::string& text) { return nlohmann::json(text).dump(); }
+std::string show(const std::string& text) {
+  return nlohmann::json(text).dump();
+}
 
 void check_against_oracle(const std::string& name) {
   if (!oracle_available(name)) return;
@@ -52,19 +55,22 @@ void check_against_oracle(const std::string& name) {
   const auto& cases = oracle.at("cases");
   REQUIRE(cases.size() >= 2000);
 
-  std::size_t encode_mismatches = 0, special_mismatches = 0, decode_mismatches = 0, stream_problems = 0;
+  std::size_t encode_mismatches = 0, special_mismatches = 0, decode_mismatches = 0,
+              stream_problems = 0;
   std::size_t equal_to_input = 0;
   for (const auto& item : cases) {
     const std::string text = item.at("text");
     const auto ids = item.at("ids").get<std::vector<int32_t>>();
     const std::string decoded = item.at("decoded");
 
-    if (tokenizer.encode(text) != ids && ++encode_mismatches <= 5) UNSCOPED_INFO("encode differs for " << show(text));
+    if (tokenizer.encode(text) != ids && ++encode_mismatches <= 5)
+      UNSCOPED_INFO("encode differs for " << show(text));
     if (tokenizer.encode(text, true) != item.at("ids_with_specials").get<std::vector<int32_t>>() &&
         ++special_mismatches <= 5)
       UNSCOPED_INFO("encode with special tokens differs for " << show(text));
     const std::string ours = tokenizer.decode(ids);
-    if (ours != decoded && ++decode_mismatches <= 5) UNSCOPED_INFO("decode differs for " << show(text));
+    if (ours != decoded && ++decode_mismatches <= 5)
+      UNSCOPED_INFO("decode differs for " << show(text));
     if (ours == text) ++equal_to_input;
 
     StreamingDecoder stream(tokenizer);
@@ -76,7 +82,8 @@ void check_against_oracle(const std::string& name) {
       streamed += piece;
     }
     streamed += stream.finish();
-    if ((broken || streamed != ours) && ++stream_problems <= 5) UNSCOPED_INFO("streaming differs for " << show(text));
+    if ((broken || streamed != ours) && ++stream_problems <= 5)
+      UNSCOPED_INFO("streaming differs for " << show(text));
   }
   CHECK(encode_mismatches == 0);
   CHECK(special_mismatches == 0);
@@ -90,9 +97,16 @@ void check_against_oracle(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("tokenizer oracle: Huginn format", "[tokenizer][oracle]") { check_against_oracle("huginn"); }
-TEST_CASE("tokenizer oracle: Huginn variant (Replace, Prepend, Digits, ByteLevel regex)", "[tokenizer][oracle]") {
+TEST_CASE("tokenizer oracle: Huginn format", "[tokenizer][oracle]") {
+  check_against_oracle("huginn");
+}
+TEST_CASE("tokenizer oracle: Huginn variant (Replace, Prepend, Digits, ByteLevel regex)",
+          "[tokenizer][oracle]") {
   check_against_oracle("huginn_variant");
 }
-TEST_CASE("tokenizer oracle: Qwen3 (NFC, Split Isolated)", "[tokenizer][oracle]") { check_against_oracle("qwen3"); }
-TEST_CASE("tokenizer oracle: Llama 3 (ignore_merges)", "[tokenizer][oracle]") { check_against_oracle("llama3"); }
+TEST_CASE("tokenizer oracle: Qwen3 (NFC, Split Isolated)", "[tokenizer][oracle]") {
+  check_against_oracle("qwen3");
+}
+TEST_CASE("tokenizer oracle: Llama 3 (ignore_merges)", "[tokenizer][oracle]") {
+  check_against_oracle("llama3");
+}

@@ -10,11 +10,11 @@ int main() {
     float in, expected;
   };
   const Case cases[] = {
-      {1.5f, 1.5f},                  // exactly representable
-      {-3.0f, -3.0f},                // sign
-      {1.0f + 1.0f / 256, 1.0f},     // halfway between 1 and 1 + 2^-7: ties to even (down)
+      {1.5f, 1.5f},                    // exactly representable
+      {-3.0f, -3.0f},                  // sign
+      {1.0f + 1.0f / 256, 1.0f},       // halfway between 1 and 1 + 2^-7: ties to even (down)
       {1.0f + 3.0f / 256, 1.015625f},  // halfway, odd neighbour below: ties to even (up)
-      {3.14159265f, 3.140625f},      // nearest bf16
+      {3.14159265f, 3.140625f},        // nearest bf16
   };
   int failures = 0;
   for (const Case& c : cases) {

@@ -47,8 +47,8 @@ class Arguments {
     for (std::size_t i = 0; i < args.size(); ++i) {
       const std::string& word = args[i];
       if (word.size() < 3 || word.rfind("--", 0) != 0) {
-        fail("unexpected argument '", word, "' (flags start with --; see rdepth ",
-             command_, " --help)");
+        fail("unexpected argument '", word, "' (flags start with --; see rdepth ", command_,
+             " --help)");
       }
       const std::size_t equals = word.find('=');
       const std::string name = word.substr(0, equals);
@@ -138,10 +138,11 @@ class Arguments {
     std::size_t start = 0;
     while (true) {
       const std::size_t comma = value->find(',', start);
-      const std::string item = value->substr(start, comma == std::string::npos ? comma : comma - start);
+      const std::string item =
+          value->substr(start, comma == std::string::npos ? comma : comma - start);
       if (item.empty()) {
-        fail(name, " expects comma-separated integers like 3,17,5, got '", *value,
-             "' (empty item ", list.size(), ")");
+        fail(name, " expects comma-separated integers like 3,17,5, got '", *value, "' (empty item ",
+             list.size(), ")");
       }
       const std::int64_t n = parse_integer(name, item);
       if (n < minimum || n > maximum) {
@@ -172,7 +173,8 @@ class Arguments {
 
   std::string help() const {
     std::ostringstream out;
-    out << "usage: rdepth " << command_ << " " << synopsis_ << "\n\n" << description_ << "\n\nflags:\n";
+    out << "usage: rdepth " << command_ << " " << synopsis_ << "\n\n"
+        << description_ << "\n\nflags:\n";
     std::size_t width = 0;
     for (const FlagSpec& f : flags_) width = std::max(width, label(f).size());
     for (const FlagSpec& f : flags_) {
@@ -196,7 +198,8 @@ class Arguments {
   }
 
   void check_declared(std::string_view name) const {
-    if (find(name) == nullptr) fail("internal error: rdepth ", command_, " asks for undeclared flag ", name);
+    if (find(name) == nullptr)
+      fail("internal error: rdepth ", command_, " asks for undeclared flag ", name);
   }
 
   std::int64_t parse_integer(std::string_view name, const std::string& text) const {

@@ -49,8 +49,9 @@ Arguments chat_arguments() {
                             {"--max-new-tokens", "N",
                              "most tokens per reply (default: generation_config.json's, or 256)"},
                             {"--seed", "S", "seed of the sampler (default 0)"},
-                            {"--continuous", "", "warm start: each token from the previous one's "
-                                                 "latent"},
+                            {"--continuous", "",
+                             "warm start: each token from the previous one's "
+                             "latent"},
                             cache_flag()},
                            exit_flags()),
                     concat(sampling_flags(), speculative_flags())),
@@ -118,8 +119,8 @@ int chat_loop(Chat& chat, const Console& console, int default_steps) {
       } else if (command == "/help") {
         console.note(std::string("commands: ") + kCommands);
       } else {
-        console.note("rdepth chat: unknown command " + std::string(command) + " (commands: " +
-                     kCommands + ")");
+        console.note("rdepth chat: unknown command " + std::string(command) +
+                     " (commands: " + kCommands + ")");
       }
       continue;
     }
@@ -147,14 +148,13 @@ int command_chat(const std::vector<std::string>& words) {
   const std::filesystem::path dir = model_directory(args);
   const rd::WeightFormat format = weight_format(args);
   const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
-  const rd::GenerationConfig defaults =
-      rd::GenerationConfig::load(dir / "generation_config.json");
+  const rd::GenerationConfig defaults = rd::GenerationConfig::load(dir / "generation_config.json");
 
   rd::ChatOptions options;
   rd::GenerationOptions& g = options.generation;
-  g.max_new_tokens = static_cast<int>(
-      args.integer("--max-new-tokens", 1, std::numeric_limits<int>::max())
-          .value_or(defaults.max_new_tokens.value_or(kDefaultMaxNewTokens)));
+  g.max_new_tokens =
+      static_cast<int>(args.integer("--max-new-tokens", 1, std::numeric_limits<int>::max())
+                           .value_or(defaults.max_new_tokens.value_or(kDefaultMaxNewTokens)));
   g.steps = steps(args);
   g.continuous = args.has("--continuous");
   g.exit = exit_options(args);
@@ -171,8 +171,8 @@ int command_chat(const std::vector<std::string>& words) {
     rd::ChatSession chat(model, tokenizer, options);
     const Console console;
     if (console.interactive) {
-      console.note("rdepth chat: " + dir.string() + ", r = " +
-                   std::to_string(g.steps.value_or(config.mean_recurrence)) + ", " +
+      console.note("rdepth chat: " + dir.string() +
+                   ", r = " + std::to_string(g.steps.value_or(config.mean_recurrence)) + ", " +
                    std::string(rd::weight_format_name(format)) + " weights. " + kCommands);
     }
     return chat_loop(chat, console, config.mean_recurrence);

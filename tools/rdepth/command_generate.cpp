@@ -34,7 +34,8 @@ Arguments generate_arguments() {
       "Prefills the prompt through the KV cache, then generates up to N tokens one at a time, "
       "each\n"
       "with r core iterations, taking the most likely token (greedy) unless --temperature T > 0.\n"
-      "Without --json the new token ids stream to stdout, space-separated (with --prompt TEXT: the\n"
+      "Without --json the new token ids stream to stdout, space-separated (with --prompt TEXT: "
+      "the\n"
       "new text, decoded by DIR/tokenizer.json, special tokens written out), and a summary goes\n"
       "to stderr. With --json one object is printed: prompt (with --prompt), text (the new text,\n"
       "with --prompt), prompt_ids, tokens, steps (core iterations of "
@@ -66,25 +67,24 @@ Arguments generate_arguments() {
       "iterations,\n"
       "                               verify them in one pass at r; greedy with --accept-ratio 0\n"
       "                               gives exactly the tokens of plain decoding",
-      concat(
-          concat(
-              {model_flag(),
-               {"--prompt-ids", "IDS", "prompt as comma-separated token ids, e.g. 3,17,5"},
-               {"--prompt", "TEXT",
-                "prompt as text: DIR/tokenizer.json encodes it, <|begin_text|> (BOS) first"},
-               {"--max-new-tokens", "N", "number of tokens to generate (required)"},
-               steps_flag(),
-               init_flag(),
-               {"--seed", "S", "seed of the sampler and of the random initial state (default 0)"},
-               {"--stop-ids", "IDS",
-                "stop after producing one of these ids, e.g. 65505,65508 (default: none)"},
-               {"--continuous", "", "warm start: each token from the previous one's latent"},
-               cache_flag()},
-              exit_flags()),
-          concat(concat(sampling_flags(), speculative_flags()),
-                 {weights_flag(),
-                  threads_flag(),
-                  {"--json", "", "print one JSON object on stdout instead of streaming"}})));
+      concat(concat({model_flag(),
+                     {"--prompt-ids", "IDS", "prompt as comma-separated token ids, e.g. 3,17,5"},
+                     {"--prompt", "TEXT",
+                      "prompt as text: DIR/tokenizer.json encodes it, <|begin_text|> (BOS) first"},
+                     {"--max-new-tokens", "N", "number of tokens to generate (required)"},
+                     steps_flag(),
+                     init_flag(),
+                     {"--seed", "S",
+                      "seed of the sampler and of the random initial state (default 0)"},
+                     {"--stop-ids", "IDS",
+                      "stop after producing one of these ids, e.g. 65505,65508 (default: none)"},
+                     {"--continuous", "", "warm start: each token from the previous one's latent"},
+                     cache_flag()},
+                    exit_flags()),
+             concat(concat(sampling_flags(), speculative_flags()),
+                    {weights_flag(),
+                     threads_flag(),
+                     {"--json", "", "print one JSON object on stdout instead of streaming"}})));
 }
 
 // A list of token ids, each checked against the vocabulary.
@@ -141,8 +141,8 @@ int command_generate(const std::vector<std::string>& words) {
   const auto text_prompt = args.get("--prompt");
   std::optional<rd::tokenizer::Tokenizer> tokenizer;
   if (text_prompt) {
-    tokenizer = load_tokenizer(dir, config,
-                               "--prompt TEXT needs it; without one give --prompt-ids 3,17,5");
+    tokenizer =
+        load_tokenizer(dir, config, "--prompt TEXT needs it; without one give --prompt-ids 3,17,5");
   }
   const std::vector<std::int32_t> prompt =
       tokenizer ? tokenizer->encode(*text_prompt, true) : token_list(args, "--prompt-ids", config);
@@ -178,8 +178,8 @@ int command_generate(const std::vector<std::string>& words) {
       std::fflush(stdout);
       first = false;
     };
-    const rd::Generation generation =
-        rd::generate(model, session, prompt, options, json && !decoder ? rd::TokenCallback() : stream);
+    const rd::Generation generation = rd::generate(model, session, prompt, options,
+                                                   json && !decoder ? rd::TokenCallback() : stream);
     if (decoder) {
       const std::string rest = decoder->finish();
       new_text += rest;
@@ -260,8 +260,8 @@ int command_generate(const std::vector<std::string>& words) {
                  "prefill %zu tokens %.3f s; decode %zu tokens %.3f s (%.1f tokens/s); KV cache "
                  "(%s) %zu bytes, %.0f per token%s\n",
                  generation.tokens.size(), steps_used, weights.c_str(), prompt.size(),
-                 stats.prefill_seconds, decoded, stats.decode_seconds, rate,
-                 rule.name().c_str(), session.cache.bytes(), kv_per_token, extra.c_str());
+                 stats.prefill_seconds, decoded, stats.decode_seconds, rate, rule.name().c_str(),
+                 session.cache.bytes(), kv_per_token, extra.c_str());
     return 0;
   });
 }

@@ -19,7 +19,9 @@ Arguments inspect_arguments() {
       "Prints the model's config, every stored tensor (dtype and shape) grouped by stage, the\n"
       "parameter count of each stage as loaded, the weight memory in the chosen format and the KV\n"
       "cache bytes one token occupies at r = mean_recurrence.",
-      {model_flag(), weights_flag(), threads_flag(),
+      {model_flag(),
+       weights_flag(),
+       threads_flag(),
        {"--json", "", "print one JSON object on stdout"}});
 }
 
@@ -167,8 +169,8 @@ int command_inspect(const std::vector<std::string>& words) {
       if (groups[g].empty()) continue;
       std::size_t stored = 0;
       for (const rd::TensorInfo* t : groups[g]) stored += t->numel();
-      std::cout << "  " << kStages[g].title << ": " << groups[g].size() << (groups[g].size() == 1 ? " tensor, " : " tensors, ") << stored
-                << " values\n";
+      std::cout << "  " << kStages[g].title << ": " << groups[g].size()
+                << (groups[g].size() == 1 ? " tensor, " : " tensors, ") << stored << " values\n";
       for (const rd::TensorInfo* t : groups[g])
         std::cout << "    " << t->name << "  " << rd::dtype_name(t->dtype) << " "
                   << t->shape_string() << "\n";

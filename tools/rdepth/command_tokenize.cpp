@@ -3,8 +3,8 @@
 // into text instead. Special tokens written in the text are recognised; no BOS/EOS is added
 // unless --add-special.
 #include <fstream>
-#include <limits>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -24,7 +24,8 @@ Arguments tokenize_arguments() {
       "--tokenizer tokenizer.json (--text T | --text-file F | --jsonl F) [--decode] [--json]\n"
       "                       [--add-special]",
       "Encodes text into token ids. --text T and --text-file F give one text and print its ids,\n"
-      "space-separated, on one line (with --json: {\"ids\": [...], \"tokens\": [...]}, tokens being\n"
+      "space-separated, on one line (with --json: {\"ids\": [...], \"tokens\": [...]}, tokens "
+      "being\n"
       "the vocabulary's strings). --jsonl F reads one JSON string per line and prints, per line,\n"
       "the JSON array of its ids. Special tokens written in the text (e.g. <|end_turn|>) are\n"
       "recognised; --add-special adds what the tokenizer's post-processor adds (Huginn: BOS).\n"
@@ -50,7 +51,9 @@ std::string read_file(const std::string& flag, const std::string& path) {
   return text.str();
 }
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 Json parse_json(const std::string& text, const std::string& where) {
   try {
@@ -77,7 +80,8 @@ std::vector<std::int32_t> json_ids(const Json& j, const std::string& where) {
 // Ids from a JSON array, or from integers separated by commas and/or whitespace.
 std::vector<std::int32_t> parse_ids(const std::string& text, const std::string& where) {
   const std::size_t start = text.find_first_not_of(" \t\r\n");
-  if (start != std::string::npos && text[start] == '[') return json_ids(parse_json(text, where), where);
+  if (start != std::string::npos && text[start] == '[')
+    return json_ids(parse_json(text, where), where);
   std::vector<std::int32_t> ids;
   std::string item;
   std::istringstream words(text);
@@ -162,14 +166,16 @@ int command_tokenize(const std::vector<std::string>& words) {
   }
   const bool from_file = args.has("--text-file");
   const std::string where = from_file ? "--text-file " + *args.get("--text-file") : "--text";
-  const std::string input = from_file ? read_file("--text-file", *args.get("--text-file"))
-                                      : *args.get("--text");
+  const std::string input =
+      from_file ? read_file("--text-file", *args.get("--text-file")) : *args.get("--text");
   const bool json = args.has("--json");
   if (decoding) {
     const std::vector<std::int32_t> ids = parse_ids(input, where);
     const std::string text = decode(tokenizer, ids, where);
-    if (json) std::cout << dump(Json{{"text", text}}) << '\n';
-    else std::cout << text << '\n';
+    if (json)
+      std::cout << dump(Json{{"text", text}}) << '\n';
+    else
+      std::cout << text << '\n';
     return 0;
   }
   const std::vector<std::int32_t> ids = encode(tokenizer, input, add_special, where);

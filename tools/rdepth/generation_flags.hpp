@@ -47,13 +47,13 @@ inline rd::SamplingOptions sampling_options(const Arguments& args,
   constexpr double inf = std::numeric_limits<double>::infinity();
   constexpr std::int64_t most = std::numeric_limits<int>::max();
   rd::SamplingOptions s = defaults;
-  s.temperature = bounded(args, "--temperature", 0, false, inf, true, "a number >= 0")
-                      .value_or(s.temperature);
+  s.temperature =
+      bounded(args, "--temperature", 0, false, inf, true, "a number >= 0").value_or(s.temperature);
   s.top_k = static_cast<int>(args.integer("--top-k", 0, most).value_or(s.top_k));
-  s.top_p = bounded(args, "--top-p", 0, true, 1, false, "a number with 0 < P <= 1")
-                .value_or(s.top_p);
-  s.min_p = bounded(args, "--min-p", 0, false, 1, false, "a number with 0 <= M <= 1")
-                .value_or(s.min_p);
+  s.top_p =
+      bounded(args, "--top-p", 0, true, 1, false, "a number with 0 < P <= 1").value_or(s.top_p);
+  s.min_p =
+      bounded(args, "--min-p", 0, false, 1, false, "a number with 0 <= M <= 1").value_or(s.min_p);
   s.repetition_penalty = bounded(args, "--repetition-penalty", 0, true, inf, true, "a number > 0")
                              .value_or(s.repetition_penalty);
   if (s.greedy()) {

@@ -28,12 +28,9 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"forward", rdepth::command_forward},
-    {"generate", rdepth::command_generate},
-    {"inspect", rdepth::command_inspect},
-    {"tokenize", rdepth::command_tokenize},
-    {"chat", rdepth::command_chat},
-    {"bench", rdepth::command_bench},
+    {"forward", rdepth::command_forward}, {"generate", rdepth::command_generate},
+    {"inspect", rdepth::command_inspect}, {"tokenize", rdepth::command_tokenize},
+    {"chat", rdepth::command_chat},       {"bench", rdepth::command_bench},
 };
 
 int dispatch(int argc, char** argv) {

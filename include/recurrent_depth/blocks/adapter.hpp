@@ -34,7 +34,8 @@ struct ConcatLinearAdapter {
     void prepare(ConstMatrixView<float> e, MatrixView<float> injected) const {
       Backend::linear(e, embedding_, injected);
     }
-    void apply(ConstMatrixView<float> s, ConstMatrixView<float> injected, MatrixView<float> out) const {
+    void apply(ConstMatrixView<float> s, ConstMatrixView<float> injected,
+               MatrixView<float> out) const {
       Backend::copy(injected, out);
       Backend::linear(s, state_, out, /*accumulate=*/true);
     }
@@ -58,7 +59,8 @@ struct AdditiveAdapter {
     void prepare(ConstMatrixView<float> e, MatrixView<float> injected) const {
       Backend::copy(e, injected);
     }
-    void apply(ConstMatrixView<float> s, ConstMatrixView<float> injected, MatrixView<float> out) const {
+    void apply(ConstMatrixView<float> s, ConstMatrixView<float> injected,
+               MatrixView<float> out) const {
       Backend::add(s, injected, out);
     }
     std::size_t parameter_count() const { return 0; }

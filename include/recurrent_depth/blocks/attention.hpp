@@ -1,6 +1,7 @@
 // Causal self-attention policy: fused Wqkv [3 * n_embd, n_embd] with rows [Q; K; V], an optional
 // learned q/k bias [2, 1, heads, head_dim] added before the rotary embedding, scale
-// 1/sqrt(head_dim), KV entries written to the block's cache slot, output projection [n_embd, n_embd].
+// 1/sqrt(head_dim), KV entries written to the block's cache slot, output projection [n_embd,
+// n_embd].
 #pragma once
 
 #include <span>
@@ -40,7 +41,8 @@ struct CausalSelfAttention {
       width_ = static_cast<std::size_t>(config.n_embd);
       heads_ = static_cast<std::size_t>(config.n_heads);
       head_dim_ = width_ / heads_;
-      qkv_ = load_matrix<Backend, Precision>(checkpoint, prefix + ".Wqkv.weight", 3 * width_, width_);
+      qkv_ =
+          load_matrix<Backend, Precision>(checkpoint, prefix + ".Wqkv.weight", 3 * width_, width_);
       proj_ = load_matrix<Backend, Precision>(checkpoint, prefix + ".proj.weight", width_, width_);
       if constexpr (Bias::enabled)
         qk_bias_ = load_vector(checkpoint, prefix + ".qk_bias",
@@ -49,7 +51,8 @@ struct CausalSelfAttention {
 
     // out = proj(attention(x)) for the rows of x; each sequence's rows write their keys and
     // values to its cache slot and attend to that sequence only.
-    void forward(ConstMatrixView<float> x, MatrixView<float> out, const BlockContext& context) const {
+    void forward(ConstMatrixView<float> x, MatrixView<float> out,
+                 const BlockContext& context) const {
       Workspace& ws = context.workspace;
       const MatrixView<float> qkv = scratch(ws.qkv, x.rows, 3 * width_);
       Backend::linear(x, qkv_, qkv);
@@ -66,10 +69,9 @@ struct CausalSelfAttention {
         sequence.cache->write(context.slot, sequence.first_position, k, v);
         const KvView seen =
             sequence.cache->view(context.slot, sequence.first_position + sequence.rows);
-        Backend::causal_attention(q, seen.keys, seen.values, heads_, head_dim_,
-                                  sequence.first_position,
-                                  attended.middle_rows(sequence.first_row, sequence.rows),
-                                  seen.positions);
+        Backend::causal_attention(
+            q, seen.keys, seen.values, heads_, head_dim_, sequence.first_position,
+            attended.middle_rows(sequence.first_row, sequence.rows), seen.positions);
       }
       Backend::linear(attended, proj_, out);
     }

@@ -50,9 +50,7 @@ struct ScaledTiedEmbedding {
 
     std::size_t vocab_rows() const { return rows_; }
     bool tied() const { return !head_.has_value(); }
-    std::size_t parameter_count() const {
-      return (head_ ? 2 : 1) * table_.rows() * table_.cols();
-    }
+    std::size_t parameter_count() const { return (head_ ? 2 : 1) * table_.rows() * table_.cols(); }
     std::size_t weight_bytes() const { return (head_ ? 2 : 1) * table_.bytes(); }
 
    private:

@@ -2,7 +2,8 @@
 //   full                    every core slot kept; a token that stopped early is missing at slots
 //                           it never reached (attention skips it there)
 //   latest-m4               such a token is seen through its deepest entry of the same core layer:
-//                           the largest slot s' <= s with (s' - 2) % 4 == (s - 2) % 4 (the paper's rule)
+//                           the largest slot s' <= s with (s' - 2) % 4 == (s - 2) % 4 (the paper's
+//                           rule)
 //   compress-sK             core slot s > 1 is stored at (s - 2) % K + 2: K slots shared by all
 //                           iterations, each token keeping its latest entry there
 //   latest-m4-compress-sK   both
@@ -35,7 +36,8 @@ struct CacheRule {
     }
     if (!rest.starts_with("compress-s")) bad(name);
     rest.remove_prefix(10);
-    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), rule.compress);
+    const auto [end, error] =
+        std::from_chars(rest.data(), rest.data() + rest.size(), rule.compress);
     if (error != std::errc() || end != rest.data() + rest.size()) bad(name);
     require(rule.compress >= 1, "cache: ", name, ": K is ", rule.compress, ", expected K >= 1");
     return rule;
@@ -43,8 +45,8 @@ struct CacheRule {
 
   std::string name() const {
     std::string result = latest_same_layer ? "latest-m4" : "";
-    if (compress > 0) result += (result.empty() ? "" : "-") + std::string("compress-s") +
-                                std::to_string(compress);
+    if (compress > 0)
+      result += (result.empty() ? "" : "-") + std::string("compress-s") + std::to_string(compress);
     return result.empty() ? "full" : result;
   }
 
@@ -61,8 +63,9 @@ struct CacheRule {
 
  private:
   [[noreturn]] static void bad(std::string_view name) {
-    fail("cache: unknown rule '", name,
-         "', expected full, latest-m4, compress-sK or latest-m4-compress-sK (K a positive integer)");
+    fail(
+        "cache: unknown rule '", name,
+        "', expected full, latest-m4, compress-sK or latest-m4-compress-sK (K a positive integer)");
   }
 };
 

@@ -109,7 +109,8 @@ class KvCache {
     const bool dense = rows == seen;
     return {{gathered_keys_.data(), rows, width_},
             {gathered_values_.data(), rows, width_},
-            dense ? std::span<const std::int32_t>() : std::span<const std::int32_t>(gathered_positions_)};
+            dense ? std::span<const std::int32_t>()
+                  : std::span<const std::int32_t>(gathered_positions_)};
   }
 
   std::size_t width_ = 0;

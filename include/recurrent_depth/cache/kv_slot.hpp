@@ -44,7 +44,8 @@ class KvSlot {
     std::size_t kept = 0;
     for (std::size_t row = 0; row < positions_.size(); ++row) {
       if (static_cast<std::size_t>(positions_[row]) >= length) continue;
-      std::memmove(keys_.data() + kept * width_, keys_.data() + row * width_, width_ * sizeof(float));
+      std::memmove(keys_.data() + kept * width_, keys_.data() + row * width_,
+                   width_ * sizeof(float));
       std::memmove(values_.data() + kept * width_, values_.data() + row * width_,
                    width_ * sizeof(float));
       positions_[kept++] = positions_[row];
@@ -53,9 +54,11 @@ class KvSlot {
     keys_.resize(kept * width_);
     values_.resize(kept * width_);
     row_of_position_.assign(length, -1);
-    for (std::size_t row = 0; row < kept; ++row) row_of_position_[positions_[row]] = std::int32_t(row);
+    for (std::size_t row = 0; row < kept; ++row)
+      row_of_position_[positions_[row]] = std::int32_t(row);
     dense_ = true;
-    for (std::size_t row = 0; row < kept; ++row) dense_ = dense_ && positions_[row] == std::int32_t(row);
+    for (std::size_t row = 0; row < kept; ++row)
+      dense_ = dense_ && positions_[row] == std::int32_t(row);
   }
 
   std::size_t entries() const { return positions_.size(); }

@@ -16,31 +16,45 @@ enum class DType { F32, BF16, F16, F64, I64, I32, I16, I8, U8, BOOL };
 inline std::size_t dtype_size(DType t) {
   switch (t) {
     case DType::F64:
-    case DType::I64: return 8;
+    case DType::I64:
+      return 8;
     case DType::F32:
-    case DType::I32: return 4;
+    case DType::I32:
+      return 4;
     case DType::BF16:
     case DType::F16:
-    case DType::I16: return 2;
+    case DType::I16:
+      return 2;
     case DType::I8:
     case DType::U8:
-    case DType::BOOL: return 1;
+    case DType::BOOL:
+      return 1;
   }
   return 0;
 }
 
 inline std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-    case DType::F64: return "F64";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::I16: return "I16";
-    case DType::I8: return "I8";
-    case DType::U8: return "U8";
-    case DType::BOOL: return "BOOL";
+    case DType::F32:
+      return "F32";
+    case DType::BF16:
+      return "BF16";
+    case DType::F16:
+      return "F16";
+    case DType::F64:
+      return "F64";
+    case DType::I64:
+      return "I64";
+    case DType::I32:
+      return "I32";
+    case DType::I16:
+      return "I16";
+    case DType::I8:
+      return "I8";
+    case DType::U8:
+      return "U8";
+    case DType::BOOL:
+      return "BOOL";
   }
   return "?";
 }
@@ -63,7 +77,9 @@ struct bf16 {
 };
 static_assert(sizeof(bf16) == 2);
 
-inline float to_float(bf16 v) { return std::bit_cast<float>(std::uint32_t(v.bits) << 16); }
+inline float to_float(bf16 v) {
+  return std::bit_cast<float>(std::uint32_t(v.bits) << 16);
+}
 
 inline bf16 to_bf16(float v) {
   std::uint32_t u = std::bit_cast<std::uint32_t>(v);

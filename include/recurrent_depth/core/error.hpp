@@ -1,5 +1,6 @@
 // Error reporting: one exception type for every bad input the library detects (files, tensors,
-// config fields, token ids, options). Messages name the file, tensor or field and what was expected.
+// config fields, token ids, options). Messages name the file, tensor or field and what was
+// expected.
 #pragma once
 
 #include <sstream>

@@ -41,9 +41,12 @@ inline WeightFormat parse_weight_format(std::string_view text) {
 
 inline std::string_view weight_format_name(WeightFormat format) {
   switch (format) {
-    case WeightFormat::bf16: return BF16::name;
-    case WeightFormat::int8: return INT8::name;
-    case WeightFormat::f32: break;
+    case WeightFormat::bf16:
+      return BF16::name;
+    case WeightFormat::int8:
+      return INT8::name;
+    case WeightFormat::f32:
+      break;
   }
   return F32::name;
 }
@@ -52,9 +55,12 @@ inline std::string_view weight_format_name(WeightFormat format) {
 template <class Visitor>
 decltype(auto) with_weight_format(WeightFormat format, Visitor&& visitor) {
   switch (format) {
-    case WeightFormat::bf16: return visitor(BF16{});
-    case WeightFormat::int8: return visitor(INT8{});
-    case WeightFormat::f32: break;
+    case WeightFormat::bf16:
+      return visitor(BF16{});
+    case WeightFormat::int8:
+      return visitor(INT8{});
+    case WeightFormat::f32:
+      break;
   }
   return visitor(F32{});
 }

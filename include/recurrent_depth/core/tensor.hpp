@@ -23,11 +23,12 @@ struct MatrixView {
 
   MatrixView() = default;
   MatrixView(T* d, std::size_t r, std::size_t c) : data(d), rows(r), cols(c), stride(c) {}
-  MatrixView(T* d, std::size_t r, std::size_t c, std::size_t s) : data(d), rows(r), cols(c), stride(s) {}
+  MatrixView(T* d, std::size_t r, std::size_t c, std::size_t s)
+      : data(d), rows(r), cols(c), stride(s) {}
   // A view of T converts to a view of const T.
   template <class U>
-    requires(std::is_same_v<const U, T> && !std::is_same_v<U, T>)
-  MatrixView(const MatrixView<U>& other)
+  requires(std::is_same_v<const U, T> && !std::is_same_v<U, T>)
+      MatrixView(const MatrixView<U>& other)
       : data(other.data), rows(other.rows), cols(other.cols), stride(other.stride) {}
 
   T* row(std::size_t i) const {
@@ -65,8 +66,8 @@ class Matrix {
     constexpr std::size_t per_line = kAlignment / sizeof(T) > 0 ? kAlignment / sizeof(T) : 1;
     const std::size_t stride = (cols + per_line - 1) / per_line * per_line;
     if (rows * stride > capacity_) {
-      storage_.reset(static_cast<T*>(::operator new[](rows * stride * sizeof(T),
-                                                      std::align_val_t{kAlignment})));
+      storage_.reset(static_cast<T*>(
+          ::operator new[](rows* stride * sizeof(T), std::align_val_t{kAlignment})));
       capacity_ = rows * stride;
     }
     view_ = MatrixView<T>(storage_.get(), rows, cols, stride);

@@ -68,7 +68,9 @@ inline std::string chat_message_text(const ChatMessage& message) {
 }
 
 // What asks the model for its reply.
-inline std::string chat_generation_prompt() { return chat_header(chat_tokens::assistant_role); }
+inline std::string chat_generation_prompt() {
+  return chat_header(chat_tokens::assistant_role);
+}
 
 // The whole conversation as text, as the model's Jinja template renders it.
 inline std::string apply_chat_template(std::span<const ChatMessage> messages,
@@ -130,10 +132,10 @@ struct GenerationConfig {
     };
     const auto integer = [&](const Json& v, const char* key, std::int64_t low,
                              std::int64_t high) -> std::int64_t {
-      require(v.is_number_integer() && v.get<std::int64_t>() >= low &&
-                  v.get<std::int64_t>() <= high,
-              origin, ": field ", key, ": expected an integer in [", low, ", ", high, "], found ",
-              v.dump());
+      require(
+          v.is_number_integer() && v.get<std::int64_t>() >= low && v.get<std::int64_t>() <= high,
+          origin, ": field ", key, ": expected an integer in [", low, ", ", high, "], found ",
+          v.dump());
       return v.get<std::int64_t>();
     };
     constexpr std::int64_t most = std::numeric_limits<std::int32_t>::max();
@@ -175,7 +177,8 @@ struct GenerationConfig {
   }
 };
 
-// ---- Streaming text ------------------------------------------------------------------------------
+// ---- Streaming text
+// ------------------------------------------------------------------------------
 
 // Generated ids to text as they come (whole UTF-8 characters only). An id the tokenizer cannot
 // decode (outside its vocabulary, or a gap in it: a model's vocabulary may be larger) shows as
@@ -215,8 +218,8 @@ struct ChatOptions {
 };
 
 struct ChatTurn {
-  std::string text;              // the reply, special tokens left out
-  Generation generation;         // its tokens (a final stop id included) and statistics
+  std::string text;                  // the reply, special tokens left out
+  Generation generation;             // its tokens (a final stop id included) and statistics
   std::vector<std::int32_t> prompt;  // what this turn fed before the reply (the new part only)
   std::size_t cached_before = 0;     // tokens in the KV cache before this turn
   std::size_t cached_after = 0;      // and after it
@@ -236,7 +239,9 @@ class ChatSession {
   using TextCallback = std::function<void(std::string_view)>;
 
   ChatSession(const Model& model, const tokenizer::Tokenizer& tokenizer, ChatOptions options)
-      : model_(&model), tokenizer_(&tokenizer), options_(std::move(options)),
+      : model_(&model),
+        tokenizer_(&tokenizer),
+        options_(std::move(options)),
         session_(model.new_session(options_.generation.seed, options_.cache)) {
     const auto end_turn = tokenizer.token_to_id(chat_tokens::end_turn);
     require(end_turn.has_value(), "chat: the tokenizer has no ", chat_tokens::end_turn,
@@ -284,13 +289,15 @@ class ChatSession {
     require(options_.generation.max_new_tokens >= 1, "chat: max_new_tokens is ",
             options_.generation.max_new_tokens, ", expected >= 1");
     require(turn.prompt.size() <= room, "chat: this turn needs ", turn.prompt.size(),
-            " positions after the ", turn.cached_before, " in the KV cache, but the model's "
-            "context has ", context, " (block_size); reset the conversation to go on");
+            " positions after the ", turn.cached_before,
+            " in the KV cache, but the model's "
+            "context has ",
+            context, " (block_size); reset the conversation to go on");
     GenerationOptions options = options_.generation;
     options.seed += turns_;
     // The last reply token is never fed, so N new tokens use prompt + N - 1 positions.
-    options.max_new_tokens = int(std::min<std::size_t>(std::size_t(options.max_new_tokens),
-                                                       room - turn.prompt.size() + 1));
+    options.max_new_tokens = int(
+        std::min<std::size_t>(std::size_t(options.max_new_tokens), room - turn.prompt.size() + 1));
     TextStream stream(*tokenizer_, true);
     const TokenCallback on_token = [&](const GeneratedToken& token) {
       const std::string piece = stream.push(token.id);
@@ -311,8 +318,10 @@ class ChatSession {
     turn.stopped = !ids.empty() && std::find(stops.begin(), stops.end(), ids.back()) != stops.end();
     if (!ids.empty() && !turn.stopped) pending_.push_back(ids.back());
     pending_.push_back(end_turn_);
-    if (turn.stopped) history_.back() = end_turn_;
-    else history_.push_back(end_turn_);
+    if (turn.stopped)
+      history_.back() = end_turn_;
+    else
+      history_.push_back(end_turn_);
     turn.cached_after = session_.cache.length();
     ++turns_;
     return turn;

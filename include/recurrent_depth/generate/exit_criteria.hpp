@@ -83,11 +83,21 @@ class CriterionExit final : public ExitDecider {
     double value = 0.0;
     switch (options_.criterion) {
       case ExitCriterion::kl:
-      case ExitCriterion::minp_kl: value = kl_step(row, logits); break;
-      case ExitCriterion::entropy_diff: value = entropy_step(row, logits); break;
-      case ExitCriterion::latent_diff: value = latent_difference(previous_state, state); break;
-      case ExitCriterion::cosine: value = cosine_distance(previous_state, state); break;
-      case ExitCriterion::argmax_stability: value = argmax_step(row, logits); break;
+      case ExitCriterion::minp_kl:
+        value = kl_step(row, logits);
+        break;
+      case ExitCriterion::entropy_diff:
+        value = entropy_step(row, logits);
+        break;
+      case ExitCriterion::latent_diff:
+        value = latent_difference(previous_state, state);
+        break;
+      case ExitCriterion::cosine:
+        value = cosine_distance(previous_state, state);
+        break;
+      case ExitCriterion::argmax_stability:
+        value = argmax_step(row, logits);
+        break;
     }
     values_[row].push_back(value);
     if (options_.criterion == ExitCriterion::argmax_stability) return value >= options_.threshold;

@@ -24,14 +24,14 @@ namespace recurrent_depth {
 
 struct GenerationOptions {
   int max_new_tokens = 32;
-  std::optional<int> steps;                      // core iterations per token (at most, with exit)
-  StateInit init = StateInit::zero;              // zero or random (seeded by the session)
-  bool continuous = false;                       // warm start from the previous token's latent
-  std::optional<ExitOptions> exit;               // per-token early exit while decoding
+  std::optional<int> steps;                       // core iterations per token (at most, with exit)
+  StateInit init = StateInit::zero;               // zero or random (seeded by the session)
+  bool continuous = false;                        // warm start from the previous token's latent
+  std::optional<ExitOptions> exit;                // per-token early exit while decoding
   std::optional<SpeculativeOptions> speculative;  // draft with few iterations, verify at `steps`
-  SamplingOptions sampling;                      // default: greedy
-  std::uint64_t seed = 0;                        // of the sampler
-  std::vector<std::int32_t> stop_ids;            // generation ends after producing one of these
+  SamplingOptions sampling;                       // default: greedy
+  std::uint64_t seed = 0;                         // of the sampler
+  std::vector<std::int32_t> stop_ids;             // generation ends after producing one of these
 
   void validate() const {
     require(max_new_tokens >= 0, "generate: max_new_tokens is ", max_new_tokens, ", expected >= 0");
@@ -41,10 +41,12 @@ struct GenerationOptions {
     if (exit) exit->validate();
     if (!speculative) return;
     speculative->validate();
-    require(!continuous, "generate: speculative decoding cannot warm-start (continuous): each "
-                         "drafted token's state would depend on the previous one's full depth");
-    require(!exit, "generate: speculative decoding verifies at full depth; it does not combine "
-                   "with early exit");
+    require(!continuous,
+            "generate: speculative decoding cannot warm-start (continuous): each "
+            "drafted token's state would depend on the previous one's full depth");
+    require(!exit,
+            "generate: speculative decoding verifies at full depth; it does not combine "
+            "with early exit");
   }
 };
 
@@ -88,7 +90,10 @@ class GenerationLoop {
  public:
   GenerationLoop(const Model& model, Session& session, const GenerationOptions& options,
                  const TokenCallback& on_token)
-      : model_(model), session_(session), options_(options), on_token_(on_token),
+      : model_(model),
+        session_(session),
+        options_(options),
+        on_token_(on_token),
         sampler_(options.sampling, options.seed) {
     if (options.exit) exit_.emplace(*options.exit);
     if (options.speculative)

@@ -37,8 +37,7 @@ struct SamplingOptions {
             temperature, ", expected a number >= 0");
     require(top_k >= 0, "sampling: top_k is ", top_k, ", expected >= 0 (0 turns it off)");
     require(top_p > 0.0f && top_p <= 1.0f, "sampling: top_p is ", top_p, ", expected 0 < p <= 1");
-    require(min_p >= 0.0f && min_p <= 1.0f, "sampling: min_p is ", min_p,
-            ", expected 0 <= p <= 1");
+    require(min_p >= 0.0f && min_p <= 1.0f, "sampling: min_p is ", min_p, ", expected 0 <= p <= 1");
     require(std::isfinite(repetition_penalty) && repetition_penalty > 0.0f,
             "sampling: repetition_penalty is ", repetition_penalty, ", expected a number > 0");
   }
@@ -71,8 +70,8 @@ class Sampler {
     // Candidates sorted by score, best first; cut by top-k.
     order_.resize(scores_.size());
     std::iota(order_.begin(), order_.end(), 0);
-    const std::size_t k = options_.top_k > 0 ? std::min<std::size_t>(options_.top_k, order_.size())
-                                             : order_.size();
+    const std::size_t k =
+        options_.top_k > 0 ? std::min<std::size_t>(options_.top_k, order_.size()) : order_.size();
     const auto better = [&](std::int32_t a, std::int32_t b) {
       return scores_[std::size_t(a)] > scores_[std::size_t(b)] ||
              (scores_[std::size_t(a)] == scores_[std::size_t(b)] && a < b);

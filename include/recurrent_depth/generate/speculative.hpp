@@ -52,8 +52,12 @@ class SpeculativeRound {
  public:
   SpeculativeRound(const Model& model, Session& session, Sampler& sampler,
                    SpeculativeOptions options, std::optional<int> steps, StateInit init)
-      : model_(model), session_(session), sampler_(sampler), options_(options),
-        steps_(steps.value_or(model.config().mean_recurrence)), init_(init) {
+      : model_(model),
+        session_(session),
+        sampler_(sampler),
+        options_(options),
+        steps_(steps.value_or(model.config().mean_recurrence)),
+        init_(init) {
     options_.validate();
   }
 
@@ -71,8 +75,8 @@ class SpeculativeRound {
     context_.assign(history.begin(), history.end());
     sequence_.assign(1, history.back());
     for (std::size_t i = 0; i < lookahead; ++i) {
-      const ForwardResult draft = model_.forward(session_, {&sequence_.back(), 1},
-                                                 options(options_.draft_steps, false));
+      const ForwardResult draft =
+          model_.forward(session_, {&sequence_.back(), 1}, options(options_.draft_steps, false));
       tally(result, draft);
       const std::int32_t token = sampler_.sample(draft.logits.row_span(0), context_);
       sequence_.push_back(token);

@@ -342,9 +342,8 @@ inline void read_values(const TensorInfo& t, std::span<bf16> out) {
   const std::size_t n = out.size();
   switch (t.dtype) {
     case DType::F32:
-      detail::convert_all(n, [&](std::size_t i) {
-        out[i] = to_bf16(detail::load_unaligned<float>(p + 4 * i));
-      });
+      detail::convert_all(
+          n, [&](std::size_t i) { out[i] = to_bf16(detail::load_unaligned<float>(p + 4 * i)); });
       return;
     case DType::BF16:
       if (n > 0) std::memcpy(out.data(), p, n * sizeof(bf16));

@@ -2,8 +2,9 @@
 // SandwichBlocks, blocks form the three stages Prelude, RecurrentCore and Coda, and the stages
 // form an Architecture. Sizes (width, heads, layer counts) come from config.json at run time.
 //
-//   using Block  = SandwichBlock<RmsNorm, CausalSelfAttention<RoPEAdjacentPairs, QkBias>, GatedMlp<Silu>>;
-//   using Huginn = Architecture<Prelude<Block>, RecurrentCore<ConcatLinearAdapter, Block>, Coda<Block>>;
+//   using Block  = SandwichBlock<RmsNorm, CausalSelfAttention<RoPEAdjacentPairs, QkBias>,
+//   GatedMlp<Silu>>; using Huginn = Architecture<Prelude<Block>, RecurrentCore<ConcatLinearAdapter,
+//   Block>, Coda<Block>>;
 #pragma once
 
 #include <string>
@@ -54,7 +55,7 @@ struct Prelude {
    public:
     void load(const Checkpoint& checkpoint, const ModelConfig& config) {
       BlockStack<Block, Backend, Precision>::load(checkpoint, names::kPrelude,
-                                                   config.n_layers_in_prelude, config);
+                                                  config.n_layers_in_prelude, config);
     }
     void forward(MatrixView<float> x, const BlockContext& context) const {
       BlockStack<Block, Backend, Precision>::forward(x, context, [](int i) { return i; });
@@ -123,7 +124,7 @@ struct Coda {
    public:
     void load(const Checkpoint& checkpoint, const ModelConfig& config) {
       BlockStack<Block, Backend, Precision>::load(checkpoint, names::kCoda, config.n_layers_in_coda,
-                                                   config);
+                                                  config);
     }
     void forward(MatrixView<float> x, const BlockContext& context) const {
       BlockStack<Block, Backend, Precision>::forward(x, context, [](int i) { return -(i + 1); });
@@ -141,7 +142,8 @@ struct Architecture {
   using FinalNorm = FinalNormKind;
 };
 
-using HuginnBlock = SandwichBlock<RmsNorm, CausalSelfAttention<RoPEAdjacentPairs, QkBias>, GatedMlp<Silu>>;
+using HuginnBlock =
+    SandwichBlock<RmsNorm, CausalSelfAttention<RoPEAdjacentPairs, QkBias>, GatedMlp<Silu>>;
 using Huginn = Architecture<Prelude<HuginnBlock>, RecurrentCore<ConcatLinearAdapter, HuginnBlock>,
                             Coda<HuginnBlock>>;
 

@@ -21,17 +21,17 @@
 namespace recurrent_depth {
 
 struct ForwardOptions {
-  std::optional<int> steps;               // core iterations r; default: config mean_recurrence
-  std::span<const int> steps_per_token;   // a fixed schedule, one r per token (overrides steps)
-  StateInit init = StateInit::zero;       //
-  ConstMatrixView<float> initial_state;   // [T, n_embd] when init == StateInit::given
-  bool all_logits = true;                 // false: logits of the last position only
-  ExitDecider* exit = nullptr;            // per-token early exit; at most `steps` iterations
+  std::optional<int> steps;              // core iterations r; default: config mean_recurrence
+  std::span<const int> steps_per_token;  // a fixed schedule, one r per token (overrides steps)
+  StateInit init = StateInit::zero;      //
+  ConstMatrixView<float> initial_state;  // [T, n_embd] when init == StateInit::given
+  bool all_logits = true;                // false: logits of the last position only
+  ExitDecider* exit = nullptr;           // per-token early exit; at most `steps` iterations
 };
 
 struct ForwardResult {
-  Matrix<float> logits;    // [T, vocab] (or [1, vocab] without all_logits)
-  Matrix<float> latents;   // [T, n_embd]: ln_f(state) after the last iteration, the coda's input
+  Matrix<float> logits;     // [T, vocab] (or [1, vocab] without all_logits)
+  Matrix<float> latents;    // [T, n_embd]: ln_f(state) after the last iteration, the coda's input
   std::vector<int> steps;   // core iterations each token ran
   std::vector<int> probes;  // exit checks that ran ln_f -> coda -> ln_f -> head, per token
 };
@@ -105,8 +105,8 @@ class RecurrentDepthModel {
     std::vector<int> budget;
     for (const BatchItem& item : items) {
       check_item(item, items);
-      sequences.push_back({&item.session->cache, item.session->cache.length(), budget.size(),
-                           item.ids.size()});
+      sequences.push_back(
+          {&item.session->cache, item.session->cache.length(), budget.size(), item.ids.size()});
       for (std::size_t t = 0; t < item.ids.size(); ++t)
         budget.push_back(item.options.steps_per_token.empty()
                              ? item.options.steps.value_or(config_.mean_recurrence)
@@ -126,7 +126,7 @@ class RecurrentDepthModel {
     }
     prelude_.forward(x, context);  // x is now e
     const MatrixView<float> injected = scratch(scratch_owner.injected, count, width());
-    core_.prepare(x, injected);    // from here on x is free: it receives the final states
+    core_.prepare(x, injected);  // from here on x is free: it receives the final states
 
     std::vector<int> steps(count, 0), probes(count, 0);
     iterate_core(scratch_owner, items, sequences, budget, state, injected, x, steps, probes);
@@ -140,9 +140,9 @@ class RecurrentDepthModel {
     for (std::size_t i = 0; i < items.size(); ++i) {
       const SequenceRows& rows = sequences[i];
       ForwardResult& result = results[i];
-      const MatrixView<float> head_in =
-          items[i].options.all_logits ? x.middle_rows(rows.first_row, rows.rows)
-                                      : x.middle_rows(rows.first_row + rows.rows - 1, 1);
+      const MatrixView<float> head_in = items[i].options.all_logits
+                                            ? x.middle_rows(rows.first_row, rows.rows)
+                                            : x.middle_rows(rows.first_row + rows.rows - 1, 1);
       result.logits.resize(head_in.rows, vocab_rows());
       embedding_.head(head_in, result.logits);
       result.latents.resize(rows.rows, width());

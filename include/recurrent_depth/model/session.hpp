@@ -18,11 +18,11 @@ struct Session {
   KvCache cache;
   Rng rng;
   Workspace workspace;
-  Matrix<float> residual;  // [T, n_embd]: embeddings, then e, then the coda's stream
-  Matrix<float> injected;  // adapter part that depends on e only
-  Matrix<float> state;     // recurrent state
-  Matrix<float> next;      // next recurrent state
-  Matrix<float> previous;  // state before the last iteration (for exit criteria)
+  Matrix<float> residual;      // [T, n_embd]: embeddings, then e, then the coda's stream
+  Matrix<float> injected;      // adapter part that depends on e only
+  Matrix<float> state;         // recurrent state
+  Matrix<float> next;          // next recurrent state
+  Matrix<float> previous;      // state before the last iteration (for exit criteria)
   Matrix<float> probe;         // coda stream of an exit check
   Matrix<float> probe_logits;  // logits of an exit check
 };

@@ -55,8 +55,10 @@ class SyntheticWriter {
     for (std::int64_t d : shape) count *= static_cast<std::size_t>(d);
     std::vector<float> values(count);
     for (float& v : values) v = static_cast<float>(center + spread * (2.0 * rng_.uniform() - 1.0));
-    if (storage_ == DType::BF16) writer_.add_bf16(name, std::move(shape), std::span<const float>(values));
-    else writer_.add_f32(name, std::move(shape), std::span<const float>(values));
+    if (storage_ == DType::BF16)
+      writer_.add_bf16(name, std::move(shape), std::span<const float>(values));
+    else
+      writer_.add_f32(name, std::move(shape), std::span<const float>(values));
   }
   // A matmul weight [rows, cols] with variance 1 / cols.
   void add_matrix(const std::string& name, std::int64_t rows, std::int64_t cols) {
@@ -64,7 +66,8 @@ class SyntheticWriter {
   }
   void add_block(const std::string& prefix, const ModelConfig& c) {
     const std::int64_t h = c.n_embd;
-    for (int i = 1; i <= 4; ++i) add(prefix + ".norm_" + std::to_string(i) + ".weight", {h}, 1.0, 0.2);
+    for (int i = 1; i <= 4; ++i)
+      add(prefix + ".norm_" + std::to_string(i) + ".weight", {h}, 1.0, 0.2);
     add_matrix(prefix + ".attn.Wqkv.weight", 3 * h, h);
     add_matrix(prefix + ".attn.proj.weight", h, h);
     if (c.qk_bias) add(prefix + ".attn.qk_bias", {2, 1, c.n_heads, c.head_dim()}, 0.0, 0.1);

@@ -28,7 +28,8 @@ class TokenTrie {
     if (content.empty()) return;
     int32_t node = 0;
     for (const char c : content) {
-      const auto [it, inserted] = children_.emplace(edge(node, c), static_cast<int32_t>(ends_.size()));
+      const auto [it, inserted] =
+          children_.emplace(edge(node, c), static_cast<int32_t>(ends_.size()));
       if (inserted) ends_.push_back(0);
       node = it->second;
     }
@@ -52,7 +53,8 @@ class TokenTrie {
 
  private:
   static uint64_t edge(int32_t node, char c) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(node)) << 8) | static_cast<unsigned char>(c);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(node)) << 8) |
+           static_cast<unsigned char>(c);
   }
   std::unordered_map<uint64_t, int32_t> children_;
   std::vector<std::size_t> ends_{0};  // per node: length of the token ending there, or 0
@@ -71,7 +73,10 @@ inline std::vector<std::string> split_on_added_tokens(
   std::size_t start = 0;
   for (std::size_t pos = 0; pos < text.size();) {
     const std::size_t length = trie.longest_match(text, pos);
-    if (length == 0) { ++pos; continue; }
+    if (length == 0) {
+      ++pos;
+      continue;
+    }
     if (pos > start) sections.emplace_back(text.substr(start, pos - start));
     sections.emplace_back(text.substr(pos, length));
     pos += length;
@@ -82,7 +87,8 @@ inline std::vector<std::string> split_on_added_tokens(
     const auto it = by_content.find(sections[i]);
     if (it == by_content.end()) continue;
     if (it->second.lstrip && i > 0) sections[i - 1] = std::string(trim_end_js(sections[i - 1]));
-    if (it->second.rstrip && i + 1 < sections.size()) sections[i + 1] = std::string(trim_start_js(sections[i + 1]));
+    if (it->second.rstrip && i + 1 < sections.size())
+      sections[i + 1] = std::string(trim_start_js(sections[i + 1]));
   }
   return sections;
 }

@@ -29,25 +29,29 @@ class BpeModel {
     require(type == "BPE", where, ".type: unsupported model \"", type, "\" (supported: BPE)");
     for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"}) {
       const auto it = model.find(affix);
-      require(it == model.end() || it->is_null() || (it->is_string() && it->get<std::string>().empty()),
-              where, ".", affix, ": non-empty values are not supported");
+      require(
+          it == model.end() || it->is_null() || (it->is_string() && it->get<std::string>().empty()),
+          where, ".", affix, ": non-empty values are not supported");
     }
     ignore_merges_ = model.value("ignore_merges", false);
     byte_fallback_ = model.value("byte_fallback", false);
-    if (model.contains("unk_token") && model["unk_token"].is_string()) unk_token_ = model["unk_token"].get<std::string>();
+    if (model.contains("unk_token") && model["unk_token"].is_string())
+      unk_token_ = model["unk_token"].get<std::string>();
 
     const auto vocab = model.find("vocab");
-    require(vocab != model.end() && vocab->is_object(), where, ".vocab: expected an object of token -> id");
+    require(vocab != model.end() && vocab->is_object(), where,
+            ".vocab: expected an object of token -> id");
     for (const auto& [token, id] : vocab->items()) {
-      require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < INT32_MAX, where,
-              ".vocab[\"", token, "\"]: expected a non-negative integer id");
+      require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < INT32_MAX,
+              where, ".vocab[\"", token, "\"]: expected a non-negative integer id");
       set_token(token, id.get<int32_t>());
     }
     reserve_ids(id_count);
     load_merges(model, where);
     if (!unk_token_.empty()) {
       const auto it = symbol_ids_.find(unk_token_);
-      require(it != symbol_ids_.end() && is_token(it->second), where, ".unk_token: \"", unk_token_, "\" is not in the vocabulary");
+      require(it != symbol_ids_.end() && is_token(it->second), where, ".unk_token: \"", unk_token_,
+              "\" is not in the vocabulary");
       unk_id_ = it->second;
     }
     const auto& alphabet = byte_level_alphabet();
@@ -61,7 +65,8 @@ class BpeModel {
   // Registers a token (also used for added tokens, which may lie outside the model's vocabulary).
   void set_token(const std::string& token, int32_t id) {
     if (static_cast<std::size_t>(id) >= id_to_token_.size()) {
-      require(!merges_loaded_, "tokenizer: id ", id, " of \"", token, "\" lies beyond the model's ids");
+      require(!merges_loaded_, "tokenizer: id ", id, " of \"", token,
+              "\" lies beyond the model's ids");
       id_to_token_.resize(static_cast<std::size_t>(id) + 1);
       has_token_.resize(static_cast<std::size_t>(id) + 1, false);
     }
@@ -80,7 +85,8 @@ class BpeModel {
 
   std::size_t id_count() const { return id_to_token_.size(); }
   bool is_token(int32_t id) const {
-    return id >= 0 && static_cast<std::size_t>(id) < has_token_.size() && has_token_[static_cast<std::size_t>(id)];
+    return id >= 0 && static_cast<std::size_t>(id) < has_token_.size() &&
+           has_token_[static_cast<std::size_t>(id)];
   }
   const std::string& token(int32_t id) const { return id_to_token_[static_cast<std::size_t>(id)]; }
   const int32_t* find(std::string_view token) const {
@@ -111,32 +117,46 @@ class BpeModel {
  private:
   static constexpr std::size_t kCacheCapacity = 1 << 17;
 
-  struct Merge { int32_t rank; int32_t result; };
-  struct Symbol { int32_t id; int32_t prev, next; uint32_t begin, end; };  // [begin, end) in the piece
+  struct Merge {
+    int32_t rank;
+    int32_t result;
+  };
+  struct Symbol {
+    int32_t id;
+    int32_t prev, next;
+    uint32_t begin, end;
+  };  // [begin, end) in the piece
   struct Candidate {
     int32_t rank, pos, result;
-    bool operator>(const Candidate& other) const { return rank != other.rank ? rank > other.rank : pos > other.pos; }
+    bool operator>(const Candidate& other) const {
+      return rank != other.rank ? rank > other.rank : pos > other.pos;
+    }
   };
   struct StringHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+    std::size_t operator()(std::string_view text) const {
+      return std::hash<std::string_view>{}(text);
+    }
   };
 
   static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
   }
 
   // Symbol id of a string: its vocabulary id, or a new id past the vocabulary for merge parts
   // and results that are not tokens (the JS library merges them too, then drops them).
   int32_t intern(const std::string& symbol) {
-    const auto [it, inserted] = symbol_ids_.emplace(symbol, static_cast<int32_t>(id_to_token_.size() + extra_symbols_.size()));
+    const auto [it, inserted] = symbol_ids_.emplace(
+        symbol, static_cast<int32_t>(id_to_token_.size() + extra_symbols_.size()));
     if (inserted) extra_symbols_.push_back(symbol);
     return it->second;
   }
 
   std::string symbol_text(int32_t id) const {
-    return static_cast<std::size_t>(id) < id_to_token_.size() ? id_to_token_[static_cast<std::size_t>(id)]
-                                                              : extra_symbols_[static_cast<std::size_t>(id) - id_to_token_.size()];
+    return static_cast<std::size_t>(id) < id_to_token_.size()
+               ? id_to_token_[static_cast<std::size_t>(id)]
+               : extra_symbols_[static_cast<std::size_t>(id) - id_to_token_.size()];
   }
 
   void load_merges(const nlohmann::json& model, const std::string& where) {
@@ -150,12 +170,14 @@ class BpeModel {
       if (merge.is_string()) {  // "a b"; like the JS library, further spaces end the second part
         const std::string text = merge.get<std::string>();
         const std::size_t space = text.find(' ');
-        require(space != std::string::npos, where, ".merges[", rank, "]: expected \"left right\", got \"", text, "\"");
+        require(space != std::string::npos, where, ".merges[", rank,
+                "]: expected \"left right\", got \"", text, "\"");
         left = text.substr(0, space);
         right = text.substr(space + 1, text.find(' ', space + 1) - space - 1);
       } else {
-        require(merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(), where,
-                ".merges[", rank, "]: expected \"left right\" or [\"left\", \"right\"]");
+        require(
+            merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(),
+            where, ".merges[", rank, "]: expected \"left right\" or [\"left\", \"right\"]");
         left = merge[0].get<std::string>();
         right = merge[1].get<std::string>();
       }
@@ -167,7 +189,8 @@ class BpeModel {
   void encode_uncached(std::string_view piece, bool byte_level, std::vector<int32_t>& out) const {
     std::string mapped;  // the piece as byte-level characters (only needed for ignore_merges)
     if (byte_level && ignore_merges_)
-      for (const char c : piece) append_utf8(mapped, byte_level_alphabet()[static_cast<unsigned char>(c)]);
+      for (const char c : piece)
+        append_utf8(mapped, byte_level_alphabet()[static_cast<unsigned char>(c)]);
     if (ignore_merges_) {
       if (const int32_t* id = find(byte_level ? std::string_view(mapped) : piece)) {
         out.push_back(*id);
@@ -187,7 +210,8 @@ class BpeModel {
         id = it != symbol_ids_.end() ? it->second : -1;  // -1: never merges
       }
       const auto index = static_cast<int32_t>(symbols.size());
-      symbols.push_back({id, index - 1, index + 1, static_cast<uint32_t>(begin), static_cast<uint32_t>(pos)});
+      symbols.push_back(
+          {id, index - 1, index + 1, static_cast<uint32_t>(begin), static_cast<uint32_t>(pos)});
     }
     symbols.back().next = -1;
 
@@ -195,7 +219,8 @@ class BpeModel {
     const auto consider = [&](int32_t pos) {
       const int32_t next = symbols[static_cast<std::size_t>(pos)].next;
       if (pos < 0 || next < 0) return;
-      const auto it = merges_.find(pair_key(symbols[static_cast<std::size_t>(pos)].id, symbols[static_cast<std::size_t>(next)].id));
+      const auto it = merges_.find(pair_key(symbols[static_cast<std::size_t>(pos)].id,
+                                            symbols[static_cast<std::size_t>(next)].id));
       if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.result});
     };
     for (int32_t pos = 0; pos + 1 < static_cast<int32_t>(symbols.size()); ++pos) consider(pos);
@@ -220,12 +245,16 @@ class BpeModel {
       if (is_token(symbol.id)) {
         out.push_back(symbol.id);
       } else {
-        emit_unknown(symbol.id >= 0 ? symbol_text(symbol.id) : std::string(piece.substr(symbol.begin, symbol.end - symbol.begin)), out);
+        emit_unknown(symbol.id >= 0
+                         ? symbol_text(symbol.id)
+                         : std::string(piece.substr(symbol.begin, symbol.end - symbol.begin)),
+                     out);
       }
     }
   }
 
-  // A symbol that is not a token: its bytes as <0xHH> tokens (byte_fallback), else unk, else nothing.
+  // A symbol that is not a token: its bytes as <0xHH> tokens (byte_fallback), else unk, else
+  // nothing.
   void emit_unknown(const std::string& text, std::vector<int32_t>& out) const {
     if (byte_fallback_) {
       std::vector<int32_t> bytes;
@@ -233,10 +262,16 @@ class BpeModel {
         static constexpr char hex[] = "0123456789ABCDEF";
         const auto b = static_cast<unsigned char>(c);
         const int32_t* id = find(std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">");
-        if (!id) { bytes.clear(); break; }
+        if (!id) {
+          bytes.clear();
+          break;
+        }
         bytes.push_back(*id);
       }
-      if (!bytes.empty()) { out.insert(out.end(), bytes.begin(), bytes.end()); return; }
+      if (!bytes.empty()) {
+        out.insert(out.end(), bytes.begin(), bytes.end());
+        return;
+      }
     }
     if (unk_id_ >= 0) out.push_back(unk_id_);
   }

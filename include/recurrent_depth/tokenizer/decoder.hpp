@@ -38,8 +38,10 @@ class StreamingDecoder {
     for (std::size_t pos = 0; pos < token.size();) {
       const std::size_t begin = pos;
       const int byte = byte_level_byte(next_code_point(token, pos));
-      if (byte >= 0) pending_ += static_cast<char>(byte);
-      else pending_.append(token, begin, pos - begin);  // not a byte-level character: kept as is
+      if (byte >= 0)
+        pending_ += static_cast<char>(byte);
+      else
+        pending_.append(token, begin, pos - begin);  // not a byte-level character: kept as is
     }
     const std::size_t complete = complete_utf8_prefix(pending_);
     out = utf8_lossy(std::string_view(pending_).substr(0, complete));

@@ -16,12 +16,13 @@ namespace recurrent_depth::tokenizer {
 
 namespace nfc_detail {
 
-inline constexpr char32_t kHangulBase = 0xAC00, kLeadBase = 0x1100, kVowelBase = 0x1161, kTrailBase = 0x11A7;
+inline constexpr char32_t kHangulBase = 0xAC00, kLeadBase = 0x1100, kVowelBase = 0x1161,
+                          kTrailBase = 0x11A7;
 inline constexpr char32_t kVowelCount = 21, kTrailCount = 28, kSyllableCount = 11172;
 
 struct Tables {
   std::unordered_map<char32_t, std::pair<char32_t, char32_t>> decomposition;  // second 0: singleton
-  std::unordered_map<uint64_t, char32_t> composition;                         // (first, second) -> composite
+  std::unordered_map<uint64_t, char32_t> composition;  // (first, second) -> composite
 };
 
 inline const Tables& tables() {
@@ -46,7 +47,8 @@ inline int combining_class(char32_t cp) {
   const auto* begin = std::begin(nfc_data::kCombiningClassRanges);
   const auto* end = std::end(nfc_data::kCombiningClassRanges);
   // First range whose start is > cp, then step back one.
-  const auto* it = std::upper_bound(begin, end, cp, [&](char32_t value, uint64_t range) { return value < (range & mask); });
+  const auto* it = std::upper_bound(
+      begin, end, cp, [&](char32_t value, uint64_t range) { return value < (range & mask); });
   if (it == begin) return 0;
   --it;
   return cp <= ((*it >> 21) & mask) ? static_cast<int>(*it >> 42) : 0;
@@ -71,10 +73,12 @@ inline void decompose(char32_t cp, std::vector<char32_t>& out) {
 }
 
 inline char32_t compose(char32_t first, char32_t second) {
-  if (first >= kLeadBase && first < kLeadBase + 19 && second >= kVowelBase && second < kVowelBase + kVowelCount)
+  if (first >= kLeadBase && first < kLeadBase + 19 && second >= kVowelBase &&
+      second < kVowelBase + kVowelCount)
     return kHangulBase + ((first - kLeadBase) * kVowelCount + (second - kVowelBase)) * kTrailCount;
-  if (first >= kHangulBase && first < kHangulBase + kSyllableCount && (first - kHangulBase) % kTrailCount == 0 &&
-      second > kTrailBase && second < kTrailBase + kTrailCount)
+  if (first >= kHangulBase && first < kHangulBase + kSyllableCount &&
+      (first - kHangulBase) % kTrailCount == 0 && second > kTrailBase &&
+      second < kTrailBase + kTrailCount)
     return first + (second - kTrailBase);
   const auto& table = tables().composition;
   const auto it = table.find((static_cast<uint64_t>(first) << 21) | second);
@@ -86,7 +90,9 @@ inline char32_t compose(char32_t first, char32_t second) {
 // NFC of valid UTF-8 text.
 inline std::string nfc(const std::string& text) {
   using namespace nfc_detail;
-  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) return text;
+  if (std::all_of(text.begin(), text.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return text;
   std::vector<char32_t> chars;
   chars.reserve(text.size());
   for (std::size_t pos = 0; pos < text.size();) decompose(next_code_point(text, pos), chars);
@@ -94,7 +100,10 @@ inline std::string nfc(const std::string& text) {
   std::vector<int> classes(chars.size());
   for (std::size_t i = 0; i < chars.size(); ++i) classes[i] = combining_class(chars[i]);
   for (std::size_t i = 0; i < chars.size();) {
-    if (classes[i] == 0) { ++i; continue; }
+    if (classes[i] == 0) {
+      ++i;
+      continue;
+    }
     std::size_t end = i;
     while (end < chars.size() && classes[end] != 0) ++end;
     for (std::size_t a = i + 1; a < end; ++a)  // insertion sort: runs are short

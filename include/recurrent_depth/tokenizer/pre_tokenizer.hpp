@@ -35,7 +35,8 @@ inline std::string json_string(const Json& object, std::string_view key, const s
   return value.get<std::string>();
 }
 
-inline bool json_bool(const Json& object, std::string_view key, bool fallback, const std::string& where) {
+inline bool json_bool(const Json& object, std::string_view key, bool fallback,
+                      const std::string& where) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return fallback;
   require(it->is_boolean(), where, ".", key, ": expected true or false");
@@ -44,7 +45,8 @@ inline bool json_bool(const Json& object, std::string_view key, bool fallback, c
 
 // A tokenizer.json "pattern": {"Regex": "..."} or {"String": "..."}. `capture_string` wraps a
 // String pattern in a group, as the JS library does for Split with invert false.
-inline Regex compile_json_pattern(const Json& pattern, bool capture_string, const std::string& where) {
+inline Regex compile_json_pattern(const Json& pattern, bool capture_string,
+                                  const std::string& where) {
   require(pattern.is_object(), where, ": expected {\"Regex\": ...} or {\"String\": ...}");
   if (pattern.contains("Regex")) {
     require(pattern["Regex"].is_string(), where, ".Regex: expected a string");
@@ -60,7 +62,8 @@ inline Regex compile_json_pattern(const Json& pattern, bool capture_string, cons
   return Regex(capture_string ? "(" + literal + ")" : literal, where + ".String");
 }
 
-// ---- Normalizers ---------------------------------------------------------------------------------
+// ---- Normalizers
+// ---------------------------------------------------------------------------------
 
 class Normalizer {
  public:
@@ -84,12 +87,14 @@ class Normalizer {
       step.text = json_string(config, "prepend", where);
     } else if (type == "Replace") {
       step.kind = Step::Kind::replace;
-      step.pattern.emplace(compile_json_pattern(json_field(config, "pattern", where), false, where + ".pattern"));
+      step.pattern.emplace(
+          compile_json_pattern(json_field(config, "pattern", where), false, where + ".pattern"));
       step.text = json_string(config, "content", where);
     } else if (type == "NFC") {
       step.kind = Step::Kind::nfc;
     } else {
-      fail(where, ".type: unsupported normalizer \"", type, "\" (supported: Sequence, Prepend, Replace, NFC)");
+      fail(where, ".type: unsupported normalizer \"", type,
+           "\" (supported: Sequence, Prepend, Replace, NFC)");
     }
     normalizer->steps_.push_back(std::move(step));
     return normalizer;
@@ -108,9 +113,12 @@ class Normalizer {
 
     std::string apply(const std::string& input) const {
       switch (kind) {
-        case Kind::prepend: return text + input;
-        case Kind::nfc: return nfc(input);
-        case Kind::replace: break;
+        case Kind::prepend:
+          return text + input;
+        case Kind::nfc:
+          return nfc(input);
+        case Kind::replace:
+          break;
       }
       std::string out;
       Regex::Match match;
@@ -129,7 +137,8 @@ class Normalizer {
   std::vector<Step> steps_;
 };
 
-// ---- Pre-tokenizers ------------------------------------------------------------------------------
+// ---- Pre-tokenizers
+// ------------------------------------------------------------------------------
 
 enum class SplitBehavior { isolated, removed, merged_with_previous, merged_with_next, contiguous };
 
@@ -169,21 +178,29 @@ class PreTokenizer {
       std::string_view input = text;
       if (kind == Kind::byte_level) {
         if (add_prefix_space && (text.empty() || text[0] != ' ')) input = prefixed = " " + text;
-        if (!pattern) { out.emplace_back(input); return; }
+        if (!pattern) {
+          out.emplace_back(input);
+          return;
+        }
       }
       Regex::Match match;
       const bool keep_matches_only = kind != Kind::split || invert;
       const bool js_split = kind == Kind::split && behavior == SplitBehavior::removed;
       std::size_t last_end = 0;  // end of the previous match (start of the pending gap)
       // Start of the text not yet emitted; for Contiguous the start of the current run of matches.
-      std::size_t gap_start_for_merge = behavior == SplitBehavior::contiguous ? std::string::npos : 0;
-      for (std::size_t start = 0; start <= input.size() && pattern->search(input, start, match, js_split);) {
+      std::size_t gap_start_for_merge =
+          behavior == SplitBehavior::contiguous ? std::string::npos : 0;
+      for (std::size_t start = 0;
+           start <= input.size() && pattern->search(input, start, match, js_split);) {
         const bool empty = match.end == match.begin;
         const std::size_t next_start = empty ? Regex::advance(input, match.end) : match.end;
         if (keep_matches_only) {
           if (!empty) out.emplace_back(input.substr(match.begin, match.end - match.begin));
         } else if (js_split) {  // String.prototype.split: gaps and captured groups, no empties
-          if (empty && match.begin == last_end) { start = next_start; continue; }
+          if (empty && match.begin == last_end) {
+            start = next_start;
+            continue;
+          }
           if (match.begin >= input.size()) break;
           push_nonempty(out, input.substr(last_end, match.begin - last_end));
           for (const auto& [begin, end] : match.groups)
@@ -209,8 +226,9 @@ class PreTokenizer {
 
     // Isolated / MergedWithPrevious / MergedWithNext / Contiguous for one non-empty match.
     // `pending` is where the text not yet emitted starts (it may include an earlier match).
-    void apply_rust_behavior(std::string_view input, const Regex::Match& match, std::size_t last_end,
-                             std::size_t& pending, std::vector<std::string>& out) const {
+    void apply_rust_behavior(std::string_view input, const Regex::Match& match,
+                             std::size_t last_end, std::size_t& pending,
+                             std::vector<std::string>& out) const {
       const std::string_view gap = input.substr(last_end, match.begin - last_end);
       switch (behavior) {
         case SplitBehavior::isolated:
@@ -228,7 +246,8 @@ class PreTokenizer {
           break;
         case SplitBehavior::contiguous:  // adjacent matches form one piece
           if (pending == std::string::npos || match.begin != last_end) {
-            if (pending != std::string::npos) out.emplace_back(input.substr(pending, last_end - pending));
+            if (pending != std::string::npos)
+              out.emplace_back(input.substr(pending, last_end - pending));
             push_nonempty(out, gap);
             pending = match.begin;
           }
@@ -241,7 +260,8 @@ class PreTokenizer {
     void finish_rust_behavior(std::string_view input, std::size_t last_end, std::size_t pending,
                               std::vector<std::string>& out) const {
       if (behavior == SplitBehavior::contiguous) {
-        if (pending != std::string::npos) out.emplace_back(input.substr(pending, last_end - pending));
+        if (pending != std::string::npos)
+          out.emplace_back(input.substr(pending, last_end - pending));
         pending = last_end;
       }
       push_nonempty(out, input.substr(pending));
@@ -250,7 +270,8 @@ class PreTokenizer {
 
   void add(const Json& config, const std::string& where) {
     const std::string type = json_string(config, "type", where);
-    require(!byte_level_, where, ": a ", type, " pre-tokenizer after ByteLevel is not supported (ByteLevel must be last)");
+    require(!byte_level_, where, ": a ", type,
+            " pre-tokenizer after ByteLevel is not supported (ByteLevel must be last)");
     if (type == "Sequence") {
       const Json& list = json_field(config, "pretokenizers", where);
       require(list.is_array(), where, ".pretokenizers: expected an array");
@@ -261,23 +282,33 @@ class PreTokenizer {
     Step step;
     if (type == "Split") {
       step.invert = json_bool(config, "invert", false, where);
-      step.pattern.emplace(compile_json_pattern(json_field(config, "pattern", where), !step.invert, where + ".pattern"));
+      step.pattern.emplace(compile_json_pattern(json_field(config, "pattern", where), !step.invert,
+                                                where + ".pattern"));
       const std::string behavior = json_string(config, "behavior", where);
-      if (behavior == "Isolated") step.behavior = SplitBehavior::isolated;
-      else if (behavior == "Removed") step.behavior = SplitBehavior::removed;
-      else if (behavior == "MergedWithPrevious") step.behavior = SplitBehavior::merged_with_previous;
-      else if (behavior == "MergedWithNext") step.behavior = SplitBehavior::merged_with_next;
-      else if (behavior == "Contiguous") step.behavior = SplitBehavior::contiguous;
-      else fail(where, ".behavior: unknown split behavior \"", behavior, "\"");
+      if (behavior == "Isolated")
+        step.behavior = SplitBehavior::isolated;
+      else if (behavior == "Removed")
+        step.behavior = SplitBehavior::removed;
+      else if (behavior == "MergedWithPrevious")
+        step.behavior = SplitBehavior::merged_with_previous;
+      else if (behavior == "MergedWithNext")
+        step.behavior = SplitBehavior::merged_with_next;
+      else if (behavior == "Contiguous")
+        step.behavior = SplitBehavior::contiguous;
+      else
+        fail(where, ".behavior: unknown split behavior \"", behavior, "\"");
     } else if (type == "ByteLevel") {
       step.kind = Step::Kind::byte_level;
       step.add_prefix_space = json_bool(config, "add_prefix_space", false, where);
       if (json_bool(config, "use_regex", true, where)) {
         // GPT-2's pattern as the JS library writes it, with JavaScript's \s.
         const std::string js_space =
-            "\\t\\n\\x0B\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}";
-        step.pattern.emplace("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" + js_space + "\\p{L}\\p{N}]+|[" +
-                                 js_space + "]+(?![^" + js_space + "])|[" + js_space + "]+",
+            "\\t\\n\\x0B\\f\\r "
+            "\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{"
+            "FEFF}";
+        step.pattern.emplace("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" + js_space +
+                                 "\\p{L}\\p{N}]+|[" + js_space + "]+(?![^" + js_space + "])|[" +
+                                 js_space + "]+",
                              where + " (ByteLevel regex)");
       }
       byte_level_ = true;
@@ -286,7 +317,8 @@ class PreTokenizer {
       const bool individual = json_bool(config, "individual_digits", false, where);
       step.pattern.emplace(individual ? "[^0-9]+|[0-9]" : "[^0-9]+|[0-9]+", where + " (Digits)");
     } else {
-      fail(where, ".type: unsupported pre-tokenizer \"", type, "\" (supported: Sequence, Split, ByteLevel, Digits)");
+      fail(where, ".type: unsupported pre-tokenizer \"", type,
+           "\" (supported: Sequence, Split, ByteLevel, Digits)");
     }
     steps_.push_back(std::move(step));
   }

@@ -34,44 +34,97 @@ inline std::string word_boundary(bool negated) {
                  : "(?:(?<!" + w + ")(?=" + w + ")|(?<=" + w + ")(?!" + w + "))";
 }
 
-inline bool is_ascii_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-inline bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
+inline bool is_ascii_letter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+inline bool is_ascii_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Escapes outside character classes; returns false when `letter` has no rewrite.
 inline bool rewrite_escape(char letter, std::string& out) {
   switch (letter) {
-    case 's': out += "\\p{White_Space}"; return true;
-    case 'S': out += "\\P{White_Space}"; return true;
-    case 'd': out += "\\p{Nd}"; return true;
-    case 'D': out += "\\P{Nd}"; return true;
-    case 'w': out += word_class(false); return true;
-    case 'W': out += word_class(true); return true;
-    case 'b': out += word_boundary(false); return true;
-    case 'B': out += word_boundary(true); return true;
-    case 'h': out += "[0-9A-Fa-f]"; return true;
-    case 'H': out += "[^0-9A-Fa-f]"; return true;
-    case 'A': out += "(?<![\\s\\S])"; return true;
-    case 'z': out += "(?![\\s\\S])"; return true;
-    case 'Z': out += "(?=\\n?(?![\\s\\S]))"; return true;
-    case 'a': out += "\\x07"; return true;
-    case 'e': out += "\\x1B"; return true;
-    case 'G': return true;  // dropped, as the JS library does
-    default: return false;
+    case 's':
+      out += "\\p{White_Space}";
+      return true;
+    case 'S':
+      out += "\\P{White_Space}";
+      return true;
+    case 'd':
+      out += "\\p{Nd}";
+      return true;
+    case 'D':
+      out += "\\P{Nd}";
+      return true;
+    case 'w':
+      out += word_class(false);
+      return true;
+    case 'W':
+      out += word_class(true);
+      return true;
+    case 'b':
+      out += word_boundary(false);
+      return true;
+    case 'B':
+      out += word_boundary(true);
+      return true;
+    case 'h':
+      out += "[0-9A-Fa-f]";
+      return true;
+    case 'H':
+      out += "[^0-9A-Fa-f]";
+      return true;
+    case 'A':
+      out += "(?<![\\s\\S])";
+      return true;
+    case 'z':
+      out += "(?![\\s\\S])";
+      return true;
+    case 'Z':
+      out += "(?=\\n?(?![\\s\\S]))";
+      return true;
+    case 'a':
+      out += "\\x07";
+      return true;
+    case 'e':
+      out += "\\x1B";
+      return true;
+    case 'G':
+      return true;  // dropped, as the JS library does
+    default:
+      return false;
   }
 }
 
 // Escapes inside character classes.
 inline bool rewrite_class_escape(char letter, std::string& out) {
   switch (letter) {
-    case 's': out += "\\p{White_Space}"; return true;
-    case 'S': out += "\\P{White_Space}"; return true;
-    case 'd': out += "\\p{Nd}"; return true;
-    case 'D': out += "\\P{Nd}"; return true;
-    case 'w': out += kWordCharsInClass; return true;
-    case 'h': out += "0-9A-Fa-f"; return true;
-    case 'a': out += "\\x07"; return true;
-    case 'e': out += "\\x1B"; return true;
-    default: return false;
+    case 's':
+      out += "\\p{White_Space}";
+      return true;
+    case 'S':
+      out += "\\P{White_Space}";
+      return true;
+    case 'd':
+      out += "\\p{Nd}";
+      return true;
+    case 'D':
+      out += "\\P{Nd}";
+      return true;
+    case 'w':
+      out += kWordCharsInClass;
+      return true;
+    case 'h':
+      out += "0-9A-Fa-f";
+      return true;
+    case 'a':
+      out += "\\x07";
+      return true;
+    case 'e':
+      out += "\\x1B";
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -84,9 +137,12 @@ inline std::size_t copy_code_escape(std::string_view pattern, std::size_t i, std
     const std::size_t close = pattern.find('}', i + 3);
     if (close == std::string_view::npos) return i;
     const std::string_view body = pattern.substr(i + 3, close - i - 3);
-    if (kind == 'u') out += "\\x{" + std::string(body) + "}";
-    else if (body == "Word") out += kind == 'p' ? std::string(kWordChars) : std::string("\\P{Xwd}");
-    else out += std::string(pattern.substr(i, close + 1 - i));
+    if (kind == 'u')
+      out += "\\x{" + std::string(body) + "}";
+    else if (body == "Word")
+      out += kind == 'p' ? std::string(kWordChars) : std::string("\\P{Xwd}");
+    else
+      out += std::string(pattern.substr(i, close + 1 - i));
     return close + 1;
   }
   if (kind == 'u' && i + 6 <= pattern.size()) {
@@ -107,7 +163,10 @@ inline std::size_t copy_code_escape(std::string_view pattern, std::size_t i, std
 inline std::string translate_pattern(std::string_view pattern) {
   using namespace detail;
   std::string out;
-  struct OpenGroup { bool fold; std::size_t out_start; };
+  struct OpenGroup {
+    bool fold;
+    std::size_t out_start;
+  };
   std::vector<OpenGroup> open_groups;  // ASCII case folding and output offset of enclosing groups
   bool fold = false;
   std::size_t atom_start = std::string::npos;
@@ -115,11 +174,17 @@ inline std::string translate_pattern(std::string_view pattern) {
   for (std::size_t i = 0; i < pattern.size();) {
     const char c = pattern[i];
     if (c == '\\') {
-      if (i + 1 >= pattern.size()) { out += c; break; }
+      if (i + 1 >= pattern.size()) {
+        out += c;
+        break;
+      }
       atom_start = out.size();
       last_was_quantifier = false;
       const std::size_t after = copy_code_escape(pattern, i, out);
-      if (after != i) { i = after; continue; }
+      if (after != i) {
+        i = after;
+        continue;
+      }
       const char letter = pattern[i + 1];
       i += 2;
       if (rewrite_escape(letter, out)) continue;
@@ -134,17 +199,26 @@ inline std::string translate_pattern(std::string_view pattern) {
       out += '[';
       std::size_t j = i + 1;
       if (j < pattern.size() && pattern[j] == '^') out += pattern[j++];
-      if (j < pattern.size() && pattern[j] == ']') { out += "\\]"; ++j; }
+      if (j < pattern.size() && pattern[j] == ']') {
+        out += "\\]";
+        ++j;
+      }
       int depth = 1;
       while (j < pattern.size() && depth > 0) {
         const char d = pattern[j];
         if (d == '\\' && j + 1 < pattern.size()) {
           const std::size_t after = copy_code_escape(pattern, j, out);
-          if (after != j) { j = after; continue; }
+          if (after != j) {
+            j = after;
+            continue;
+          }
           const char letter = pattern[j + 1];
           if (letter == 'W' || letter == 'H')
             fail("regex: \\", letter, " inside a character class is not supported");
-          if (!rewrite_class_escape(letter, out)) { out += '\\'; out += letter; }
+          if (!rewrite_class_escape(letter, out)) {
+            out += '\\';
+            out += letter;
+          }
           j += 2;
         } else if (d == '[' && pattern.substr(j, 2) == "[:") {
           const std::size_t close = pattern.find(":]", j + 2);
@@ -153,18 +227,30 @@ inline std::string translate_pattern(std::string_view pattern) {
           const bool negated = !name.empty() && name[0] == '^';
           if (negated) name.remove_prefix(1);
           require(!negated, "regex: negated POSIX class [:^", name, ":] is not supported");
-          if (name == "alpha") out += "\\p{Alphabetic}";
-          else if (name == "alnum") out += "\\p{Alphabetic}\\p{Nd}";
-          else if (name == "digit") out += "\\p{Nd}";
-          else if (name == "space") out += "\\p{White_Space}";
-          else if (name == "punct") out += "\\p{P}\\p{S}";
-          else if (name == "word") out += kWordCharsInClass;
-          else if (name == "xdigit") out += "0-9A-Fa-f";
-          else if (name == "lower") out += "\\p{Lowercase}";
-          else if (name == "upper") out += "\\p{Uppercase}";
-          else if (name == "cntrl") out += "\\p{Cc}";
-          else if (name == "blank") out += "\\t\\p{Zs}";
-          else fail("regex: unsupported POSIX class [:", name, ":]");
+          if (name == "alpha")
+            out += "\\p{Alphabetic}";
+          else if (name == "alnum")
+            out += "\\p{Alphabetic}\\p{Nd}";
+          else if (name == "digit")
+            out += "\\p{Nd}";
+          else if (name == "space")
+            out += "\\p{White_Space}";
+          else if (name == "punct")
+            out += "\\p{P}\\p{S}";
+          else if (name == "word")
+            out += kWordCharsInClass;
+          else if (name == "xdigit")
+            out += "0-9A-Fa-f";
+          else if (name == "lower")
+            out += "\\p{Lowercase}";
+          else if (name == "upper")
+            out += "\\p{Uppercase}";
+          else if (name == "cntrl")
+            out += "\\p{Cc}";
+          else if (name == "blank")
+            out += "\\t\\p{Zs}";
+          else
+            fail("regex: unsupported POSIX class [:", name, ":]");
           j = close + 2;
         } else if (d == '[') {
           fail("regex: nested character classes are not supported (offset ", j, ")");
@@ -181,10 +267,28 @@ inline std::string translate_pattern(std::string_view pattern) {
       continue;
     }
     switch (c) {
-      case ']': atom_start = out.size(); out += "\\]"; last_was_quantifier = false; ++i; continue;
-      case '.': atom_start = out.size(); out += "[^\\n]"; last_was_quantifier = false; ++i; continue;
-      case '^': atom_start = out.size(); out += "(?:(?<![\\s\\S])|(?<=\\n))"; ++i; continue;
-      case '$': atom_start = out.size(); out += "(?:(?=\\n)|(?![\\s\\S]))"; ++i; continue;
+      case ']':
+        atom_start = out.size();
+        out += "\\]";
+        last_was_quantifier = false;
+        ++i;
+        continue;
+      case '.':
+        atom_start = out.size();
+        out += "[^\\n]";
+        last_was_quantifier = false;
+        ++i;
+        continue;
+      case '^':
+        atom_start = out.size();
+        out += "(?:(?<![\\s\\S])|(?<=\\n))";
+        ++i;
+        continue;
+      case '$':
+        atom_start = out.size();
+        out += "(?:(?=\\n)|(?![\\s\\S]))";
+        ++i;
+        continue;
       case '(': {
         open_groups.push_back({fold, out.size()});
         if (pattern.substr(i, 4) == "(?i:") {
@@ -215,19 +319,31 @@ inline std::string translate_pattern(std::string_view pattern) {
         last_was_quantifier = false;
         continue;
       }
-      case '|': out += '|'; atom_start = std::string::npos; last_was_quantifier = false; ++i; continue;
+      case '|':
+        out += '|';
+        atom_start = std::string::npos;
+        last_was_quantifier = false;
+        ++i;
+        continue;
       case '{': {
         std::size_t j = i + 1;
         while (j < pattern.size() && (is_ascii_digit(pattern[j]) || pattern[j] == ',')) ++j;
         const std::string_view body = pattern.substr(i + 1, j - i - 1);
         const bool quantifier = j < pattern.size() && pattern[j] == '}' && !body.empty() &&
                                 body != "," && atom_start != std::string::npos;
-        if (!quantifier) { atom_start = out.size(); out += "\\{"; ++i; last_was_quantifier = false; continue; }
+        if (!quantifier) {
+          atom_start = out.size();
+          out += "\\{";
+          ++i;
+          last_was_quantifier = false;
+          continue;
+        }
         std::string bounds(body);
         if (bounds[0] == ',') bounds.insert(bounds.begin(), '0');
         i = j + 1;
         if (i < pattern.size() && (pattern[i] == '+' || pattern[i] == '*')) {
-          out = out.substr(0, atom_start) + "(?:" + out.substr(atom_start) + "{" + bounds + "})" + pattern[i];
+          out = out.substr(0, atom_start) + "(?:" + out.substr(atom_start) + "{" + bounds + "})" +
+                pattern[i];
           ++i;
         } else {
           out += "{" + bounds + "}";
@@ -235,13 +351,23 @@ inline std::string translate_pattern(std::string_view pattern) {
         last_was_quantifier = true;
         continue;
       }
-      case '}': atom_start = out.size(); out += "\\}"; last_was_quantifier = false; ++i; continue;
+      case '}':
+        atom_start = out.size();
+        out += "\\}";
+        last_was_quantifier = false;
+        ++i;
+        continue;
       case '+':
         if (!last_was_quantifier) out += '+';
         last_was_quantifier = true;
         ++i;
         continue;
-      case '*': case '?': out += c; last_was_quantifier = true; ++i; continue;
+      case '*':
+      case '?':
+        out += c;
+        last_was_quantifier = true;
+        ++i;
+        continue;
       default:
         atom_start = out.size();
         last_was_quantifier = false;
@@ -264,8 +390,9 @@ class Regex {
   Regex(const std::string& pcre2_pattern, const std::string& what) {
     int error_code = 0;
     PCRE2_SIZE error_offset = 0;
-    code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre2_pattern.data()), pcre2_pattern.size(),
-                              PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error_code, &error_offset, nullptr));
+    code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre2_pattern.data()),
+                              pcre2_pattern.size(), PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK,
+                              &error_code, &error_offset, nullptr));
     if (!code_) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error_code, message, sizeof message);
@@ -282,12 +409,14 @@ class Regex {
   };
 
   // First match at or after `start` in `text` (valid UTF-8); false when there is none.
-  bool search(std::string_view text, std::size_t start, Match& match, bool with_groups = false) const {
+  bool search(std::string_view text, std::size_t start, Match& match,
+              bool with_groups = false) const {
     pcre2_match_data* match_data = thread_match_data();
     const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-    const int rc = jit_ ? pcre2_jit_match(code_.get(), subject, text.size(), start, 0, match_data, nullptr)
-                        : pcre2_match(code_.get(), subject, text.size(), start, PCRE2_NO_UTF_CHECK,
-                                      match_data, nullptr);
+    const int rc =
+        jit_ ? pcre2_jit_match(code_.get(), subject, text.size(), start, 0, match_data, nullptr)
+             : pcre2_match(code_.get(), subject, text.size(), start, PCRE2_NO_UTF_CHECK, match_data,
+                           nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) return false;
     if (rc < 0) {
       PCRE2_UCHAR message[256];
@@ -301,7 +430,8 @@ class Regex {
     if (with_groups) {
       for (uint32_t g = 1; g <= capture_count_; ++g) {
         const bool set = g < static_cast<uint32_t>(rc) && ovector[2 * g] != PCRE2_UNSET;
-        match.groups.emplace_back(set ? ovector[2 * g] : std::string::npos, set ? ovector[2 * g + 1] : 0);
+        match.groups.emplace_back(set ? ovector[2 * g] : std::string::npos,
+                                  set ? ovector[2 * g + 1] : 0);
       }
     }
     return true;
@@ -315,10 +445,15 @@ class Regex {
   }
 
  private:
-  struct CodeDeleter { void operator()(pcre2_code* code) const { pcre2_code_free(code); } };
-  struct MatchDataDeleter { void operator()(pcre2_match_data* data) const { pcre2_match_data_free(data); } };
+  struct CodeDeleter {
+    void operator()(pcre2_code* code) const { pcre2_code_free(code); }
+  };
+  struct MatchDataDeleter {
+    void operator()(pcre2_match_data* data) const { pcre2_match_data_free(data); }
+  };
   static pcre2_match_data* thread_match_data() {
-    thread_local std::unique_ptr<pcre2_match_data, MatchDataDeleter> data(pcre2_match_data_create(256, nullptr));
+    thread_local std::unique_ptr<pcre2_match_data, MatchDataDeleter> data(
+        pcre2_match_data_create(256, nullptr));
     return data.get();
   }
   std::unique_ptr<pcre2_code, CodeDeleter> code_;

@@ -41,7 +41,8 @@ class Tokenizer {
   }
 
   // `origin` names the source (a file path) in error messages.
-  static Tokenizer from_json_text(const std::string& text, const std::string& origin = "tokenizer.json") {
+  static Tokenizer from_json_text(const std::string& text,
+                                  const std::string& origin = "tokenizer.json") {
     Json config;
     try {
       config = Json::parse(text);
@@ -55,20 +56,23 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const {
     require(is_valid_utf8(text), "tokenizer: encode() needs valid UTF-8 text");
     std::vector<int32_t> ids;
-    for (const std::string& section : split_on_added_tokens(text, unnormalized_tokens_, added_by_content_)) {
+    for (const std::string& section :
+         split_on_added_tokens(text, unnormalized_tokens_, added_by_content_)) {
       if (section.empty()) continue;
       if (const auto it = added_by_content_.find(section); it != added_by_content_.end()) {
         ids.push_back(it->second.id);
         continue;
       }
       const std::string normalized = normalizer_ ? normalizer_->normalize(section) : section;
-      for (const std::string& part : split_on_added_tokens(normalized, normalized_tokens_, added_by_content_)) {
+      for (const std::string& part :
+           split_on_added_tokens(normalized, normalized_tokens_, added_by_content_)) {
         if (part.empty()) continue;
         if (const auto it = added_by_content_.find(part); it != added_by_content_.end()) {
           ids.push_back(it->second.id);
           continue;
         }
-        for (const std::string& piece : pre_tokenizer_.split(part)) model_->encode(piece, pre_tokenizer_.byte_level(), ids);
+        for (const std::string& piece : pre_tokenizer_.split(part))
+          model_->encode(piece, pre_tokenizer_.byte_level(), ids);
       }
     }
     return add_special_tokens ? apply_template(ids) : ids;
@@ -78,7 +82,8 @@ class Tokenizer {
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
 
   std::optional<int32_t> token_to_id(std::string_view token) const {
-    if (const auto it = added_by_content_.find(std::string(token)); it != added_by_content_.end()) return it->second.id;
+    if (const auto it = added_by_content_.find(std::string(token)); it != added_by_content_.end())
+      return it->second.id;
     if (const int32_t* id = model_->find(token)) return *id;
     return std::nullopt;
   }
@@ -104,9 +109,11 @@ class Tokenizer {
       const auto it = config.find(key);
       return it == config.end() ? null_value : *it;
     };
-    const std::vector<AddedToken> added = read_added_tokens(field("added_tokens"), origin + ": added_tokens");
+    const std::vector<AddedToken> added =
+        read_added_tokens(field("added_tokens"), origin + ": added_tokens");
     std::size_t id_count = 0;
-    for (const AddedToken& token : added) id_count = std::max(id_count, static_cast<std::size_t>(token.id) + 1);
+    for (const AddedToken& token : added)
+      id_count = std::max(id_count, static_cast<std::size_t>(token.id) + 1);
     normalizer_ = Normalizer::create(field("normalizer"), origin + ": normalizer");
     pre_tokenizer_ = PreTokenizer::create(field("pre_tokenizer"), origin + ": pre_tokenizer");
     require(config.contains("model"), origin, ": missing field \"model\"");
@@ -128,7 +135,8 @@ class Tokenizer {
     const Json& decoder = field("decoder");
     if (!decoder.is_null()) {
       const std::string type = json_string(decoder, "type", origin + ": decoder");
-      require(type == "ByteLevel", origin, ": decoder.type: unsupported decoder \"", type, "\" (supported: ByteLevel, null)");
+      require(type == "ByteLevel", origin, ": decoder.type: unsupported decoder \"", type,
+              "\" (supported: ByteLevel, null)");
       byte_level_decoder_ = true;
     }
   }
@@ -141,10 +149,11 @@ class Tokenizer {
       const std::string item = where + "[" + std::to_string(i) + "]";
       AddedToken token;
       token.content = json_string(list[i], "content", item);
-      require(!token.content.empty() && is_valid_utf8(token.content), item, ".content: expected non-empty UTF-8 text");
+      require(!token.content.empty() && is_valid_utf8(token.content), item,
+              ".content: expected non-empty UTF-8 text");
       const Json& id = json_field(list[i], "id", item);
-      require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (1 << 30), item,
-              ".id: expected a non-negative integer below 2^30");
+      require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (1 << 30),
+              item, ".id: expected a non-negative integer below 2^30");
       token.id = id.get<int32_t>();
       token.special = json_bool(list[i], "special", false, item);
       token.lstrip = json_bool(list[i], "lstrip", false, item);
@@ -156,7 +165,8 @@ class Tokenizer {
     return tokens;
   }
 
-  // TemplateProcessing (the "single" template), ByteLevel (no change to ids), or a Sequence of them.
+  // TemplateProcessing (the "single" template), ByteLevel (no change to ids), or a Sequence of
+  // them.
   void read_post_processor(const Json& config, const std::string& where) {
     if (config.is_null()) return;
     const std::string type = json_string(config, "type", where);
@@ -164,7 +174,8 @@ class Tokenizer {
     if (type == "Sequence") {
       const Json& list = json_field(config, "processors", where);
       require(list.is_array(), where, ".processors: expected an array");
-      for (std::size_t i = 0; i < list.size(); ++i) read_post_processor(list[i], where + ".processors[" + std::to_string(i) + "]");
+      for (std::size_t i = 0; i < list.size(); ++i)
+        read_post_processor(list[i], where + ".processors[" + std::to_string(i) + "]");
       return;
     }
     require(type == "TemplateProcessing", where, ".type: unsupported post-processor \"", type,
@@ -184,7 +195,8 @@ class Tokenizer {
       const std::string name = json_string(special, "id", item + ".SpecialToken");
       TemplatePart part;
       if (special_map != config.end() && special_map->contains(name)) {
-        const Json& ids = json_field((*special_map)[name], "ids", where + ".special_tokens." + name);
+        const Json& ids =
+            json_field((*special_map)[name], "ids", where + ".special_tokens." + name);
         require(ids.is_array(), where, ".special_tokens.", name, ".ids: expected an array of ids");
         for (const Json& id : ids) part.ids.push_back(id.get<int32_t>());
       } else {
@@ -200,13 +212,17 @@ class Tokenizer {
     if (!has_template_) return ids;
     std::vector<int32_t> out;
     for (const TemplatePart& part : template_) {
-      if (part.ids.empty()) out.insert(out.end(), ids.begin(), ids.end());
-      else out.insert(out.end(), part.ids.begin(), part.ids.end());
+      if (part.ids.empty())
+        out.insert(out.end(), ids.begin(), ids.end());
+      else
+        out.insert(out.end(), part.ids.begin(), part.ids.end());
     }
     return out;
   }
 
-  struct TemplatePart { std::vector<int32_t> ids; };  // empty: the encoded sequence ($A)
+  struct TemplatePart {
+    std::vector<int32_t> ids;
+  };  // empty: the encoded sequence ($A)
 
   std::unique_ptr<Normalizer> normalizer_;
   PreTokenizer pre_tokenizer_;

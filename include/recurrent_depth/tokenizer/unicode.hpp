@@ -32,7 +32,8 @@ inline void append_utf8(std::string& out, char32_t code_point) {
 
 // Length of the valid UTF-8 sequence starting at text[pos]: 1..4, or 0 when it is invalid there.
 // `complete` is false (and the result 0) when the bytes present are a valid but truncated prefix.
-inline std::size_t utf8_sequence_length(std::string_view text, std::size_t pos, bool* complete = nullptr) {
+inline std::size_t utf8_sequence_length(std::string_view text, std::size_t pos,
+                                        bool* complete = nullptr) {
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
   const unsigned char lead = byte(pos);
   if (complete) *complete = true;
@@ -66,7 +67,9 @@ inline std::size_t utf8_sequence_length(std::string_view text, std::size_t pos, 
 
 // Decodes the code point at text[pos] (which must start a valid sequence) and advances pos.
 inline char32_t next_code_point(std::string_view text, std::size_t& pos) {
-  const auto byte = [&](std::size_t i) { return static_cast<char32_t>(static_cast<unsigned char>(text[i])); };
+  const auto byte = [&](std::size_t i) {
+    return static_cast<char32_t>(static_cast<unsigned char>(text[i]));
+  };
   const char32_t lead = byte(pos);
   if (lead < 0x80) return static_cast<char32_t>(text[pos++]);
   if (lead < 0xE0) {
@@ -75,7 +78,8 @@ inline char32_t next_code_point(std::string_view text, std::size_t& pos) {
     return cp;
   }
   if (lead < 0xF0) {
-    const char32_t cp = ((lead & 0x0F) << 12) | ((byte(pos + 1) & 0x3F) << 6) | (byte(pos + 2) & 0x3F);
+    const char32_t cp =
+        ((lead & 0x0F) << 12) | ((byte(pos + 1) & 0x3F) << 6) | (byte(pos + 2) & 0x3F);
     pos += 3;
     return cp;
   }
@@ -137,8 +141,20 @@ inline std::size_t complete_utf8_prefix(std::string_view bytes) {
 // oracle for the lstrip / rstrip of added tokens.
 inline bool is_js_whitespace(char32_t c) {
   switch (c) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0xA0: case 0x1680:
-    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000: case 0xFEFF:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+    case 0xFEFF:
       return true;
     default:
       return c >= 0x2000 && c <= 0x200A;
@@ -174,7 +190,8 @@ inline const std::array<char32_t, 256>& byte_level_alphabet() {
     char32_t next_unprintable = 256;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-      table[static_cast<std::size_t>(b)] = printable ? static_cast<char32_t>(b) : next_unprintable++;
+      table[static_cast<std::size_t>(b)] =
+          printable ? static_cast<char32_t>(b) : next_unprintable++;
     }
     return table;
   }();

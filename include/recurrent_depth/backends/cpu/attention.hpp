@@ -41,8 +41,8 @@ inline void axpy(float alpha, const float* x, float* y, std::size_t n) {
 }  // namespace detail
 
 inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                             ConstMatrixView<float> values, std::size_t heads,
-                             std::size_t head_dim, std::size_t first_position, MatrixView<float> out,
+                             ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
+                             std::size_t first_position, MatrixView<float> out,
                              std::span<const std::int32_t> key_positions = {}) {
   const std::size_t d = head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));

@@ -29,7 +29,9 @@ struct CpuBackend {
                            std::span<const float> weight, float eps) {
     cpu::add_rms_norm(x, delta, weight, eps);
   }
-  static void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) { cpu::silu_gate(fc, out); }
+  static void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
+    cpu::silu_gate(fc, out);
+  }
   static void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
                                   std::span<const float> bias, ConstMatrixView<float> cos_sin,
                                   std::size_t first_position) {

@@ -3,9 +3,9 @@
 // Rows are independent; threads split rows when there are enough of them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <algorithm>
 #include <cstdint>
 #include <span>
 
@@ -38,7 +38,9 @@ inline void scale_by_weight(const float* in, float scale, const float* weight, f
   for (; i < n; ++i) out[i] = in[i] * scale * weight[i];
 }
 
-inline bool worth_threading(std::size_t rows, std::size_t cols) { return rows * cols >= 32768; }
+inline bool worth_threading(std::size_t rows, std::size_t cols) {
+  return rows * cols >= 32768;
+}
 
 }  // namespace detail
 

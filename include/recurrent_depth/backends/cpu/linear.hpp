@@ -29,13 +29,16 @@ struct PackedWeights {
 
   std::size_t rows() const { return values.rows(); }
   std::size_t cols() const { return values.cols(); }
-  std::size_t bytes() const { return rows() * cols() * sizeof(W) + row_scales.size() * sizeof(float); }
+  std::size_t bytes() const {
+    return rows() * cols() * sizeof(W) + row_scales.size() * sizeof(float);
+  }
   ConstMatrixView<W> view() const { return values.view(); }
   std::span<const float> scales() const { return row_scales; }
 
   // From row-major float or bf16 values [rows, cols].
   template <class Source>
-  static PackedWeights from_rows(std::span<const Source> source, std::size_t rows, std::size_t cols) {
+  static PackedWeights from_rows(std::span<const Source> source, std::size_t rows,
+                                 std::size_t cols) {
     PackedWeights packed;
     packed.values.resize(rows, cols);
     if constexpr (kScaled) packed.row_scales.resize(rows);
@@ -44,7 +47,8 @@ struct PackedWeights {
     for (std::ptrdiff_t i = 0; i < count; ++i) {
       const auto r = static_cast<std::size_t>(i);
       const std::span<const Source> row = source.subspan(r * cols, cols);
-      if constexpr (kScaled) packed.row_scales[r] = quantise_row(row, packed.values.row(r));
+      if constexpr (kScaled)
+        packed.row_scales[r] = quantise_row(row, packed.values.row(r));
       else
         for (std::size_t c = 0; c < cols; ++c) packed.values(r, c) = convert(row[c]);
     }
@@ -53,15 +57,23 @@ struct PackedWeights {
 
  private:
   static W convert(float v) {
-    if constexpr (std::is_same_v<W, float>) return v;
-    else return to_bf16(v);
+    if constexpr (std::is_same_v<W, float>)
+      return v;
+    else
+      return to_bf16(v);
   }
   static W convert(bf16 v) {
-    if constexpr (std::is_same_v<W, float>) return to_float(v);
-    else return v;
+    if constexpr (std::is_same_v<W, float>)
+      return to_float(v);
+    else
+      return v;
   }
-  static float widen(float v) { return v; }
-  static float widen(bf16 v) { return to_float(v); }
+  static float widen(float v) {
+    return v;
+  }
+  static float widen(bf16 v) {
+    return to_float(v);
+  }
 
   // Rounds a row to the nearest multiple of its scale; returns the scale (1 for a zero row).
   template <class Source>
@@ -70,7 +82,8 @@ struct PackedWeights {
     for (Source v : row) largest = std::max(largest, std::abs(widen(v)));
     const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
     for (std::size_t c = 0; c < row.size(); ++c)
-      out[c] = static_cast<std::int8_t>(std::clamp(std::nearbyint(widen(row[c]) / scale), -127.0f, 127.0f));
+      out[c] = static_cast<std::int8_t>(
+          std::clamp(std::nearbyint(widen(row[c]) / scale), -127.0f, 127.0f));
     return scale;
   }
 };
@@ -94,7 +107,7 @@ struct WeightBlocks {
 
 #if defined(__AVX512F__)
 template <class A>
-  requires std::is_base_of_v<xsimd::avx512f, A>
+requires std::is_base_of_v<xsimd::avx512f, A>
 struct WeightBlocks<bf16, A> {
   static constexpr std::size_t kSize = 32;
   static constexpr bool kDeinterleavedX = true;
@@ -153,7 +166,8 @@ inline void linear_tile(const float* const* x, const float* const* xb, const W* 
   for (; k + kFloatLanes <= k_count; k += kFloatLanes)  // one more half block of float lanes
     for (int m = 0; m < Positions; ++m) {
       const FloatBatch xv = load_floats(x[m] + k);
-      for (int n = 0; n < Rows; ++n) acc[m][n][0] = xsimd::fma(xv, load_floats(w[n] + k), acc[m][n][0]);
+      for (int n = 0; n < Rows; ++n)
+        acc[m][n][0] = xsimd::fma(xv, load_floats(w[n] + k), acc[m][n][0]);
     }
   for (int m = 0; m < Positions; ++m) {
     for (int n = 0; n < Rows; ++n) {
@@ -170,8 +184,8 @@ inline void linear_tile(const float* const* x, const float* const* xb, const W* 
 
 template <int Rows, class W>
 inline void linear_row_tile(ConstMatrixView<float> x, ConstMatrixView<float> xb,
-                            ConstMatrixView<W> w, std::span<const float> row_scales,
-                            std::size_t n0, MatrixView<float> y, bool accumulate) {
+                            ConstMatrixView<W> w, std::span<const float> row_scales, std::size_t n0,
+                            MatrixView<float> y, bool accumulate) {
   const float* scales = row_scales.empty() ? nullptr : row_scales.data() + n0;
   const W* w_rows[Rows];
   for (int n = 0; n < Rows; ++n) w_rows[n] = w.row(n0 + n);

@@ -25,7 +25,8 @@ struct AlignedFloats {
     void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
   };
   explicit AlignedFloats(std::size_t n)
-      : size(n), data(static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{64}))) {}
+      : size(n),
+        data(static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{64}))) {}
   std::size_t size;
   std::unique_ptr<float[], Free> data;
 };
@@ -81,7 +82,8 @@ double best_seconds(int passes, Work&& work) {
   for (int i = 0; i < passes; ++i) {
     const auto start = std::chrono::steady_clock::now();
     work();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return best;
 }
@@ -98,7 +100,8 @@ inline double read_bandwidth_gbs(std::size_t bytes = std::size_t(256) << 20, int
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i)  // first touch by readers
     p[i] = static_cast<float>(i & 1023) * 1e-3f;
   volatile float sink = 0.0f;
-  const double seconds = detail::best_seconds(passes, [&] { sink = sink + detail::sum_streams(p, n); });
+  const double seconds =
+      detail::best_seconds(passes, [&] { sink = sink + detail::sum_streams(p, n); });
   return double(n * sizeof(float)) / seconds / 1e9;
 }
 
@@ -106,7 +109,8 @@ inline double read_bandwidth_gbs(std::size_t bytes = std::size_t(256) << 20, int
 inline double fma_peak_gflops(int passes = 5) {
   constexpr long kSteps = 1 << 21;
   volatile float sink = 0.0f;
-  const double seconds = detail::best_seconds(passes, [&] { sink = sink + detail::fma_chains(kSteps); });
+  const double seconds =
+      detail::best_seconds(passes, [&] { sink = sink + detail::fma_chains(kSteps); });
   return 2.0 * double(kFloatLanes) * 16.0 * double(kSteps) * max_threads() / seconds / 1e9;
 }
 

@@ -53,9 +53,9 @@ inline void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
 }
 
 inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                             ConstMatrixView<float> values, std::size_t heads,
-                             std::size_t head_dim, std::size_t first_position,
-                             MatrixView<float> out, std::span<const std::int32_t> key_positions = {}) {
+                             ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
+                             std::size_t first_position, MatrixView<float> out,
+                             std::span<const std::int32_t> key_positions = {}) {
   const double scale = 1.0 / std::sqrt(double(head_dim));
   for (std::size_t t = 0; t < q.rows; ++t)
     for (std::size_t h = 0; h < heads; ++h) {

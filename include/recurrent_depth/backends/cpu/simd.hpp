@@ -74,8 +74,14 @@ inline xsimd::batch<float, A> load_floats(const std::int8_t* p) {
   }
 }
 
-inline float load_scalar(const float* p) { return *p; }
-inline float load_scalar(const std::int8_t* p) { return float(*p); }
-inline float load_scalar(const bf16* p) { return to_float(*p); }
+inline float load_scalar(const float* p) {
+  return *p;
+}
+inline float load_scalar(const std::int8_t* p) {
+  return float(*p);
+}
+inline float load_scalar(const bf16* p) {
+  return to_float(*p);
+}
 
 }  // namespace recurrent_depth::cpu

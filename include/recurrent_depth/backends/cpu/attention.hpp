@@ -29,6 +29,21 @@ inline float dot(const float* a, const float* b, std::size_t n) {
   return sum;
 }
 
+// s[i] = exp(s[i] - shift) for i < n, vectorised; returns their sum.
+inline float exp_shifted(float* s, std::size_t n, float shift) {
+  const FloatBatch subtract(shift);
+  FloatBatch sums(0.0f);
+  std::size_t i = 0;
+  for (; i + kFloatLanes <= n; i += kFloatLanes) {
+    const FloatBatch e = xsimd::exp(load_floats(s + i) - subtract);
+    e.store_unaligned(s + i);
+    sums += e;
+  }
+  float total = xsimd::hadd(sums);
+  for (; i < n; ++i) total += s[i] = std::exp(s[i] - shift);
+  return total;
+}
+
 // y += alpha * x
 inline void axpy(float alpha, const float* x, float* y, std::size_t n) {
   const FloatBatch a(alpha);
@@ -70,11 +85,7 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
       }
       float* y = out.row(t) + h * d;
       std::fill(y, y + d, 0.0f);
-      float total = 0.0f;
-      for (std::size_t i = 0; i < count; ++i) {
-        scores[i] = std::exp(scores[i] - max_score);
-        total += scores[i];
-      }
+      const float total = detail::exp_shifted(scores.data(), count, max_score);
       const float inverse_total = count ? 1.0f / total : 0.0f;
       for (std::size_t i = 0; i < count; ++i)
         detail::axpy(scores[i] * inverse_total, values.row(visible[i]) + h * d, y, d);

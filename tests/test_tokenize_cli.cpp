@@ -41,7 +41,10 @@ fs::path write_file(const std::string& name, const std::string& content) {
 
 std::string spaced(const std::vector<std::int32_t>& ids) {
   std::string s;
-  for (std::size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i) s += ' ';
+    s += std::to_string(ids[i]);
+  }
   return s;
 }
 

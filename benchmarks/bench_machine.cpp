@@ -44,7 +44,6 @@ void read_bandwidth(benchmark::State& state) {
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
 
-constexpr int kChains = 16;  // as in machine_limits.hpp's fma_chains
 constexpr long kSteps = 1 << 22;
 
 void peak_fma(benchmark::State& state) {
@@ -52,7 +51,7 @@ void peak_fma(benchmark::State& state) {
     float sink = rd::cpu::detail::fma_chains(kSteps);
     benchmark::DoNotOptimize(sink);
   }
-  const double flops = 2.0 * kFloatLanes * kChains * double(kSteps) * rd::max_threads();
+  const double flops = rd::cpu::detail::fma_chains_flops(kSteps);
   state.counters["GFLOP/s"] = benchmark::Counter(
       flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["threads"] = benchmark::Counter(rd::max_threads());

@@ -64,6 +64,22 @@ struct Golden {
     return model.forward(session, input_ids, options);
   }
 
+  // Logits of the decode_* vectors: the first decode_prefill_len ids in one pass (its last row),
+  // then the rest one at a time through `session`'s cache.
+  template <class Model>
+  Matrix<float> prefill_then_decode(const Model& model, Session& session) const {
+    const std::size_t prefill = meta["decode_prefill_len"];
+    const std::span<const std::int32_t> ids(input_ids);
+    const ForwardResult first = model.forward(session, ids.first(prefill));
+    Matrix<float> logits(ids.size() - prefill + 1, model.vocab_rows());
+    std::copy_n(first.logits.row(prefill - 1), logits.cols(), logits.row(0));
+    for (std::size_t t = prefill; t < ids.size(); ++t) {
+      const ForwardResult next = model.forward(session, ids.subspan(t, 1));
+      std::copy_n(next.logits.row(0), logits.cols(), logits.row(t - prefill + 1));
+    }
+    return logits;
+  }
+
   // The tokens generate() gives after the first greedy_prompt_len input ids.
   template <class Model>
   std::vector<std::int32_t> generated_tokens(const Model& model, GenerationOptions options) const {

@@ -37,13 +37,7 @@ void check_model(const std::string& name) {
   const std::size_t prefill = golden.meta["decode_prefill_len"];
   DYNAMIC_SECTION(name << " " << Precision::name << " prefill then decode") {
     Session session = model.new_session();
-    const ForwardResult first = model.forward(session, ids.first(prefill));
-    Matrix<float> logits(ids.size() - prefill + 1, model.vocab_rows());
-    std::copy_n(first.logits.row(prefill - 1), logits.cols(), logits.row(0));
-    for (std::size_t t = prefill; t < ids.size(); ++t) {
-      const ForwardResult next = model.forward(session, ids.subspan(t, 1));
-      std::copy_n(next.logits.row(0), logits.cols(), logits.row(t - prefill + 1));
-    }
+    const Matrix<float> logits = golden.prefill_then_decode(model, session);
     CHECK(relative_l2(logits, golden.matrix("decode_full_logits")) < tolerance);
     CHECK(session.cache.length() == ids.size());
   }

@@ -70,16 +70,8 @@ void check_features(const std::string& name) {
   }
 
   DYNAMIC_SECTION(name << " " << Precision::name << " latest-m4-compress-s4 decode") {
-    const std::size_t prefill = golden.meta["decode_prefill_len"];
-    const std::span<const std::int32_t> ids(golden.input_ids);
     Session session = model.new_session(0, CacheRule::parse("latest-m4-compress-s4"));
-    const ForwardResult first = model.forward(session, ids.first(prefill));
-    Matrix<float> logits(ids.size() - prefill + 1, model.vocab_rows());
-    std::copy_n(first.logits.row(prefill - 1), logits.cols(), logits.row(0));
-    for (std::size_t t = prefill; t < ids.size(); ++t) {
-      const ForwardResult next = model.forward(session, ids.subspan(t, 1));
-      std::copy_n(next.logits.row(0), logits.cols(), logits.row(t - prefill + 1));
-    }
+    const Matrix<float> logits = golden.prefill_then_decode(model, session);
     CHECK(relative_l2(logits, golden.matrix("decode_latest_m4_compress_s4_logits")) < kTolerance);
   }
 

@@ -17,7 +17,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
-#include "load_progress.hpp"
 #include "recurrent_depth/backends/cpu/machine_limits.hpp"
 
 namespace rdepth {
@@ -230,32 +229,25 @@ int command_bench(const std::vector<std::string>& words) {
   apply_threads(args);
   const bool quiet = args.has("--json");
 
+  const auto bench = [&](const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
+                         const std::string& source, const std::string& label) {
+    const auto start = Clock::now();
+    return with_loaded_model(config, checkpoint, format, label, !quiet, [&](const auto& model) {
+      return run_bench(model, args, source, seconds_since(start));
+    });
+  };
   if (args.has("--model")) {
     const std::filesystem::path dir = model_directory(args);
     const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
-    const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
-    return rd::with_weight_format(format, [&](auto precision) -> int {
-      std::optional<LoadProgress> progress;
-      if (!quiet) progress.emplace(checkpoint, "loading " + dir.string());
-      const auto start = Clock::now();
-      const rd::RecurrentDepthModel<rd::CpuBackend, decltype(precision)> model(config, checkpoint);
-      progress.reset();
-      return run_bench(model, args, dir.string(), seconds_since(start));
-    });
+    return bench(rd::ModelConfig::load(dir / "config.json"), checkpoint, dir.string(),
+                 "loading " + dir.string());
   }
   const std::string shape = *args.get("--shape");
   const rd::ModelConfig config = rd::shape_config(shape);
   if (!quiet) std::fprintf(stderr, "generating seeded random weights for %s ...\n", shape.c_str());
   const rd::Checkpoint checkpoint =
       rd::synthetic_checkpoint(config, 1, rd::DType::BF16, true, rd::SyntheticBlocks::shared);
-  return rd::with_weight_format(format, [&](auto precision) -> int {
-    std::optional<LoadProgress> progress;
-    if (!quiet) progress.emplace(checkpoint, "packing " + shape);
-    const auto start = Clock::now();
-    const rd::RecurrentDepthModel<rd::CpuBackend, decltype(precision)> model(config, checkpoint);
-    progress.reset();
-    return run_bench(model, args, "shape " + shape, seconds_since(start));
-  });
+  return bench(config, checkpoint, "shape " + shape, "packing " + shape);
 }
 
 }  // namespace rdepth

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -92,19 +93,29 @@ inline std::uint64_t seed(const Arguments& args) {
   return args.unsigned_integer("--seed").value_or(0);
 }
 
-// Loads the model in the chosen weight format and calls body(model); returns what body returns.
+// Builds the model from `checkpoint` in the chosen weight format (with a progress bar on stderr
+// when show_progress) and calls body(model); returns what body returns.
 template <class Body>
-int with_model(const std::filesystem::path& dir, rd::WeightFormat format, Body&& body) {
+int with_loaded_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
+                      rd::WeightFormat format, const std::string& label, bool show_progress,
+                      Body&& body) {
   return rd::with_weight_format(format, [&](auto precision) -> int {
-    using Precision = decltype(precision);
-    const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
-    std::optional<LoadProgress> progress;  // on a terminal only: scripts and tests read stderr
-    if (::isatty(STDERR_FILENO)) progress.emplace(checkpoint, "loading " + dir.string());
-    const rd::RecurrentDepthModel<rd::CpuBackend, Precision> model(
-        rd::ModelConfig::load(dir / "config.json"), checkpoint);
+    std::optional<LoadProgress> progress;
+    if (show_progress) progress.emplace(checkpoint, label);
+    const rd::RecurrentDepthModel<rd::CpuBackend, decltype(precision)> model(config, checkpoint);
     progress.reset();
     return body(model);
   });
+}
+
+// Loads the model of `dir` in the chosen weight format and calls body(model); the progress bar
+// shows on a terminal only (scripts and tests read stderr).
+template <class Body>
+int with_model(const std::filesystem::path& dir, rd::WeightFormat format, Body&& body) {
+  const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
+  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
+  return with_loaded_model(config, checkpoint, format, "loading " + dir.string(),
+                           ::isatty(STDERR_FILENO), std::forward<Body>(body));
 }
 
 }  // namespace rdepth

@@ -57,8 +57,15 @@ inline float sum_streams(const float* p, std::size_t n) {
   return total;
 }
 
+inline constexpr int kFmaChains = 16;  // covers FMA latency x pipes, stays in registers
+
+// FLOPs fma_chains(steps) performs on all threads (2 per lane per FMA).
+inline double fma_chains_flops(long steps) {
+  return 2.0 * double(kFloatLanes) * kFmaChains * double(steps) * max_threads();
+}
+
 inline float fma_chains(long steps) {
-  constexpr int kChains = 16;  // covers FMA latency x pipes, stays in registers
+  constexpr int kChains = kFmaChains;
   float sink = 0.0f;
 #pragma omp parallel reduction(+ : sink)
   {
@@ -111,7 +118,7 @@ inline double fma_peak_gflops(int passes = 5) {
   volatile float sink = 0.0f;
   const double seconds =
       detail::best_seconds(passes, [&] { sink = sink + detail::fma_chains(kSteps); });
-  return 2.0 * double(kFloatLanes) * 16.0 * double(kSteps) * max_threads() / seconds / 1e9;
+  return detail::fma_chains_flops(kSteps) / seconds / 1e9;
 }
 
 }  // namespace recurrent_depth::cpu

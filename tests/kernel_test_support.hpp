@@ -108,12 +108,12 @@ inline std::vector<float> nonzero_vector(std::size_t n, Rng& rng, double lo, dou
 }
 
 // Worst ratio over outputs of |result - reference| to the dot-product bound
-//   2 eps sqrt(K) s_n sum_k |x_k w_k|  (+ eps |y0| when accumulating)  + eps |reference|,
-// the last term for the reference's own rounding to float; s_n is row n's scale (int8) or 1.
+//   2 eps sqrt(K) sum_k |x_k w_k|  (+ eps |y0| when accumulating)  + eps |reference|,
+// the last term for the reference's own rounding to float.
 template <class W>
 double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
                           const std::vector<float>& initial, ConstMatrixView<float> reference,
-                          ConstMatrixView<float> result, std::span<const float> row_scales = {}) {
+                          ConstMatrixView<float> result) {
   double worst = 0.0;
   const double root_k = std::sqrt(static_cast<double>(x.cols));
   for (std::size_t m = 0; m < x.rows; ++m)
@@ -121,7 +121,6 @@ double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
       double magnitude = 0.0;
       for (std::size_t k = 0; k < x.cols; ++k)
         magnitude += std::abs(double(x(m, k)) * double(cpu::load_scalar(&w(n, k))));
-      if (!row_scales.empty()) magnitude *= row_scales[n];
       double bound = 2.0 * kEps * root_k * magnitude + kEps * std::abs(double(reference(m, n)));
       if (!initial.empty()) bound += kEps * std::abs(double(initial[m * w.rows + n]));
       worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));

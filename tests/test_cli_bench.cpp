@@ -33,7 +33,8 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
       CHECK(out["peer"]["eigen_gemv_gbs"].get<double>() > 0.0);
     }
   }
-  // Bytes per token grow with r by one core iteration each; int8 streams about half of bf16.
+  // Bytes per token grow with r by one core iteration each; int8 streams about half of bf16
+  // (here 2/3: tiny's 96 columns are padded to a whole 64-byte block of 128 int8 values).
   const auto bytes = [](const std::string& flags) {
     const Run run = rdepth("bench --shape tiny --prompt 2 --gen 1 --threads 1 --json " + flags);
     REQUIRE_SUCCESS(run);
@@ -41,7 +42,7 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
   };
   const double r2 = bytes("--steps 2"), r3 = bytes("--steps 3"), r4 = bytes("--steps 4");
   CHECK(r4 - r3 == Approx(r3 - r2));
-  CHECK(bytes("--steps 3 --weights int8") < 0.6 * r3);
+  CHECK(bytes("--steps 3 --weights int8") < 0.7 * bytes("--steps 3 --weights bf16"));
 }
 
 TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {

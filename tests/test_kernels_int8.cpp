@@ -1,6 +1,7 @@
 // Kernel tests, int8 part: per-row symmetric quantisation (PackedWeights<int8_t>), the int8 ->
-// float loads, cpu::linear with int8 weights and row scales against its scalar twin, and the
-// embedding gather of int8 rows. Method and tolerances: see kernel_test_support.hpp.
+// float loads, cpu::linear with int8 weights (activations quantised per position, integer dot
+// products) against its scalar twin, its error against the float product, and the embedding
+// gather of int8 rows. Method and tolerances: see kernel_test_support.hpp.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -25,6 +26,29 @@ Int8Weights random_int8(std::size_t rows, std::size_t cols, Rng& rng) {
   return Int8Weights::from_rows(std::span<const float>(source), rows, cols);
 }
 
+// The stored values of packed int8 weights as a row-major matrix (for the scalar twins).
+Matrix<std::int8_t> unpacked(const Int8Weights& w) {
+  Matrix<std::int8_t> rows(w.rows(), w.cols());
+  for (std::size_t r = 0; r < w.rows(); ++r)
+    for (std::size_t c = 0; c < w.cols(); ++c) rows(r, c) = w.value(r, c);
+  return rows;
+}
+
+// Worst ratio of |result - reference| to 2 eps (|reference| + |initial|): the kernel and its twin
+// compute the same integers and round the same final product, so only the order of the last
+// float operations may differ.
+double int8_error_ratio(const std::vector<float>& initial, ConstMatrixView<float> reference,
+                        ConstMatrixView<float> result) {
+  double worst = 0.0;
+  for (std::size_t m = 0; m < reference.rows; ++m)
+    for (std::size_t n = 0; n < reference.cols; ++n) {
+      const double start = initial.empty() ? 0.0 : initial[m * reference.cols + n];
+      const double bound = 2 * kEps * (std::abs(double(reference(m, n))) + std::abs(start));
+      worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
+    }
+  return worst;
+}
+
 template <class A>
 void check_int8_loads() {
   constexpr std::size_t lanes = xsimd::batch<float, A>::size;
@@ -47,7 +71,8 @@ TEST_CASE("kernels: int8 quantisation rounds each row to its own scale", "[kerne
     std::fill_n(source.begin() + std::ptrdiff_t(3 * cols), cols, 0.0f);  // one zero row
     const Int8Weights w = Int8Weights::from_rows(std::span<const float>(source), rows, cols);
     REQUIRE(w.scales().size() == rows);
-    CHECK(w.bytes() == rows * cols + rows * sizeof(float));
+    const std::size_t padded_rows = (rows + 3) / 4 * 4, padded_cols = (cols + 63) / 64 * 64;
+    CHECK(w.bytes() == padded_rows * padded_cols + rows * (sizeof(float) + sizeof(std::int32_t)));
     for (std::size_t r = 0; r < rows; ++r) {
       const std::span<const float> row(source.data() + r * cols, cols);
       float largest = 0.0f;
@@ -55,17 +80,20 @@ TEST_CASE("kernels: int8 quantisation rounds each row to its own scale", "[kerne
       INFO("cols " << cols << " row " << r);
       if (largest == 0.0f) {
         CHECK(w.scales()[r] == 1.0f);
-        for (std::size_t c = 0; c < cols; ++c) CHECK(w.values(r, c) == 0);
+        for (std::size_t c = 0; c < cols; ++c) CHECK(w.value(r, c) == 0);
+        CHECK(w.row_sums()[r] == 0);
         continue;
       }
       CHECK(w.scales()[r] == largest / 127.0f);
-      int extreme = 0;
+      int extreme = 0, sum = 0;
       for (std::size_t c = 0; c < cols; ++c) {
-        const float restored = w.scales()[r] * float(w.values(r, c));
+        const float restored = w.scales()[r] * float(w.value(r, c));
         CHECK(std::abs(restored - row[c]) <= 0.5f * w.scales()[r] * (1.0f + 1e-5f));
-        extreme = std::max(extreme, std::abs(int(w.values(r, c))));
+        extreme = std::max(extreme, std::abs(int(w.value(r, c))));
+        sum += w.value(r, c);
       }
       CHECK(extreme == 127);  // the largest magnitude uses the whole range
+      CHECK(w.row_sums()[r] == sum);
     }
   }
 }
@@ -85,32 +113,68 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
   Rng rng(302);
   const auto check = [&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
     Strided x(M, K);
-    x.randomize(rng);
+    x.randomize(rng, 0.01, 3.0);
     const Int8Weights w = random_int8(N, K, rng);
+    const Matrix<std::int8_t> q = unpacked(w);
     Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
     const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
     CpuBackend::linear(x.cview(), w, fast.view, accumulate);
-    cpu::scalar::linear(x.cview(), w.view(), reference.view, accumulate, w.scales());
+    cpu::scalar::linear_int8(x.cview(), q.view(), w.scales(), reference.view, accumulate);
     INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
     REQUIRE(fast.guards_intact());
-    REQUIRE(linear_error_ratio(x.cview(), w.view(), initial, reference.cview(), fast.cview(),
-                               w.scales()) <= 1.0);
+    REQUIRE(int8_error_ratio(initial, reference.cview(), fast.cview()) <= 1.0);
   };
   for (bool accumulate : {false, true})
     for (std::size_t M : {1, 3, 4, 5})
       for (std::size_t N : {1, 6, 7, 13})
         for (std::size_t K : kColumns) check(M, N, K, accumulate);
-  check(5, 67, 1000, false);  // many row tiles over threads, a long reduction
+  check(1, 67, 1000, false);  // many row tiles over threads (two streams), a long reduction
+  check(5, 67, 1000, true);
 
-  // The comparison notices a kernel that forgets the row scales.
+  // The comparison notices a kernel that does not quantise the activations (float x times the
+  // int8 weights) and one that forgets the offset correction of the unsigned activations.
   Strided x(3, 100);
   x.randomize(rng);
   const Int8Weights w = random_int8(5, 100, rng);
-  Matrix<float> reference(3, 5), unscaled(3, 5);
-  cpu::scalar::linear(x.cview(), w.view(), reference.view(), false, w.scales());
-  cpu::linear(x.cview(), w.view(), unscaled.view());
-  CHECK(linear_error_ratio(x.cview(), w.view(), {}, reference.view(), unscaled.view(), w.scales()) >
-        1.0);
+  const Matrix<std::int8_t> q = unpacked(w);
+  Matrix<float> reference(3, 5), wrong(3, 5);
+  cpu::scalar::linear_int8(x.cview(), q.view(), w.scales(), reference.view());
+  cpu::scalar::linear(x.cview(), q.view(), wrong.view());
+  for (std::size_t m = 0; m < 3; ++m)
+    for (std::size_t n = 0; n < 5; ++n) wrong(m, n) *= w.scales()[n];
+  CHECK(int8_error_ratio({}, reference.view(), wrong.view()) > 1.0);
+  for (std::size_t m = 0; m < 3; ++m) {
+    const float step = cpu::activation_scale(x.view.row(m), 100);
+    for (std::size_t n = 0; n < 5; ++n)
+      wrong(m, n) = reference(m, n) + 128.0f * float(w.row_sums()[n]) * step * w.scales()[n];
+  }
+  CHECK(int8_error_ratio({}, reference.view(), wrong.view()) > 1.0);
+}
+
+TEST_CASE("kernels: int8 linear stays within the activation rounding bound", "[kernels][int8]") {
+  // y - x . (scale q) = scale sum_k (s round(x_k / s) - x_k) q_k, each term at most s / 2 |q_k|.
+  Rng rng(304);
+  for (std::size_t K : {33, 257, 1000}) {
+    const std::size_t M = 3, N = 9;
+    Strided x(M, K);
+    x.randomize(rng, 0.001, 5.0);
+    const Int8Weights w = random_int8(N, K, rng);
+    const Matrix<std::int8_t> q = unpacked(w);
+    Matrix<float> fast(M, N), exact(M, N);
+    cpu::linear(x.cview(), w, fast.view());
+    cpu::scalar::linear(x.cview(), q.view(), exact.view());
+    for (std::size_t m = 0; m < M; ++m) {
+      const double step = cpu::activation_scale(x.view.row(m), K);
+      for (std::size_t n = 0; n < N; ++n) {
+        double magnitude = 0.0;
+        for (std::size_t k = 0; k < K; ++k) magnitude += std::abs(double(q(n, k)));
+        const double scale = w.scales()[n];
+        const double error = std::abs(double(fast(m, n)) - scale * exact(m, n));
+        INFO("K " << K << " m " << m << " n " << n);
+        CHECK(error <= 0.5 * step * scale * magnitude * (1 + 1e-5) + 1e-5 * std::abs(fast(m, n)));
+      }
+    }
+  }
 }
 
 TEST_CASE("kernels: gather_rows of int8 rows applies each row's scale", "[kernels][int8]") {
@@ -124,7 +188,7 @@ TEST_CASE("kernels: gather_rows of int8 rows applies each row's scale", "[kernel
   for (std::size_t t = 0; t < ids.size(); ++t)
     for (std::size_t c = 0; c < width; ++c) {
       const auto id = static_cast<std::size_t>(ids[t]);
-      CHECK(out(t, c) == float(table.values(id, c)) * (1.5f * table.scales()[id]));
+      CHECK(out(t, c) == float(table.value(id, c)) * (1.5f * table.scales()[id]));
       CHECK(std::abs(out(t, c) - 1.5f * source[id * width + c]) <=
             0.75f * table.scales()[id] * (1.0f + 1e-5f));
     }

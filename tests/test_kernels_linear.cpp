@@ -29,7 +29,7 @@ void check_linear(std::size_t M, std::size_t N, std::size_t K, bool accumulate, 
   const StridedWeights<W> w(N, K, rng);
   Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
   const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
-  cpu::linear(x.cview(), w.view, fast.view, accumulate);
+  cpu::linear(x.cview(), cpu::PackedWeights<W>::from_view(w.view), fast.view, accumulate);
   cpu::scalar::linear(x.cview(), w.view, reference.view, accumulate);
   INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
   REQUIRE(fast.guards_intact());
@@ -43,9 +43,13 @@ void check_linear_sizes(std::uint64_t seed) {
     for (std::size_t M : {1, 2, 3, 4, 5, 9})
       for (std::size_t N : {1, 3, 6, 7, 13, 18})
         for (std::size_t K : kColumns) check_linear<W>(M, N, K, accumulate, rng);
-  // One larger shape, split over threads (many 4-row tiles) with a long reduction.
+  // Larger shapes, split over threads (many 4-row tiles, an odd count per thread for the
+  // two-stream decode path) with a long reduction; and one whose columns come in several chunks
+  // (more than 4 positions and more than 32 KB of tile: 2100 columns of float).
+  check_linear<W>(1, 67, 1000, false, rng);
   check_linear<W>(5, 67, 1000, false, rng);
   check_linear<W>(9, 67, 1000, true, rng);
+  check_linear<W>(6, 13, 2100, true, rng);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -90,30 +94,47 @@ TEST_CASE("kernels: linear with bf16 weights matches the scalar twin", "[kernels
   check_linear_sizes<bf16>(102);
 }
 
-TEST_CASE("kernels: linear through PackedWeights and CpuBackend", "[kernels][linear]") {
+TEST_CASE("kernels: PackedWeights tiles, pads and reads back rows", "[kernels][linear]") {
   Rng rng(103);
   const std::size_t M = 7, N = 19, K = 45;
   const std::vector<float> source = nonzero_vector(N * K, rng, 0.25, 1.0);
+  std::vector<bf16> rounded(source.size());
+  for (std::size_t i = 0; i < source.size(); ++i) rounded[i] = to_bf16(source[i]);
+  const ConstMatrixView<float> rows_f32(source.data(), N, K);
+  const ConstMatrixView<bf16> rows_b16(rounded.data(), N, K);
   const auto f32 = cpu::PackedWeights<float>::from_rows(std::span<const float>(source), N, K);
   const auto b16 = cpu::PackedWeights<bf16>::from_rows(std::span<const float>(source), N, K);
-  REQUIRE(f32.bytes() == N * K * 4);
-  REQUIRE(b16.bytes() == N * K * 2);
+  // 19 rows -> 5 tiles of 4; 45 columns -> 3 blocks of 16 floats or 2 blocks of 32 bf16.
+  REQUIRE(f32.tile_count() == 5);
+  REQUIRE(f32.padded_cols() == 48);
+  REQUIRE(b16.padded_cols() == 64);
+  REQUIRE(f32.bytes() == 20 * 48 * 4);
+  REQUIRE(b16.bytes() == 20 * 64 * 2);
   for (std::size_t n = 0; n < N; ++n)
     for (std::size_t k = 0; k < K; ++k) {
-      REQUIRE(f32.values(n, k) == source[n * K + k]);
-      REQUIRE(b16.values(n, k).bits == to_bf16(source[n * K + k]).bits);
+      REQUIRE(f32.value(n, k) == source[n * K + k]);
+      REQUIRE(b16.value(n, k).bits == rounded[n * K + k].bits);
     }
+  // The tile layout: row 5 (tile 1, slot 1), column 40 (block 2, lane 8).
+  REQUIRE(f32.tile(1)[(2 * 4 + 1) * 16 + 8] == source[5 * K + 40]);
+  // Padding columns and rows hold zeros (the kernels read them).
+  for (std::size_t i = 0; i < 48 * 4; ++i) {
+    const std::size_t block = i / 64, slot = (i / 16) % 4, lane = i % 16;
+    const bool padding = slot >= 3 || block * 16 + lane >= K;  // tile 4 holds rows 16..18
+    if (padding) REQUIRE(f32.tile(4)[i] == 0.0f);
+  }
   Strided x(M, K);
   x.randomize(rng);
   Matrix<float> fast(M, N), reference(M, N);
   CpuBackend::linear(x.cview(), f32, fast.view());
-  cpu::scalar::linear(x.cview(), f32.view(), reference.view());
-  CHECK(linear_error_ratio(x.cview(), f32.view(), {}, reference.view(), fast.view()) <= 1.0);
+  cpu::scalar::linear(x.cview(), rows_f32, reference.view());
+  CHECK(linear_error_ratio(x.cview(), rows_f32, {}, reference.view(), fast.view()) <= 1.0);
   CpuBackend::linear(x.cview(), b16, fast.view());
-  cpu::scalar::linear(x.cview(), b16.view(), reference.view());
-  CHECK(linear_error_ratio(x.cview(), b16.view(), {}, reference.view(), fast.view()) <= 1.0);
+  cpu::scalar::linear(x.cview(), rows_b16, reference.view());
+  CHECK(linear_error_ratio(x.cview(), rows_b16, {}, reference.view(), fast.view()) <= 1.0);
   Matrix<float> bad(M, N);
-  REQUIRE_THROWS_AS(cpu::linear(x.cview(), f32.view().middle_cols(0, K - 1), bad.view()), Error);
+  const auto narrow = cpu::PackedWeights<float>::from_view(rows_f32.middle_cols(0, K - 1));
+  REQUIRE_THROWS_AS(cpu::linear(x.cview(), narrow, bad.view()), Error);
 }
 
 TEST_CASE("kernels: the linear comparison rejects plausibly wrong kernels", "[kernels][sanity]") {

@@ -404,8 +404,10 @@ TEST_CASE("properties: bf16 storage of bf16-valued weights gives the f32 logits"
   const F32Model as_f32(c, stored);
   const BF16Model as_bf16(c, stored);
   const std::vector<std::int32_t> small_ids = random_ids(7, c.vocab_size, 41);
+  // (The float and bf16 kernels sum in different orders: bf16 adds even and odd elements in
+  // separate lanes.)
   CHECK(relative_l2(full_forward(as_bf16, small_ids).logits,
-                    full_forward(as_f32, small_ids).logits) < 1e-6);
+                    full_forward(as_f32, small_ids).logits) < 1e-5);
   // Sanity: f32 weights rounded to bf16 do change the logits (the comparison can fail).
   const Checkpoint f32_weights = synthetic_checkpoint(c, 40, DType::F32);
   const F32Model exact(c, f32_weights);

@@ -51,7 +51,7 @@ struct CpuBackend {
   template <class W>
   static void gather_rows(const cpu::PackedWeights<W>& table, std::span<const std::int32_t> ids,
                           float scale, MatrixView<float> out) {
-    cpu::gather_rows(table.view(), ids, scale, out, table.scales());
+    cpu::gather_rows(table, ids, scale, out);
   }
 };
 

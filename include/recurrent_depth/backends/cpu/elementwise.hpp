@@ -10,6 +10,7 @@
 #include <span>
 
 #include "../../core/tensor.hpp"
+#include "packed_weights.hpp"
 #include "simd.hpp"
 
 namespace recurrent_depth::cpu {
@@ -132,16 +133,12 @@ inline void copy(ConstMatrixView<float> in, MatrixView<float> out) {
   for (std::size_t r = 0; r < out.rows; ++r) std::copy(in.row(r), in.row(r) + in.cols, out.row(r));
 }
 
-// out[t] = table[ids[t]] * scale, widened to float.
+// out[t] = table[ids[t]] * scale, widened to float (times the row's own scale for int8).
 template <class W>
-void gather_rows(ConstMatrixView<W> table, std::span<const std::int32_t> ids, float scale,
-                 MatrixView<float> out, std::span<const float> row_scales = {}) {
-  for (std::size_t t = 0; t < ids.size(); ++t) {
-    const auto id = static_cast<std::size_t>(ids[t]);
-    const W* source = table.row(id);
-    const float row_scale = row_scales.empty() ? scale : scale * row_scales[id];
-    for (std::size_t i = 0; i < table.cols; ++i) out(t, i) = load_scalar(source + i) * row_scale;
-  }
+void gather_rows(const PackedWeights<W>& table, std::span<const std::int32_t> ids, float scale,
+                 MatrixView<float> out) {
+  for (std::size_t t = 0; t < ids.size(); ++t)
+    table.read_row(static_cast<std::size_t>(ids[t]), scale, out.row_span(t));
 }
 
 }  // namespace recurrent_depth::cpu

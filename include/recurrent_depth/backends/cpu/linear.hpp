@@ -1,250 +1,156 @@
-// Dense layers y = x W^T on the CPU: x [positions, in] float32, W [out, in] stored as float, bf16
-// or int8 with a float scale per row (PackedWeights), y [positions, out] float32. One kernel
-// serves decode (one position) and prefill (many): a tile of 4 weight rows is loaded once per 4
-// positions and kept in cache while all positions stream past it; threads split the weight rows.
-// Weights are widened to float in registers; int8 rows are scaled once, after the dot product.
+// Dense layers y = x W^T on the CPU: x [positions, in] float32, W [out, in] packed in row tiles
+// (PackedWeights: float, bf16, or int8 with a scale per row), y [positions, out] float32.
+// One kernel serves decode (one position) and prefill (many); tile_schedule.hpp says how the
+// tiles are walked (columns in chunks of at most 32 KB of tile when more than 4 positions share
+// them). Float and bf16 weights are widened in registers and meet float x; int8 weights meet x
+// quantised to 8 bits (linear_int8.hpp).
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <span>
 #include <type_traits>
-#include <vector>
 
 #include "../../core/error.hpp"
 #include "../../core/tensor.hpp"
+#include "linear_int8.hpp"
+#include "packed_weights.hpp"
 #include "simd.hpp"
+#include "tile_schedule.hpp"
 
 namespace recurrent_depth::cpu {
 
-// A weight matrix [out, in] in storage type W, rows 64-byte aligned; for int8 also the scale of
-// each row (w = scale * stored), symmetric: scale = max |w| / 127.
-template <class W>
-struct PackedWeights {
-  static constexpr bool kScaled = std::is_same_v<W, std::int8_t>;
-  Matrix<W> values;
-  std::vector<float> row_scales;  // int8 only
-
-  std::size_t rows() const { return values.rows(); }
-  std::size_t cols() const { return values.cols(); }
-  std::size_t bytes() const {
-    return rows() * cols() * sizeof(W) + row_scales.size() * sizeof(float);
-  }
-  ConstMatrixView<W> view() const { return values.view(); }
-  std::span<const float> scales() const { return row_scales; }
-
-  // From row-major float or bf16 values [rows, cols].
-  template <class Source>
-  static PackedWeights from_rows(std::span<const Source> source, std::size_t rows,
-                                 std::size_t cols) {
-    PackedWeights packed;
-    packed.values.resize(rows, cols);
-    if constexpr (kScaled) packed.row_scales.resize(rows);
-    const auto count = static_cast<std::ptrdiff_t>(rows);
-#pragma omp parallel for schedule(static) if (rows * cols >= (std::size_t(1) << 20))
-    for (std::ptrdiff_t i = 0; i < count; ++i) {
-      const auto r = static_cast<std::size_t>(i);
-      const std::span<const Source> row = source.subspan(r * cols, cols);
-      if constexpr (kScaled)
-        packed.row_scales[r] = quantise_row(row, packed.values.row(r));
-      else
-        for (std::size_t c = 0; c < cols; ++c) packed.values(r, c) = convert(row[c]);
-    }
-    return packed;
-  }
-
- private:
-  static W convert(float v) {
-    if constexpr (std::is_same_v<W, float>)
-      return v;
-    else
-      return to_bf16(v);
-  }
-  static W convert(bf16 v) {
-    if constexpr (std::is_same_v<W, float>)
-      return to_float(v);
-    else
-      return v;
-  }
-  static float widen(float v) {
-    return v;
-  }
-  static float widen(bf16 v) {
-    return to_float(v);
-  }
-
-  // Rounds a row to the nearest multiple of its scale; returns the scale (1 for a zero row).
-  template <class Source>
-  static float quantise_row(std::span<const Source> row, std::int8_t* out) {
-    float largest = 0.0f;
-    for (Source v : row) largest = std::max(largest, std::abs(widen(v)));
-    const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
-    for (std::size_t c = 0; c < row.size(); ++c)
-      out[c] = static_cast<std::int8_t>(
-          std::clamp(std::nearbyint(widen(row[c]) / scale), -127.0f, 127.0f));
-    return scale;
-  }
-};
-
 namespace detail {
 
-// Weights are read in blocks of 2 x lanes elements, widened into two float batches (lo, hi) that
-// meet the matching two batches of x. For float and int8 these are the block's two halves. For
-// bf16 on AVX-512 one 64-byte load holds the whole block and is widened by a shift (even
-// elements) and a mask (odd elements), half the work of widening each half; x then comes
-// de-interleaved the same way (prepare_x, once per call).
+// Widens one row's 64-byte block of weights into kBatches float batches; x is read in the
+// matching layout (prepare_x). For bf16 on AVX-512 the block is widened by a shift (even
+// elements) and a mask (odd elements) of one load, and x comes de-interleaved to match.
 template <class W, class A = Arch>
-struct WeightBlocks {
-  static constexpr std::size_t kSize = 2 * kFloatLanes;
+struct BlockLoader {
+  static constexpr std::size_t kBatches = PackedWeights<W>::kBlock / kFloatLanes;
   static constexpr bool kDeinterleavedX = false;
-  static void load(const W* p, FloatBatch& lo, FloatBatch& hi) {
-    lo = load_floats(p);
-    hi = load_floats(p + kFloatLanes);
+  static void load(const W* p, FloatBatch (&out)[kBatches]) {
+    for (std::size_t j = 0; j < kBatches; ++j) out[j] = load_floats(p + j * kFloatLanes);
   }
 };
 
 #if defined(__AVX512F__)
 template <class A>
 requires std::is_base_of_v<xsimd::avx512f, A>
-struct WeightBlocks<bf16, A> {
-  static constexpr std::size_t kSize = 32;
+struct BlockLoader<bf16, A> {
+  static constexpr std::size_t kBatches = 2;
   static constexpr bool kDeinterleavedX = true;
-  static void load(const bf16* p, FloatBatch& lo, FloatBatch& hi) {
-    const __m512i v = _mm512_loadu_si512(p);
-    lo = FloatBatch(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
-    hi = FloatBatch(_mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(-65536))));
-  }
-  // Each whole block of x [k, k + 32) becomes its 16 even elements, then its 16 odd ones.
-  static void deinterleave(const float* x, std::size_t k_count, float* out) {
-    std::size_t k = 0;
-    for (; k + kSize <= k_count; k += kSize)
-      for (std::size_t i = 0; i < 16; ++i) {
-        out[k + i] = x[k + 2 * i];
-        out[k + 16 + i] = x[k + 2 * i + 1];
-      }
-    for (; k < k_count; ++k) out[k] = x[k];
+  static void load(const bf16* p, FloatBatch (&out)[2]) {
+    const __m512i v = _mm512_load_si512(p);
+    out[0] = FloatBatch(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+    out[1] = FloatBatch(_mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(-65536))));
   }
 };
 #endif
 
-// Weight rows are prefetched this far ahead of the loads (past a row's end: the rows of the next
-// tile, which follow in memory). Measured on one core, 256 MB of rotated weights: +10% bf16,
-// +15% int8 decode throughput; float unchanged.
-inline constexpr std::size_t kPrefetchBytes = 2048;
-
-// out[m][n] (+)= sum_k x[m][k] * w[n][k] for Positions x Rows outputs held in registers; xb[m] is
-// x[m] in the layout WeightBlocks expects (x itself unless it de-interleaves). One position keeps
-// two accumulators per output so that enough FMA chains are in flight.
-template <int Positions, int Rows, class W>
-inline void linear_tile(const float* const* x, const float* const* xb, const W* const* w,
-                        const float* scales, std::size_t k_count, float* const* out,
-                        bool accumulate) {
-  using Blocks = WeightBlocks<W>;
-  constexpr int kChains = Positions == 1 ? 2 : 1;
-  FloatBatch acc[Positions][Rows][kChains];
-  for (int m = 0; m < Positions; ++m)
-    for (int n = 0; n < Rows; ++n)
-      for (int c = 0; c < kChains; ++c) acc[m][n][c] = FloatBatch(0.0f);
-  std::size_t k = 0;
-  for (; k + Blocks::kSize <= k_count; k += Blocks::kSize) {
-    FloatBatch lo[Rows], hi[Rows];
-    for (int n = 0; n < Rows; ++n)
-      for (std::size_t b = 0; b < Blocks::kSize * sizeof(W); b += 64)
-        __builtin_prefetch(reinterpret_cast<const char*>(w[n] + k) + kPrefetchBytes + b);
-    for (int n = 0; n < Rows; ++n) Blocks::load(w[n] + k, lo[n], hi[n]);
-    for (int m = 0; m < Positions; ++m) {
-      const FloatBatch x_lo = load_floats(xb[m] + k);
-      const FloatBatch x_hi = load_floats(xb[m] + k + kFloatLanes);
-      for (int n = 0; n < Rows; ++n) {
-        acc[m][n][0] = xsimd::fma(x_lo, lo[n], acc[m][n][0]);
-        acc[m][n][kChains - 1] = xsimd::fma(x_hi, hi[n], acc[m][n][kChains - 1]);
+// x [M, K] copied into `out` [M, padded] with zeros after K, each 32-element block
+// de-interleaved (16 even elements, then 16 odd ones) when the loader expects it.
+template <class W>
+void prepare_x(ConstMatrixView<float> x, std::size_t padded, Matrix<float>& out) {
+  out.resize(x.rows, padded);
+  for (std::size_t m = 0; m < x.rows; ++m) {
+    float* row = out.row(m);
+    std::copy_n(x.row(m), x.cols, row);
+    std::fill(row + x.cols, row + padded, 0.0f);
+    if constexpr (BlockLoader<W>::kDeinterleavedX) {
+      float block[32];
+      for (std::size_t k = 0; k < padded; k += 32) {
+        for (std::size_t i = 0; i < 16; ++i) {
+          block[i] = row[k + 2 * i];
+          block[16 + i] = row[k + 2 * i + 1];
+        }
+        std::copy_n(block, 32, row + k);
       }
     }
   }
-  for (; k + kFloatLanes <= k_count; k += kFloatLanes)  // one more half block of float lanes
-    for (int m = 0; m < Positions; ++m) {
-      const FloatBatch xv = load_floats(x[m] + k);
-      for (int n = 0; n < Rows; ++n)
-        acc[m][n][0] = xsimd::fma(xv, load_floats(w[n] + k), acc[m][n][0]);
-    }
-  for (int m = 0; m < Positions; ++m) {
-    for (int n = 0; n < Rows; ++n) {
-      FloatBatch total = acc[m][n][0];
-      if constexpr (kChains == 2) total += acc[m][n][1];
-      float sum = xsimd::hadd(total);
-      for (std::size_t kk = k; kk < k_count; ++kk) sum += x[m][kk] * load_scalar(w[n] + kk);
-      if (scales) sum *= scales[n];
-      float& target = out[m][n];
-      target = accumulate ? target + sum : sum;
-    }
-  }
 }
 
-template <int Rows, class W>
-inline void linear_row_tile(ConstMatrixView<float> x, ConstMatrixView<float> xb,
-                            ConstMatrixView<W> w, std::span<const float> row_scales, std::size_t n0,
-                            MatrixView<float> y, bool accumulate) {
-  const float* scales = row_scales.empty() ? nullptr : row_scales.data() + n0;
-  const W* w_rows[Rows];
-  for (int n = 0; n < Rows; ++n) w_rows[n] = w.row(n0 + n);
-  std::size_t m = 0;
-  constexpr int kPositions = 4;
-  for (; m + kPositions <= x.rows; m += kPositions) {
-    const float* x_rows[kPositions];
-    const float* xb_rows[kPositions];
-    float* y_rows[kPositions];
-    for (int i = 0; i < kPositions; ++i) {
-      x_rows[i] = x.row(m + i);
-      xb_rows[i] = xb.row(m + i);
-      y_rows[i] = y.row(m + i) + n0;
+inline constexpr std::size_t kTileRows = 4;
+
+// sums[m][i * kTileRows + r] = sum over blocks [b0, b1) of x[m] . w[r] for the rows r of
+// Tiles tiles read side by side and Positions positions; xb[m] is x[m] prepared by prepare_x.
+template <int Positions, int Tiles, class W>
+inline void tile_dot(const float* const* xb, const W* const* tiles, std::size_t b0, std::size_t b1,
+                     float (&sums)[Positions][Tiles * kTileRows]) {
+  using Loader = BlockLoader<W>;
+  constexpr std::size_t kBlock = PackedWeights<W>::kBlock, kBatches = Loader::kBatches;
+  constexpr std::size_t kRows = Tiles * kTileRows;
+  FloatBatch acc[Positions][kRows];
+  for (int m = 0; m < Positions; ++m)
+    for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = FloatBatch(0.0f);
+  for (std::size_t b = b0; b < b1; ++b) {
+    FloatBatch w[kRows][kBatches];
+    for (int i = 0; i < Tiles; ++i) {
+      const W* block = tiles[i] + b * kTileRows * kBlock;
+      for (std::size_t line = 0; line < kTileRows * 64; line += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(block) + kPrefetchBytes + line);
+      for (std::size_t r = 0; r < kTileRows; ++r)
+        Loader::load(block + r * kBlock, w[i * kTileRows + r]);
     }
-    linear_tile<kPositions, Rows>(x_rows, xb_rows, w_rows, scales, x.cols, y_rows, accumulate);
+
+    for (int m = 0; m < Positions; ++m)
+      for (std::size_t j = 0; j < kBatches; ++j) {
+        const FloatBatch xv = FloatBatch::load_aligned(xb[m] + b * kBlock + j * kFloatLanes);
+        for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = xsimd::fma(xv, w[r][j], acc[m][r]);
+      }
   }
-  for (; m < x.rows; ++m) {
-    const float* x_row = x.row(m);
-    const float* xb_row = xb.row(m);
-    float* y_row = y.row(m) + n0;
-    linear_tile<1, Rows>(&x_row, &xb_row, w_rows, scales, x.cols, &y_row, accumulate);
-  }
+  for (int m = 0; m < Positions; ++m)
+    for (std::size_t r = 0; r < kRows; ++r) sums[m][r] = xsimd::hadd(acc[m][r]);
 }
+
+// The float and bf16 kernel for run_tiles: prepared x against packed weights into y.
+template <class W>
+struct FloatTileKernel {
+  const Matrix<float>& xb;
+  const PackedWeights<W>& w;
+  MatrixView<float> y;
+
+  template <int Positions, int Tiles>
+  void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t b0, std::size_t b1,
+           bool add) const {
+    const float* x_rows[Positions];
+    for (int m = 0; m < Positions; ++m) x_rows[m] = xb.row(m0 + m);
+    const W* tiles[Tiles];
+    for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
+    float sums[Positions][Tiles * kTileRows];
+    tile_dot<Positions, Tiles>(x_rows, tiles, b0, b1, sums);
+    for (int i = 0; i < Tiles; ++i) {
+      const std::size_t n0 = t[i] * kTileRows, rows = std::min(kTileRows, w.rows() - n0);
+      for (int m = 0; m < Positions; ++m) {
+        float* out = y.row(m0 + m) + n0;
+        const float* sum = sums[m] + i * kTileRows;
+        for (std::size_t r = 0; r < rows; ++r) out[r] = add ? out[r] + sum[r] : sum[r];
+      }
+    }
+  }
+};
 
 }  // namespace detail
 
-// y = x W^T, or y += x W^T when accumulate. Shapes: x [M, K], w [N, K], y [M, N]; row_scales
-// [N] multiplies each output column (int8 weights) or is empty.
-template <class W>
-void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
-            bool accumulate = false, std::span<const float> row_scales = {}) {
-  require(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows, "linear: shapes x [", x.rows,
-          ", ", x.cols, "], w [", w.rows, ", ", w.cols, "], y [", y.rows, ", ", y.cols,
-          "] do not match");
-  require(row_scales.empty() || row_scales.size() == w.rows, "linear: ", row_scales.size(),
-          " row scales for ", w.rows, " weight rows");
-  ConstMatrixView<float> xb = x;  // x in the weight blocks' layout
-  if constexpr (detail::WeightBlocks<W>::kDeinterleavedX) {
-    thread_local Matrix<float> deinterleaved;
-    deinterleaved.resize(x.rows, x.cols);
-    for (std::size_t m = 0; m < x.rows; ++m)
-      detail::WeightBlocks<W>::deinterleave(x.row(m), x.cols, deinterleaved.row(m));
-    xb = deinterleaved.view();
-  }
-  constexpr std::size_t kRows = 4;
-  const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(w.rows / kRows);
-  const bool threaded = x.rows * w.rows * w.cols >= (1u << 18);  // below: threads cost more
-#pragma omp parallel for schedule(static) if (threaded)
-  for (std::ptrdiff_t t = 0; t < tiles; ++t)
-    detail::linear_row_tile<kRows>(x, xb, w, row_scales, static_cast<std::size_t>(t) * kRows, y,
-                                   accumulate);
-  for (std::size_t n = static_cast<std::size_t>(tiles) * kRows; n < w.rows; ++n)
-    detail::linear_row_tile<1>(x, xb, w, row_scales, n, y, accumulate);
-}
-
+// y = x W^T, or y += x W^T when accumulate. Shapes: x [M, K], w [N, K], y [M, N].
 template <class W>
 void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<float> y,
             bool accumulate = false) {
-  linear(x, w.view(), y, accumulate, w.scales());
+  require(x.cols == w.cols() && y.rows == x.rows && y.cols == w.rows(), "linear: shapes x [",
+          x.rows, ", ", x.cols, "], w [", w.rows(), ", ", w.cols(), "], y [", y.rows, ", ", y.cols,
+          "] do not match");
+  if constexpr (PackedWeights<W>::kScaled) {
+    linear_int8(x, w, y, accumulate);
+  } else {
+    thread_local Matrix<float> prepared;
+    Matrix<float>& xb = prepared;  // the caller's copy of x in the loaders' layout, shared
+    detail::prepare_x<W>(x, w.padded_cols(), xb);
+    detail::FloatTileKernel<W> kernel{xb, w, y};
+    constexpr std::size_t kChunkBlocks = 32768 / (detail::kTileRows * 64);  // 32 KB of tile
+    const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);  // below: threads cost more
+    run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), kChunkBlocks, accumulate,
+                         threaded);
+  }
 }
 
 }  // namespace recurrent_depth::cpu

@@ -10,20 +10,37 @@
 #include <vector>
 
 #include "../../core/tensor.hpp"
+#include "linear_int8.hpp"
 #include "simd.hpp"
 
 namespace recurrent_depth::cpu::scalar {
 
 template <class W>
 void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
-            bool accumulate = false, std::span<const float> row_scales = {}) {
+            bool accumulate = false) {
   for (std::size_t m = 0; m < x.rows; ++m)
     for (std::size_t n = 0; n < w.rows; ++n) {
       double sum = 0.0;
       for (std::size_t k = 0; k < x.cols; ++k) sum += double(x(m, k)) * load_scalar(&w(n, k));
-      if (!row_scales.empty()) sum *= row_scales[n];
       y(m, n) = static_cast<float>(accumulate ? y(m, n) + sum : sum);
     }
+}
+
+// int8 weights q [N, K] with a scale per row, x quantised per position (linear_int8.hpp):
+// y = float(sum_k round(x / s_m) q[n][k]) * (s_m * scale[n]).
+inline void linear_int8(ConstMatrixView<float> x, ConstMatrixView<std::int8_t> q,
+                        std::span<const float> row_scales, MatrixView<float> y,
+                        bool accumulate = false) {
+  for (std::size_t m = 0; m < x.rows; ++m) {
+    const float step = activation_scale(x.row(m), x.cols);
+    for (std::size_t n = 0; n < q.rows; ++n) {
+      std::int64_t sum = 0;
+      for (std::size_t k = 0; k < x.cols; ++k)
+        sum += (std::int64_t(quantise_activation(x(m, k), step)) - 128) * q(n, k);
+      const float value = float(sum) * (step * row_scales[n]);
+      y(m, n) = accumulate ? y(m, n) + value : value;
+    }
+  }
 }
 
 inline void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,

@@ -1,0 +1,187 @@
+// Dense layers with int8 weights: y = x W^T, W = diag(scale) Q with Q int8 [N, K] packed in row
+// tiles (PackedWeights<int8_t>), x [M, K] float32, y [M, N] float32.
+// x is quantised once per call, per position m: s_m = max_k |x[m][k]| / 127, q = round(x / s_m)
+// in [-127, 127], stored offset by 128 as unsigned bytes (VNNI multiplies unsigned by signed
+// bytes). Then, with the row sums of Q,
+//   y[m][n] = float(sum_k (q + 128) Q[n][k] - 128 rowsum[n]) * (s_m * scale[n]),
+// whose integer sum is exact. AVX-512 VNNI computes it with vpdpbusd (64 products per
+// instruction); elsewhere a plain integer loop computes the same integers, so every
+// architecture gives the same result, which scalar::linear_int8 defines.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "../../core/error.hpp"
+#include "../../core/tensor.hpp"
+#include "../../core/threads.hpp"
+#include "packed_weights.hpp"
+#include "tile_schedule.hpp"
+
+#if defined(__AVX512VNNI__)
+#include <immintrin.h>
+#endif
+
+namespace recurrent_depth::cpu {
+
+// Integer sums stay exact while K x 255 x 127 < 2^31.
+inline constexpr std::size_t kMaxInt8Columns = 66000;
+
+// The quantisation step of one position's activations: max |x| / 127 (1 for a zero row, NaN
+// when x holds a NaN or an infinity, which then reaches the outputs).
+inline float activation_scale(const float* x, std::size_t n) {
+  float largest = 0.0f;
+  bool finite = true;
+  for (std::size_t k = 0; k < n; ++k) {
+    largest = std::max(largest, std::abs(x[k]));
+    finite = finite && std::isfinite(x[k]);
+  }
+  if (!finite) return std::numeric_limits<float>::quiet_NaN();
+  return largest > 0.0f ? largest / 127.0f : 1.0f;
+}
+
+// One value quantised with step `scale`, offset by 128 (0 stays 128).
+inline std::uint8_t quantise_activation(float x, float scale) {
+  if (!std::isfinite(scale)) return 128;
+  return static_cast<std::uint8_t>(std::clamp(std::nearbyint(x / scale), -127.0f, 127.0f) + 128.0f);
+}
+
+namespace detail {
+
+// x [M, K] -> q [M, padded] offset bytes (128 after K) and one scale per position.
+inline void quantise_activations(ConstMatrixView<float> x, std::size_t padded,
+                                 Matrix<std::uint8_t>& q, std::vector<float>& scales) {
+  q.resize(x.rows, padded);
+  scales.resize(x.rows);
+  for (std::size_t m = 0; m < x.rows; ++m) {
+    const float* row = x.row(m);
+    const float scale = scales[m] = activation_scale(row, x.cols);
+    std::uint8_t* out = q.row(m);
+    for (std::size_t k = 0; k < x.cols; ++k) out[k] = quantise_activation(row[k], scale);
+    std::fill(out + x.cols, out + padded, std::uint8_t(128));
+  }
+}
+
+inline constexpr std::size_t kInt8TileRows = PackedWeights<std::int8_t>::kTileRows;
+inline constexpr std::size_t kInt8Block = PackedWeights<std::int8_t>::kBlock;
+
+#if defined(__AVX512VNNI__)
+// out[r] = the sum of the 16 lanes of v[r], for four vectors at once. (The zero-masked forms
+// of the shuffles: GCC 12 warns about the undefined pass-through of the plain ones and of the
+// casts.)
+inline void sum_lanes_of_four(const __m512i (&v)[4], std::int32_t (&out)[4]) {
+  constexpr __mmask16 all = 0xFFFF;
+  constexpr __mmask8 all64 = 0xFF;
+  const __m512i ab = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(all, v[0], v[1]),
+                                      _mm512_maskz_unpackhi_epi32(all, v[0], v[1]));
+  const __m512i cd = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(all, v[2], v[3]),
+                                      _mm512_maskz_unpackhi_epi32(all, v[2], v[3]));
+  __m512i abcd = _mm512_add_epi32(_mm512_maskz_unpacklo_epi64(all64, ab, cd),
+                                  _mm512_maskz_unpackhi_epi64(all64, ab, cd));  // a b c d per lane
+  abcd = _mm512_add_epi32(abcd, _mm512_maskz_shuffle_i32x4(all, abcd, abcd, 0x4E));
+  abcd = _mm512_add_epi32(abcd, _mm512_maskz_shuffle_i32x4(all, abcd, abcd, 0xB1));
+  alignas(64) std::int32_t lanes[16];
+  _mm512_store_si512(lanes, abcd);
+  std::copy_n(lanes, 4, out);
+}
+#endif
+
+// sums[m][i * kInt8TileRows + r] = sum_k q[m][k] Q[r][k] (q offset bytes) for the rows r of
+// Tiles tiles read side by side.
+template <int Positions, int Tiles>
+inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const* tiles,
+                          std::size_t blocks,
+                          std::int32_t (&sums)[Positions][Tiles * kInt8TileRows]) {
+  constexpr std::size_t kRows = Tiles * kInt8TileRows;
+#if defined(__AVX512VNNI__)
+  __m512i acc[Positions][kRows];
+  for (int m = 0; m < Positions; ++m)
+    for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm512_setzero_si512();
+  for (std::size_t b = 0; b < blocks; ++b) {
+    __m512i w[kRows];
+    for (int i = 0; i < Tiles; ++i) {
+      const std::int8_t* block = tiles[i] + b * kInt8TileRows * kInt8Block;
+      for (std::size_t line = 0; line < kInt8TileRows * 64; line += 64)
+        __builtin_prefetch(block + kPrefetchBytes + line);
+      for (std::size_t r = 0; r < kInt8TileRows; ++r)
+        w[i * kInt8TileRows + r] = _mm512_load_si512(block + r * kInt8Block);
+    }
+    for (int m = 0; m < Positions; ++m) {
+      const __m512i xv = _mm512_load_si512(q[m] + b * kInt8Block);
+      for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], xv, w[r]);
+    }
+  }
+  for (int m = 0; m < Positions; ++m)
+    for (int i = 0; i < Tiles; ++i)
+      sum_lanes_of_four(*reinterpret_cast<const __m512i(*)[4]>(acc[m] + i * 4),
+                        *reinterpret_cast<std::int32_t(*)[4]>(sums[m] + i * 4));
+#else
+  for (int m = 0; m < Positions; ++m)
+    for (std::size_t row = 0; row < kRows; ++row) {
+      const std::size_t i = row / kInt8TileRows, r = row % kInt8TileRows;
+      std::int32_t sum = 0;
+      for (std::size_t b = 0; b < blocks; ++b) {
+        const std::int8_t* w = tiles[i] + (b * kInt8TileRows + r) * kInt8Block;
+        const std::uint8_t* x = q[m] + b * kInt8Block;
+        for (std::size_t k = 0; k < kInt8Block; ++k) sum += std::int32_t(x[k]) * std::int32_t(w[k]);
+      }
+      sums[m][row] = sum;
+    }
+#endif
+}
+
+// The int8 kernel for run_tiles: quantised x against packed weights into y (all columns at
+// once: the integer sums must not be split).
+struct Int8TileKernel {
+  const Matrix<std::uint8_t>& q;
+  std::span<const float> x_scales;
+  const PackedWeights<std::int8_t>& w;
+  MatrixView<float> y;
+
+  template <int Positions, int Tiles>
+  void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t, std::size_t,
+           bool add) const {
+    const std::uint8_t* x_rows[Positions];
+    for (int m = 0; m < Positions; ++m) x_rows[m] = q.row(m0 + m);
+    const std::int8_t* tiles[Tiles];
+    for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
+    std::int32_t sums[Positions][Tiles * kInt8TileRows];
+    tile_dot_int8<Positions, Tiles>(x_rows, tiles, w.blocks(), sums);
+    for (int i = 0; i < Tiles; ++i) {
+      const std::size_t n0 = t[i] * kInt8TileRows, rows = std::min(kInt8TileRows, w.rows() - n0);
+      for (int m = 0; m < Positions; ++m) {
+        float* out = y.row(m0 + m) + n0;
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::int32_t exact = sums[m][i * kInt8TileRows + r] - 128 * w.row_sums()[n0 + r];
+          const float value = float(exact) * (x_scales[m0 + m] * w.scales()[n0 + r]);
+          out[r] = add ? out[r] + value : value;
+        }
+      }
+    }
+  }
+};
+
+}  // namespace detail
+
+// y = x W^T (y += x W^T when accumulate) for int8 weights; see the top of this file.
+inline void linear_int8(ConstMatrixView<float> x, const PackedWeights<std::int8_t>& w,
+                        MatrixView<float> y, bool accumulate) {
+  require(w.cols() < kMaxInt8Columns, "linear: int8 weights with ", w.cols(),
+          " columns exceed the exact integer range (at most ", kMaxInt8Columns, ")");
+  thread_local Matrix<std::uint8_t> quantised;
+  thread_local std::vector<float> scales;
+  Matrix<std::uint8_t>& q = quantised;  // the caller's buffers, shared by the team
+  std::vector<float>& x_scales = scales;
+  detail::quantise_activations(x, w.padded_cols(), q, x_scales);
+  detail::Int8TileKernel kernel{q, x_scales, w, y};
+  const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);
+  run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), w.blocks(), accumulate,
+                       threaded);
+}
+
+}  // namespace recurrent_depth::cpu

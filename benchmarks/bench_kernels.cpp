@@ -87,7 +87,7 @@ struct LinearFixture : RotatingFixture {
   Work work(std::size_t positions) const {
     Work w;
     const double params = static_cast<double>(shape.rows * shape.cols);
-    w.weight_bytes = params * sizeof(Storage);
+    w.weight_bytes = static_cast<double>(weights.front().bytes());  // padding and scales included
     w.flops = 2.0 * params * static_cast<double>(positions);
     return w;
   }

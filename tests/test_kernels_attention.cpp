@@ -102,6 +102,15 @@ std::vector<AttentionCase> attention_cases() {
       // Queries that see no key at all (output zero), then some.
       cases.push_back({heads, head_dim, 3, 0, 3, {2, 3, 4}});
     }
+  // Decode over many keys (threads split the keys and merge their partial softmaxes): all keys
+  // visible; the later half masked (a thread whose keys are all hidden); none visible.
+  for (std::size_t heads : {1, 3}) {
+    cases.push_back({heads, 96, 1, 400, 401, {}});
+    cases.push_back({heads, 32, 1, 150, 400, {}});
+    std::vector<std::int32_t> hidden(300);
+    for (std::size_t j = 0; j < hidden.size(); ++j) hidden[j] = std::int32_t(1000 + j);
+    cases.push_back({heads, 16, 1, 7, 300, hidden});
+  }
   return cases;
 }
 

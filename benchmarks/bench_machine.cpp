@@ -2,7 +2,8 @@
 // the probes of recurrent_depth/backends/cpu/machine_limits.hpp (also behind `rdepth bench`):
 // machine/read_bandwidth sums a 1 GiB float array with all OpenMP threads (4 streams each);
 // machine/peak_fma runs independent register-resident FMA chains on all threads with the SIMD
-// batch the library's kernels use (xsimd's default architecture for the compile flags).
+// batch the library's kernels use (xsimd's default architecture for the compile flags);
+// machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (builds with AVX-512 VNNI).
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -57,6 +58,19 @@ void peak_fma(benchmark::State& state) {
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
 
+#if defined(__AVX512VNNI__)
+void peak_int8_dot(benchmark::State& state) {
+  for (auto _ : state) {
+    int sink = rd::cpu::detail::int8_dot_chains(kSteps);
+    benchmark::DoNotOptimize(sink);
+  }
+  const double ops = rd::cpu::detail::int8_dot_chains_ops(kSteps);
+  state.counters["GOP/s"] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
+  state.counters["threads"] = benchmark::Counter(rd::max_threads());
+}
+#endif
+
 }  // namespace
 
 void register_machine_benchmarks() {
@@ -68,6 +82,12 @@ void register_machine_benchmarks() {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond)
       ->MinTime(0.3);
+#if defined(__AVX512VNNI__)
+  benchmark::RegisterBenchmark("machine/peak_int8_dot", peak_int8_dot)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(0.3);
+#endif
 }
 
 }  // namespace rdbench

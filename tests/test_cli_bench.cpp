@@ -31,6 +31,15 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
       CHECK(out["decode_fraction_of_roofline"].get<double>() ==
             Approx(out["decode_tokens_per_second"].get<double>() / roofline));
       CHECK(out["peer"]["eigen_gemv_gbs"].get<double>() > 0.0);
+      // int8 weights on a machine with an int8 dot-product instruction: prefill also against
+      // that instruction's measured peak.
+#if defined(__AVX512VNNI__)
+      if (std::string(weights) == "int8")
+        CHECK(
+            out["prefill_fraction_of_int8_peak"].get<double>() ==
+            Approx(out["prefill_gflops"].get<double>() / out["int8_dot_peak_gops"].get<double>()));
+#endif
+      if (std::string(weights) != "int8") CHECK_FALSE(out.contains("int8_dot_peak_gops"));
     }
   }
   // Bytes per token grow with r by one core iteration each; int8 streams about half of bf16

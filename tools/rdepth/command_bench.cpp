@@ -147,6 +147,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
   const double bandwidth = rd::cpu::read_bandwidth_gbs();
   const double peak = rd::cpu::fma_peak_gflops();
+  const bool int8_weights = weight_format(args) == rd::WeightFormat::int8;
+  const double int8_peak = int8_weights ? rd::cpu::int8_dot_peak_gops() : 0.0;
   const PeerFigures peer = measure_peer(2 * std::size_t(config.intermediate_size),
                                         std::size_t(config.n_embd), prompt_length);
 
@@ -179,6 +181,10 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["prefill_roofline_tokens_per_second"] = prefill_roofline;
   out["prefill_fraction_of_peak"] = prefill_tps / prefill_roofline;
   out["prefill_gflops"] = cost.flops * prefill_tps / 1e9;
+  if (int8_peak > 0) {  // int8 matmuls run on the integer dot-product units, not the FMAs
+    out["int8_dot_peak_gops"] = int8_peak;
+    out["prefill_fraction_of_int8_peak"] = cost.flops * prefill_tps / 1e9 / int8_peak;
+  }
   out["peer"] = {
       {"what", "Eigen float GEMV/GEMM on the core MLP fc shape, vs this library's f32 kernel"},
       {"eigen_gemv_gbs", peer.eigen_gemv_gbs},
@@ -197,6 +203,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n",
               prefill_tps, cost.flops * prefill_tps / 1e9, 100.0 * prefill_tps / prefill_roofline,
               peak);
+  if (int8_peak > 0)
+    std::printf("           (int8 matmuls: %5.1f%% of the int8 dot-product peak, %.0f GOP/s)\n",
+                100.0 * cost.flops * prefill_tps / 1e9 / int8_peak, int8_peak);
   std::printf(
       "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s)\n",
       decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * decode_tps / decode_roofline,

@@ -3,6 +3,8 @@
 //                       several streams per thread as the matmul kernels read 4 weight rows at once
 //   fma_peak_gflops     independent register-resident FMA chains on all threads, in the SIMD batch
 //                       the kernels use (xsimd's default architecture for the compile flags)
+//   int8_dot_peak_gops  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
+//                       multiply-adds of bytes per instruction); 0 where the build has none
 // Each returns the best of a few timed passes (the machine may be shared: the best pass is the
 // closest to what it can do).
 #pragma once
@@ -83,6 +85,33 @@ inline float fma_chains(long steps) {
   return sink;
 }
 
+#if defined(__AVX512VNNI__)
+// Operations int8_dot_chains(steps) performs on all threads (2 per byte product).
+inline double int8_dot_chains_ops(long steps) {
+  return 2.0 * 64 * kFmaChains * double(steps) * max_threads();
+}
+
+inline int int8_dot_chains(long steps) {
+  int sink = 0;
+#pragma omp parallel reduction(+ : sink)
+  {
+    __m512i acc[kFmaChains];
+    for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_set1_epi32(k + thread_index());
+    const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+    for (long s = 0; s < steps; ++s) {
+#pragma GCC unroll 16
+      for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
+    }
+    alignas(64) int lanes[16];
+    for (int k = 0; k < kFmaChains; ++k) {
+      _mm512_store_si512(lanes, acc[k]);
+      sink += lanes[0];
+    }
+  }
+  return sink;
+}
+#endif
+
 template <class Work>
 double best_seconds(int passes, Work&& work) {
   double best = 1e30;
@@ -119,6 +148,21 @@ inline double fma_peak_gflops(int passes = 5) {
   const double seconds =
       detail::best_seconds(passes, [&] { sink = sink + detail::fma_chains(kSteps); });
   return detail::fma_chains_flops(kSteps) / seconds / 1e9;
+}
+
+// Peak int8 dot-product throughput in GOP/s (2 operations per byte product) on all threads; 0
+// when the build has no int8 dot-product instruction (the int8 kernel then runs a plain loop).
+inline double int8_dot_peak_gops(int passes = 5) {
+#if defined(__AVX512VNNI__)
+  constexpr long kSteps = 1 << 21;
+  volatile int sink = 0;
+  const double seconds =
+      detail::best_seconds(passes, [&] { sink = sink + detail::int8_dot_chains(kSteps); });
+  return detail::int8_dot_chains_ops(kSteps) / seconds / 1e9;
+#else
+  (void)passes;
+  return 0.0;
+#endif
 }
 
 }  // namespace recurrent_depth::cpu

@@ -4,7 +4,7 @@
 //    4 positions pass them (prefill);
 //  - each remaining position against kStreams tiles side by side, one from each part of the
 //    share: that many memory streams in flight, which one core needs to approach the memory
-//    bandwidth (decode: +20-40% over one stream on this machine's Zen 5 cores);
+//    bandwidth (decode at huginn-mini shapes: +30-45% over one stream on this Zen 5 machine);
 //  - with more than 4 positions, optionally the columns in equal chunks of at most chunk_blocks
 //    blocks, so that a tile's chunk stays in L1 and x's chunk in L2 while all positions pass.
 // A kernel provides run<Positions, Tiles>(tiles, first_position, block_begin, block_end, add),

@@ -23,7 +23,8 @@ struct BF16 {
   using Source = bf16;
   static constexpr std::string_view name = "bf16";
 };
-// Symmetric int8 with one float scale per weight row (max |w| / 127), quantised from float.
+// Symmetric int8 with one float scale per weight row (max |w| / 127), quantised from float; the
+// matmuls quantise their activations per position too (backends/cpu/linear_int8.hpp).
 struct INT8 {
   using Storage = std::int8_t;
   using Source = float;

@@ -130,6 +130,7 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
         for (std::size_t K : kColumns) check(M, N, K, accumulate);
   check(1, 67, 1000, false);  // many row tiles over threads (two streams), a long reduction
   check(5, 67, 1000, true);
+  check(6, 203, 40, false);  // 51 tiles: several prefill tile groups per thread
 
   // The comparison notices a kernel that does not quantise the activations (float x times the
   // int8 weights) and one that forgets the offset correction of the unsigned activations.

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "arguments.hpp"

@@ -70,8 +70,6 @@ void prepare_x(ConstMatrixView<float> x, std::size_t padded, Matrix<float>& out)
   }
 }
 
-inline constexpr std::size_t kTileRows = 4;
-
 // sums[m][i * kTileRows + r] = sum over blocks [b0, b1) of x[m] . w[r] for the rows r of
 // Tiles tiles read side by side and Positions positions; xb[m] is x[m] prepared by prepare_x.
 template <int Positions, int Tiles, class W>
@@ -119,14 +117,8 @@ struct FloatTileKernel {
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     float sums[Positions][Tiles * kTileRows];
     tile_dot<Positions, Tiles>(x_rows, tiles, b0, b1, sums);
-    for (int i = 0; i < Tiles; ++i) {
-      const std::size_t n0 = t[i] * kTileRows, rows = std::min(kTileRows, w.rows() - n0);
-      for (int m = 0; m < Positions; ++m) {
-        float* out = y.row(m0 + m) + n0;
-        const float* sum = sums[m] + i * kTileRows;
-        for (std::size_t r = 0; r < rows; ++r) out[r] = add ? out[r] + sum[r] : sum[r];
-      }
-    }
+    store_tile_outputs<Positions>(y, t, w.rows(), m0, add,
+                                  [&](int m, std::size_t j, std::size_t) { return sums[m][j]; });
   }
 };
 
@@ -146,7 +138,7 @@ void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<floa
     Matrix<float>& xb = prepared;  // the caller's copy of x in the loaders' layout, shared
     detail::prepare_x<W>(x, w.padded_cols(), xb);
     detail::FloatTileKernel<W> kernel{xb, w, y};
-    constexpr std::size_t kChunkBlocks = 32768 / (detail::kTileRows * 64);  // 32 KB of tile
+    constexpr std::size_t kChunkBlocks = 32768 / (kTileRows * 64);     // 32 KB of tile
     const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);  // below: threads cost more
     run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), kChunkBlocks, accumulate,
                          threaded);

@@ -67,7 +67,6 @@ inline void quantise_activations(ConstMatrixView<float> x, std::size_t padded,
   }
 }
 
-inline constexpr std::size_t kInt8TileRows = PackedWeights<std::int8_t>::kTileRows;
 inline constexpr std::size_t kInt8Block = PackedWeights<std::int8_t>::kBlock;
 
 #if defined(__AVX512VNNI__)
@@ -91,13 +90,12 @@ inline void sum_lanes_of_four(const __m512i (&v)[4], std::int32_t (&out)[4]) {
 }
 #endif
 
-// sums[m][i * kInt8TileRows + r] = sum_k q[m][k] Q[r][k] (q offset bytes) for the rows r of
+// sums[m][i * kTileRows + r] = sum_k q[m][k] Q[r][k] (q offset bytes) for the rows r of
 // Tiles tiles read side by side.
 template <int Positions, int Tiles>
 inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const* tiles,
-                          std::size_t blocks,
-                          std::int32_t (&sums)[Positions][Tiles * kInt8TileRows]) {
-  constexpr std::size_t kRows = Tiles * kInt8TileRows;
+                          std::size_t blocks, std::int32_t (&sums)[Positions][Tiles * kTileRows]) {
+  constexpr std::size_t kRows = Tiles * kTileRows;
 #if defined(__AVX512VNNI__)
   __m512i acc[Positions][kRows];
   for (int m = 0; m < Positions; ++m)
@@ -105,11 +103,11 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
   for (std::size_t b = 0; b < blocks; ++b) {
     __m512i w[kRows];
     for (int i = 0; i < Tiles; ++i) {
-      const std::int8_t* block = tiles[i] + b * kInt8TileRows * kInt8Block;
-      for (std::size_t line = 0; line < kInt8TileRows * 64; line += 64)
+      const std::int8_t* block = tiles[i] + b * kTileRows * kInt8Block;
+      for (std::size_t line = 0; line < kTileRows * 64; line += 64)
         __builtin_prefetch(block + kPrefetchBytes + line);
-      for (std::size_t r = 0; r < kInt8TileRows; ++r)
-        w[i * kInt8TileRows + r] = _mm512_load_si512(block + r * kInt8Block);
+      for (std::size_t r = 0; r < kTileRows; ++r)
+        w[i * kTileRows + r] = _mm512_load_si512(block + r * kInt8Block);
     }
     for (int m = 0; m < Positions; ++m) {
       const __m512i xv = _mm512_load_si512(q[m] + b * kInt8Block);
@@ -123,10 +121,10 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
 #else
   for (int m = 0; m < Positions; ++m)
     for (std::size_t row = 0; row < kRows; ++row) {
-      const std::size_t i = row / kInt8TileRows, r = row % kInt8TileRows;
+      const std::size_t i = row / kTileRows, r = row % kTileRows;
       std::int32_t sum = 0;
       for (std::size_t b = 0; b < blocks; ++b) {
-        const std::int8_t* w = tiles[i] + (b * kInt8TileRows + r) * kInt8Block;
+        const std::int8_t* w = tiles[i] + (b * kTileRows + r) * kInt8Block;
         const std::uint8_t* x = q[m] + b * kInt8Block;
         for (std::size_t k = 0; k < kInt8Block; ++k) sum += std::int32_t(x[k]) * std::int32_t(w[k]);
       }
@@ -150,19 +148,13 @@ struct Int8TileKernel {
     for (int m = 0; m < Positions; ++m) x_rows[m] = q.row(m0 + m);
     const std::int8_t* tiles[Tiles];
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
-    std::int32_t sums[Positions][Tiles * kInt8TileRows];
+    std::int32_t sums[Positions][Tiles * kTileRows];
     tile_dot_int8<Positions, Tiles>(x_rows, tiles, w.blocks(), sums);
-    for (int i = 0; i < Tiles; ++i) {
-      const std::size_t n0 = t[i] * kInt8TileRows, rows = std::min(kInt8TileRows, w.rows() - n0);
-      for (int m = 0; m < Positions; ++m) {
-        float* out = y.row(m0 + m) + n0;
-        for (std::size_t r = 0; r < rows; ++r) {
-          const std::int32_t exact = sums[m][i * kInt8TileRows + r] - 128 * w.row_sums()[n0 + r];
-          const float value = float(exact) * (x_scales[m0 + m] * w.scales()[n0 + r]);
-          out[r] = add ? out[r] + value : value;
-        }
-      }
-    }
+    store_tile_outputs<Positions>(y, t, w.rows(), m0, add,
+                                  [&](int m, std::size_t j, std::size_t n) {
+                                    const std::int32_t exact = sums[m][j] - 128 * w.row_sums()[n];
+                                    return float(exact) * (x_scales[m0 + m] * w.scales()[n]);
+                                  });
   }
 };
 

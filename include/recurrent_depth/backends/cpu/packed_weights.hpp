@@ -23,11 +23,13 @@
 
 namespace recurrent_depth::cpu {
 
+// Weight rows per tile (the kernels' register tiles are built on it).
+inline constexpr std::size_t kTileRows = 4;
+
 template <class W>
 class PackedWeights {
  public:
   static constexpr bool kScaled = std::is_same_v<W, std::int8_t>;
-  static constexpr std::size_t kTileRows = 4;
   static constexpr std::size_t kBlock = 64 / sizeof(W);  // elements of one row in one block
 
   // From row-major float or bf16 values [rows, cols].

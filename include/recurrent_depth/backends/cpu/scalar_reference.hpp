@@ -31,12 +31,14 @@ void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
 inline void linear_int8(ConstMatrixView<float> x, ConstMatrixView<std::int8_t> q,
                         std::span<const float> row_scales, MatrixView<float> y,
                         bool accumulate = false) {
+  std::vector<std::int64_t> xq(x.cols);
   for (std::size_t m = 0; m < x.rows; ++m) {
     const float step = activation_scale(x.row(m), x.cols);
+    for (std::size_t k = 0; k < x.cols; ++k)
+      xq[k] = std::int64_t(quantise_activation(x(m, k), step)) - 128;
     for (std::size_t n = 0; n < q.rows; ++n) {
       std::int64_t sum = 0;
-      for (std::size_t k = 0; k < x.cols; ++k)
-        sum += (std::int64_t(quantise_activation(x(m, k), step)) - 128) * q(n, k);
+      for (std::size_t k = 0; k < x.cols; ++k) sum += xq[k] * q(n, k);
       const float value = float(sum) * (step * row_scales[n]);
       y(m, n) = accumulate ? y(m, n) + value : value;
     }

@@ -15,7 +15,9 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
+#include "packed_weights.hpp"
 
 namespace recurrent_depth::cpu {
 
@@ -24,6 +26,24 @@ inline constexpr int kTilePositions = 4;
 inline constexpr std::size_t kPrefetchBytes = 2048;
 inline constexpr int kStreams = 2;
 inline constexpr std::size_t kTileGroup = 16;
+
+// The kernels' last step: y[m0 + m][n] = value(m, j, n), or += when add, for the Positions
+// positions and the real rows n of the tiles t (j: the row's index among the tiles' rows,
+// i * kTileRows + r); padding rows past `rows` are skipped.
+template <int Positions, int Tiles, class Value>
+void store_tile_outputs(MatrixView<float> y, const std::size_t (&t)[Tiles], std::size_t rows,
+                        std::size_t m0, bool add, Value&& value) {
+  for (int i = 0; i < Tiles; ++i) {
+    const std::size_t n0 = t[i] * kTileRows, count = std::min(kTileRows, rows - n0);
+    for (int m = 0; m < Positions; ++m) {
+      float* out = y.row(m0 + m) + n0;
+      for (std::size_t r = 0; r < count; ++r) {
+        const float v = value(m, i * kTileRows + r, n0 + r);
+        out[r] = add ? out[r] + v : v;
+      }
+    }
+  }
+}
 
 template <class Kernel>
 void run_tiles(Kernel& kernel, std::size_t positions, std::size_t blocks, std::size_t chunk_blocks,

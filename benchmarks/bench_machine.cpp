@@ -5,8 +5,6 @@
 // batch the library's kernels use (xsimd's default architecture for the compile flags);
 // machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (builds with AVX-512 VNNI).
 #include <cstddef>
-#include <memory>
-#include <new>
 
 #include "fixtures.hpp"
 #include "recurrent_depth/backends/cpu/machine_limits.hpp"
@@ -17,12 +15,8 @@ namespace {
 using rd::cpu::kFloatLanes;
 
 struct ReadBuffer {
-  static constexpr std::size_t kFloats = std::size_t(1) << 28;  // 1 GiB
-  struct Free {
-    void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
-  };
-  std::unique_ptr<float[], Free> data{
-      static_cast<float*>(::operator new[](kFloats * sizeof(float), std::align_val_t{64}))};
+  static constexpr std::size_t kFloats = std::size_t(1) << 28;          // 1 GiB
+  rd::AlignedArray<float> data = rd::allocate_aligned<float>(kFloats);  // as the weights
   ReadBuffer() {
     const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(kFloats);
     float* p = data.get();

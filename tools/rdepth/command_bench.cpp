@@ -1,10 +1,11 @@
 // rdepth bench: end-to-end speed of a model (a directory, or seeded random weights of a named
 // shape) at r core iterations: prefill tokens/s over a prompt of P tokens and decode tokens/s
 // (median per-token time of N one-token steps), each next to this machine's measured limits (read
-// bandwidth -> decode roofline, FMA peak -> prefill roofline) and to a peer measured in the same
-// run (Eigen's float matrix-vector and matrix-matrix products on the core MLP's weight shape,
-// against this library's kernel on the same matrix). Also weight bytes and FLOPs per token,
-// resident memory and KV cache bytes.
+// bandwidth -> decode roofline, probed right before each decode step, the fraction being the
+// median over the steps of each step's against its own probe; FMA peak -> prefill roofline) and
+// to a peer measured in the same run (Eigen's float matrix-vector and matrix-matrix products on the
+// core MLP's weight shape, against this library's kernel on the same matrix). Also weight bytes and
+// FLOPs per token, resident memory and KV cache bytes.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,8 +36,10 @@ Arguments bench_arguments() {
       "FLOPs\n"
       "one token costs, the machine's measured read bandwidth and FMA peak, the rooflines these "
       "give\n"
-      "(decode: bandwidth / bytes per token; prefill: peak / FLOPs per token) and the fraction\n"
-      "reached, Eigen's float GEMV/GEMM on the core MLP's weight shape as a peer next to this\n"
+      "(decode: bandwidth / bytes per token, the bandwidth probed before each step; prefill: peak "
+      "/\n"
+      "FLOPs per token) and the fraction reached, Eigen's float GEMV/GEMM on the core MLP's weight "
+      "shape as a peer next to this\n"
       "library's kernel on the same matrix, the resident memory and the KV cache bytes. --shape\n"
       "builds seeded random weights in memory (one block's values repeated: the model still holds\n"
       "every block).",
@@ -134,25 +137,30 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   auto start = Clock::now();
   model.forward(session, std::span(ids).first(prompt_length), options);
   const double prefill_seconds = seconds_since(start);
-  std::vector<double> step_seconds;
+  const rd::TokenCost cost = model.token_cost(steps);
+  // The machine's bandwidth moves (it may be shared): each decode step is compared with a probe
+  // of the bandwidth taken right before it.
+  const rd::cpu::ReadBandwidthProbe probe;
+  std::vector<double> step_seconds, step_bandwidth, step_fraction;
   for (std::size_t t = 0; t < gen; ++t) {
+    step_bandwidth.push_back(probe.gbs(2));
     start = Clock::now();
     model.forward(session, std::span(ids).subspan(prompt_length + t, 1), options);
     step_seconds.push_back(seconds_since(start));
+    step_fraction.push_back(cost.weight_bytes / step_seconds.back() / 1e9 / step_bandwidth.back());
   }
   const double decode_step = median(step_seconds);
   const std::size_t resident = proc_status_bytes("VmRSS"),
                     peak_resident = proc_status_bytes("VmHWM");
 
   if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
-  const double bandwidth = rd::cpu::read_bandwidth_gbs();
+  const double bandwidth = median(step_bandwidth);
   const double peak = rd::cpu::fma_peak_gflops();
   const bool int8_weights = weight_format(args) == rd::WeightFormat::int8;
   const double int8_peak = int8_weights ? rd::cpu::int8_dot_peak_gops() : 0.0;
   const PeerFigures peer = measure_peer(2 * std::size_t(config.intermediate_size),
                                         std::size_t(config.n_embd), prompt_length);
 
-  const rd::TokenCost cost = model.token_cost(steps);
   const double prefill_tps = double(prompt_length) / prefill_seconds,
                decode_tps = 1.0 / decode_step;
   const double decode_roofline = bandwidth * 1e9 / cost.weight_bytes;
@@ -176,7 +184,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["read_bandwidth_gbs"] = bandwidth;
   out["peak_gflops"] = peak;
   out["decode_roofline_tokens_per_second"] = decode_roofline;
-  out["decode_fraction_of_roofline"] = decode_tps / decode_roofline;
+  out["decode_fraction_of_roofline"] = median(step_fraction);
+  out["decode_step_seconds"] = step_seconds;
+  out["read_bandwidth_gbs_per_step"] = step_bandwidth;
   out["decode_weight_gbs"] = cost.weight_bytes * decode_tps / 1e9;
   out["prefill_roofline_tokens_per_second"] = prefill_roofline;
   out["prefill_fraction_of_peak"] = prefill_tps / prefill_roofline;
@@ -206,10 +216,12 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   if (int8_peak > 0)
     std::printf("           (int8 matmuls: %5.1f%% of the int8 dot-product peak, %.0f GOP/s)\n",
                 100.0 * cost.flops * prefill_tps / 1e9 / int8_peak, int8_peak);
+  const auto [low, high] = std::minmax_element(step_bandwidth.begin(), step_bandwidth.end());
   std::printf(
-      "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s)\n",
-      decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * decode_tps / decode_roofline,
-      bandwidth);
+      "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s; "
+      "%.1f-%.1f over the steps)\n",
+      decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * median(step_fraction), bandwidth,
+      *low, *high);
   std::printf(
       "  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f "
       "tok/s\n",

@@ -1,18 +1,16 @@
 // Row-major matrices: MatrixView<T> (non-owning, with a row stride) and Matrix<T> (owning,
-// 64-byte aligned rows). Activations are [positions, features]; weights are [out, in].
+// 64-byte aligned rows; large ones on huge pages, aligned_memory.hpp). Activations are [positions,
+// features]; weights are [out, in].
 #pragma once
 
 #include <cassert>
 #include <cstddef>
-#include <cstdlib>
-#include <memory>
-#include <new>
 #include <span>
 #include <type_traits>
 
-namespace recurrent_depth {
+#include "aligned_memory.hpp"
 
-inline constexpr std::size_t kAlignment = 64;
+namespace recurrent_depth {
 
 template <class T>
 struct MatrixView {
@@ -66,8 +64,7 @@ class Matrix {
     constexpr std::size_t per_line = kAlignment / sizeof(T) > 0 ? kAlignment / sizeof(T) : 1;
     const std::size_t stride = (cols + per_line - 1) / per_line * per_line;
     if (rows * stride > capacity_) {
-      storage_.reset(static_cast<T*>(
-          ::operator new[](rows* stride * sizeof(T), std::align_val_t{kAlignment})));
+      storage_ = allocate_aligned<T>(rows * stride);
       capacity_ = rows * stride;
     }
     view_ = MatrixView<T>(storage_.get(), rows, cols, stride);
@@ -92,10 +89,7 @@ class Matrix {
   operator ConstMatrixView<T>() const { return view_; }
 
  private:
-  struct AlignedDelete {
-    void operator()(T* p) const { ::operator delete[](p, std::align_val_t{kAlignment}); }
-  };
-  std::unique_ptr<T[], AlignedDelete> storage_;
+  AlignedArray<T> storage_;
   std::size_t capacity_ = 0;
   MatrixView<T> view_;
 };

@@ -1,6 +1,8 @@
 // The machine's own limits, measured, so throughput can be quoted as a fraction of them:
-//   read_bandwidth_gbs  sums a large float array (well beyond the caches) with all OpenMP threads,
-//                       several streams per thread as the matmul kernels read 4 weight rows at once
+//   ReadBandwidthProbe  sums a large float array (well beyond the caches, on huge pages as the
+//                       weights) with all OpenMP threads, several streams per thread; repeatable
+//                       next to each step of a measurement (the bandwidth of a shared machine
+//                       moves)
 //   fma_peak_gflops     independent register-resident FMA chains on all threads, in the SIMD batch
 //                       the kernels use (xsimd's default architecture for the compile flags)
 //   int8_dot_peak_gops  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
@@ -12,26 +14,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
-#include <memory>
-#include <new>
 
+#include "../../core/aligned_memory.hpp"
 #include "../../core/threads.hpp"
 #include "simd.hpp"
 
 namespace recurrent_depth::cpu {
 
 namespace detail {
-
-struct AlignedFloats {
-  struct Free {
-    void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
-  };
-  explicit AlignedFloats(std::size_t n)
-      : size(n),
-        data(static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{64}))) {}
-  std::size_t size;
-  std::unique_ptr<float[], Free> data;
-};
 
 // Sums n floats (n a multiple of 4 * 2^16): each work item reads 4 chunks at once.
 inline float sum_streams(const float* p, std::size_t n) {
@@ -126,19 +116,35 @@ double best_seconds(int passes, Work&& work) {
 
 }  // namespace detail
 
-// Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default 256 MiB).
-inline double read_bandwidth_gbs(std::size_t bytes = std::size_t(256) << 20, int passes = 4) {
-  constexpr std::size_t kUnit = std::size_t(4) << 16;  // floats per work item
-  const std::size_t n = std::max(kUnit, bytes / sizeof(float) / kUnit * kUnit);
-  detail::AlignedFloats buffer(n);
-  float* p = buffer.data.get();
+// Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default 256 MiB), allocated and
+// first touched once, so that the probe can be repeated next to each step of a measurement.
+class ReadBandwidthProbe {
+ public:
+  explicit ReadBandwidthProbe(std::size_t bytes = std::size_t(256) << 20)
+      : floats_(std::max(kUnit, bytes / sizeof(float) / kUnit * kUnit)),
+        buffer_(allocate_aligned<float>(floats_)) {  // huge pages, as the weights
+    float* p = buffer_.get();
 #pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i)  // first touch by readers
-    p[i] = static_cast<float>(i & 1023) * 1e-3f;
-  volatile float sink = 0.0f;
-  const double seconds =
-      detail::best_seconds(passes, [&] { sink = sink + detail::sum_streams(p, n); });
-  return double(n * sizeof(float)) / seconds / 1e9;
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(floats_); ++i)  // by the readers
+      p[i] = static_cast<float>(i & 1023) * 1e-3f;
+  }
+
+  // The best of `passes` timed passes.
+  double gbs(int passes = 4) const {
+    volatile float sink = 0.0f;
+    const double seconds = detail::best_seconds(
+        passes, [&] { sink = sink + detail::sum_streams(buffer_.get(), floats_); });
+    return double(floats_ * sizeof(float)) / seconds / 1e9;
+  }
+
+ private:
+  static constexpr std::size_t kUnit = std::size_t(4) << 16;  // floats per work item
+  std::size_t floats_;
+  AlignedArray<float> buffer_;
+};
+
+inline double read_bandwidth_gbs(std::size_t bytes = std::size_t(256) << 20, int passes = 4) {
+  return ReadBandwidthProbe(bytes).gbs(passes);
 }
 
 // Peak float32 FMA throughput in GFLOP/s (2 FLOP per lane per FMA) on all threads.

@@ -29,9 +29,8 @@ template <class W, class A = Arch>
 struct BlockLoader {
   static constexpr std::size_t kBatches = PackedWeights<W>::kBlock / kFloatLanes;
   static constexpr bool kDeinterleavedX = false;
-  static void load(const W* p, FloatBatch (&out)[kBatches]) {
-    for (std::size_t j = 0; j < kBatches; ++j) out[j] = load_floats(p + j * kFloatLanes);
-  }
+  // Float batch j of the block at p.
+  static FloatBatch load(const W* p, std::size_t j) { return load_floats(p + j * kFloatLanes); }
 };
 
 #if defined(__AVX512F__)
@@ -40,10 +39,10 @@ requires std::is_base_of_v<xsimd::avx512f, A>
 struct BlockLoader<bf16, A> {
   static constexpr std::size_t kBatches = 2;
   static constexpr bool kDeinterleavedX = true;
-  static void load(const bf16* p, FloatBatch (&out)[2]) {
+  static FloatBatch load(const bf16* p, std::size_t j) {
     const __m512i v = _mm512_load_si512(p);
-    out[0] = FloatBatch(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
-    out[1] = FloatBatch(_mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(-65536))));
+    return FloatBatch(_mm512_castsi512_ps(j == 0 ? _mm512_slli_epi32(v, 16)
+                                                 : _mm512_and_si512(v, _mm512_set1_epi32(-65536))));
   }
 };
 #endif
@@ -82,20 +81,22 @@ inline void tile_dot(const float* const* xb, const W* const* tiles, std::size_t 
   for (int m = 0; m < Positions; ++m)
     for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = FloatBatch(0.0f);
   for (std::size_t b = b0; b < b1; ++b) {
-    FloatBatch w[kRows][kBatches];
-    for (int i = 0; i < Tiles; ++i) {
-      const W* block = tiles[i] + b * kTileRows * kBlock;
+    for (int i = 0; i < Tiles; ++i)
       for (std::size_t line = 0; line < kTileRows * 64; line += 64)
-        __builtin_prefetch(reinterpret_cast<const char*>(block) + kPrefetchBytes + line);
-      for (std::size_t r = 0; r < kTileRows; ++r)
-        Loader::load(block + r * kBlock, w[i * kTileRows + r]);
-    }
-
-    for (int m = 0; m < Positions; ++m)
-      for (std::size_t j = 0; j < kBatches; ++j) {
-        const FloatBatch xv = FloatBatch::load_aligned(xb[m] + b * kBlock + j * kFloatLanes);
-        for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = xsimd::fma(xv, w[r][j], acc[m][r]);
+        __builtin_prefetch(reinterpret_cast<const char*>(tiles[i] + b * kTileRows * kBlock) +
+                           kPrefetchBytes + line);
+    // One float batch of the block at a time: x's batches of all positions in registers, each
+    // weight batch loaded once and met by all positions (every load feeds Positions FMAs).
+    for (std::size_t j = 0; j < kBatches; ++j) {
+      FloatBatch xv[Positions];
+      for (int m = 0; m < Positions; ++m)
+        xv[m] = FloatBatch::load_aligned(xb[m] + b * kBlock + j * kFloatLanes);
+      for (std::size_t r = 0; r < kRows; ++r) {
+        const W* row = tiles[r / kTileRows] + (b * kTileRows + r % kTileRows) * kBlock;
+        const FloatBatch w = Loader::load(row, j);
+        for (int m = 0; m < Positions; ++m) acc[m][r] = xsimd::fma(xv[m], w, acc[m][r]);
       }
+    }
   }
   for (int m = 0; m < Positions; ++m)
     for (std::size_t r = 0; r < kRows; ++r) sums[m][r] = xsimd::hadd(acc[m][r]);

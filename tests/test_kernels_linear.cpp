@@ -43,10 +43,10 @@ void check_linear_sizes(std::uint64_t seed) {
     for (std::size_t M : {1, 2, 3, 4, 5, 9})
       for (std::size_t N : {1, 3, 6, 7, 13, 18})
         for (std::size_t K : kColumns) check_linear<W>(M, N, K, accumulate, rng);
-  // Larger shapes, split over threads (many 4-row tiles, an odd count per thread for the
-  // two-stream decode path) with a long reduction; one whose columns come in several chunks
-  // (more than 4 positions and more than 32 KB of tile: 2100 columns of float); one with more
-  // tiles per thread than a prefill tile group holds.
+  // Larger shapes, split over threads (many 4-row tiles, per thread a count that the decode
+  // path's kStreams streams do not divide) with a long reduction; one whose columns come in several
+  // chunks (more than 4 positions and more than 32 KB of tile: 2100 columns of float); one with
+  // more tiles per thread than a prefill tile group holds.
   check_linear<W>(1, 67, 1000, false, rng);
   check_linear<W>(5, 67, 1000, false, rng);
   check_linear<W>(9, 67, 1000, true, rng);

@@ -5,7 +5,8 @@
 //    over one tile at a time at huginn-mini shapes, bf16 and int8);
 //  - each remaining position against kStreams tiles side by side, one from each part of the
 //    share: that many memory streams in flight, which one core needs to approach the memory
-//    bandwidth (decode at huginn-mini shapes: +30-45% over one stream on this Zen 5 machine);
+//    bandwidth (decode at huginn-mini shapes on this Zen 5 machine: 2 streams +30-45% over one,
+//    3 streams +5-15% over 2 and 4 no better than 3);
 //  - with more than 4 positions, optionally the columns in equal chunks of at most chunk_blocks
 //    blocks, so that a tile's chunk stays in L1 and x's chunk in L2 while all positions pass.
 // A kernel provides run<Positions, Tiles>(tiles, first_position, block_begin, block_end, add),
@@ -24,7 +25,7 @@ namespace recurrent_depth::cpu {
 inline constexpr int kTilePositions = 4;
 // The kernels prefetch weights this far ahead of their loads in a tile's stream.
 inline constexpr std::size_t kPrefetchBytes = 2048;
-inline constexpr int kStreams = 2;
+inline constexpr int kStreams = 3;
 inline constexpr std::size_t kTileGroup = 16;
 
 // The kernels' last step: y[m0 + m][n] = value(m, j, n), or += when add, for the Positions

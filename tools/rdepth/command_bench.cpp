@@ -5,7 +5,7 @@
 // median over the steps of each step's against its own probe; FMA peak -> prefill roofline) and
 // to a peer measured in the same run (Eigen's float matrix-vector and matrix-matrix products on the
 // core MLP's weight shape, against this library's kernel on the same matrix). Also weight bytes and
-// FLOPs per token, resident memory and KV cache bytes.
+// FLOPs per token, resident memory (after the prefill) and KV cache bytes.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,19 +30,15 @@ Arguments bench_arguments() {
       "bench",
       "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8] [--steps R]\n"
       "                    [--prompt P] [--gen N] [--threads N] [--json]",
-      "Measures prefill (one forward over P random token ids) and decode (N further tokens, one at "
-      "a\n"
-      "time; the median step) at r core iterations, and prints them with the weight bytes and "
-      "FLOPs\n"
-      "one token costs, the machine's measured read bandwidth and FMA peak, the rooflines these "
-      "give\n"
-      "(decode: bandwidth / bytes per token, the bandwidth probed before each step; prefill: peak "
-      "/\n"
-      "FLOPs per token) and the fraction reached, Eigen's float GEMV/GEMM on the core MLP's weight "
-      "shape as a peer next to this\n"
-      "library's kernel on the same matrix, the resident memory and the KV cache bytes. --shape\n"
-      "builds seeded random weights in memory (one block's values repeated: the model still holds\n"
-      "every block).",
+      "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
+      "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"
+      "and FLOPs one token costs, the machine's measured read bandwidth (probed before each "
+      "decode\n"
+      "step) and FMA peak, the rooflines these give (decode: bandwidth / bytes per token;\n"
+      "prefill: peak / FLOPs per token) and the fraction reached, Eigen's float GEMV/GEMM on the\n"
+      "core MLP's weight shape as a peer next to this library's kernel on the same matrix, the\n"
+      "resident memory after the prefill and the KV cache bytes. --shape builds seeded random\n"
+      "weights in memory (one block's values repeated: the model still holds every block).",
       {model_flag(),
        {"--shape", "NAME", "seeded random weights: tiny, huginn-mini or huginn-0125"},
        weights_flag(),
@@ -137,6 +133,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   auto start = Clock::now();
   model.forward(session, std::span(ids).first(prompt_length), options);
   const double prefill_seconds = seconds_since(start);
+  // Memory with the model loaded and the prompt in the cache, before the probe below exists.
+  const std::size_t resident = proc_status_bytes("VmRSS"),
+                    peak_resident = proc_status_bytes("VmHWM");
   const rd::TokenCost cost = model.token_cost(steps);
   // The machine's bandwidth moves (it may be shared): each decode step is compared with a probe
   // of the bandwidth taken right before it.
@@ -150,8 +149,6 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
     step_fraction.push_back(cost.weight_bytes / step_seconds.back() / 1e9 / step_bandwidth.back());
   }
   const double decode_step = median(step_seconds);
-  const std::size_t resident = proc_status_bytes("VmRSS"),
-                    peak_resident = proc_status_bytes("VmHWM");
 
   if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
   const double bandwidth = median(step_bandwidth);

@@ -191,3 +191,11 @@ TEST_CASE("kernels: load_floats(bf16) widens exactly like to_float", "[kernels][
   }
 #endif
 }
+
+TEST_CASE("kernels: the CPU running the tests has every extension the build targets",
+          "[kernels][cpu]") {
+  // Built and run on the same machine (or for an older target): nothing is missing, and the
+  // model's load-time check passes.
+  CHECK(cpu::missing_cpu_features() == "");
+  CHECK_NOTHROW(CpuBackend::check_machine());
+}

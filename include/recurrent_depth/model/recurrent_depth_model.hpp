@@ -72,8 +72,10 @@ class RecurrentDepthModel {
 
   RecurrentDepthModel(ModelConfig config, const Checkpoint& checkpoint)
       : config_(std::move(config)),
-        rope_(rope_table(static_cast<std::size_t>(config_.block_size),
-                         static_cast<std::size_t>(config_.head_dim()), config_.rope_base)) {
+        // The backend's check of this CPU runs first, before anything compiled for it.
+        rope_((Backend::check_machine(),
+               rope_table(static_cast<std::size_t>(config_.block_size),
+                          static_cast<std::size_t>(config_.head_dim()), config_.rope_base))) {
     embedding_.load(checkpoint, names::kEmbedding, config_);
     prelude_.load(checkpoint, config_);
     core_.load(checkpoint, config_);

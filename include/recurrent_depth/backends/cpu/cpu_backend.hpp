@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "attention.hpp"
+#include "cpu_features.hpp"
 #include "elementwise.hpp"
 #include "linear.hpp"
 
@@ -15,6 +16,9 @@ struct CpuBackend {
 
   template <class Precision>
   using Weights = cpu::PackedWeights<typename Precision::Storage>;
+
+  // Throws when this CPU cannot run the kernels as compiled (cpu_features.hpp).
+  static void check_machine() { cpu::require_cpu_features(); }
 
   template <class W>
   static void linear(ConstMatrixView<float> x, const cpu::PackedWeights<W>& w, MatrixView<float> y,

@@ -1,10 +1,12 @@
 // Causal multi-head attention of the CPU backend over a KV cache slot: q [T, heads*head_dim] for
 // positions first..first+T-1, keys and values [N, heads*head_dim]; key j sits at position
 // key_positions[j] (or j when none are given) and is visible to queries at that position or later.
-// Softmax in float32 with the maximum subtracted. Several queries: threads split (query, head)
-// pairs. One query (decode): key-major, so that keys and values stream contiguously from memory;
-// threads split the keys, each keeps a partial softmax per head (its maximum, sum and weighted
-// values), and the partials are merged at the end (as flash-decoding does).
+// Softmax in float32 with the maximum subtracted. Several queries (prefill): threads split
+// (head, block of 16 queries) tasks; each puts its head's keys in key-lane order once, and then
+// scores a query against kFloatLanes keys per instruction (broadcast query elements, no
+// horizontal sums). One query (decode): key-major, so that keys and values stream contiguously from
+// memory; threads split the keys, each keeps a partial softmax per head (its maximum, sum and
+// weighted values), and the partials are merged at the end (as flash-decoding does).
 #pragma once
 
 #include <algorithm>
@@ -131,6 +133,88 @@ inline void attend_one_query(const float* q, ConstMatrixView<float> keys,
   merge_partials(parts, heads, d, out);
 }
 
+// Head h of keys [N, heads * d] in key-lane order: for each group of kFloatLanes keys, element i
+// of the head for each key of the group (out[(g * d + i) * kFloatLanes + lane] = keys[g *
+// kFloatLanes + lane][h * d + i]), keys past N zero.
+inline void transpose_head_keys(ConstMatrixView<float> keys, std::size_t h, std::size_t d,
+                                std::vector<float>& out) {
+  const std::size_t groups = (keys.rows + kFloatLanes - 1) / kFloatLanes;
+  out.assign(groups * d * kFloatLanes, 0.0f);
+  for (std::size_t j = 0; j < keys.rows; ++j) {
+    const float* key = keys.row(j) + h * d;
+    float* lanes = out.data() + j / kFloatLanes * d * kFloatLanes + j % kFloatLanes;
+    for (std::size_t i = 0; i < d; ++i) lanes[i * kFloatLanes] = key[i];
+  }
+}
+
+// One query's head (q_head, d values) over all keys in key-lane order: scores kFloatLanes keys
+// at a time by broadcasting the query's elements (no horizontal sums), the keys after `position`
+// masked, softmax, and the weighted values written to out (zeros when no key is visible).
+inline void attend_query_head(const float* q_head, const std::vector<float>& key_lanes,
+                              ConstMatrixView<float> values, std::size_t h, std::size_t d,
+                              float scale, std::int64_t position,
+                              std::span<const std::int32_t> key_positions,
+                              std::vector<float>& scores, float* out) {
+  const std::size_t n = values.rows, groups = (n + kFloatLanes - 1) / kFloatLanes;
+  scores.resize(groups * kFloatLanes);
+  // kGroups groups of keys at once: independent FMA chains, one broadcast for all of them.
+  constexpr std::size_t kGroups = 4;
+  const auto score_groups = [&]<std::size_t G>(std::size_t g0) {
+    FloatBatch acc[G];
+    for (std::size_t k = 0; k < G; ++k) acc[k] = FloatBatch(0.0f);
+    const float* lanes = key_lanes.data() + g0 * d * kFloatLanes;
+    for (std::size_t i = 0; i < d; ++i) {
+      const FloatBatch qi(q_head[i]);
+      for (std::size_t k = 0; k < G; ++k)
+        acc[k] = xsimd::fma(qi, load_floats(lanes + (k * d + i) * kFloatLanes), acc[k]);
+    }
+    for (std::size_t k = 0; k < G; ++k)
+      (acc[k] * FloatBatch(scale)).store_unaligned(scores.data() + (g0 + k) * kFloatLanes);
+  };
+  std::size_t g = 0;
+  for (; g + kGroups <= groups; g += kGroups) score_groups.template operator()<kGroups>(g);
+  for (; g < groups; ++g) score_groups.template operator()<1>(g);
+  const auto visible = [&](std::size_t j) {
+    return (key_positions.empty() ? static_cast<std::int64_t>(j) : key_positions[j]) <= position;
+  };
+  float maximum = -std::numeric_limits<float>::infinity();
+  bool any = false;
+  for (std::size_t j = 0; j < n; ++j) {
+    if (!visible(j)) {
+      scores[j] = -std::numeric_limits<float>::infinity();  // its exponential is 0
+      continue;
+    }
+    any = true;
+    maximum = std::max(maximum, scores[j]);
+  }
+  std::fill(out, out + d, 0.0f);
+  if (!any) return;
+  const float inverse_total = 1.0f / exp_shifted(scores.data(), n, maximum);
+  // out = sum over visible keys of weight x value, kBatches batches of the head at a time held
+  // in registers across all keys (the rest of the head, under a batch, element by element).
+  constexpr std::size_t kBatches = 4;
+  const std::size_t whole = d / kFloatLanes * kFloatLanes;
+  for (std::size_t c0 = 0; c0 < whole; c0 += kBatches * kFloatLanes) {
+    const std::size_t batches = std::min(kBatches, (whole - c0) / kFloatLanes);
+    FloatBatch acc[kBatches];
+    for (std::size_t k = 0; k < kBatches; ++k) acc[k] = FloatBatch(0.0f);
+    for (std::size_t j = 0; j < n; ++j) {
+      if (!visible(j)) continue;
+      const FloatBatch weight(scores[j] * inverse_total);
+      const float* v = values.row(j) + h * d + c0;
+      for (std::size_t k = 0; k < batches; ++k)
+        acc[k] = xsimd::fma(weight, load_floats(v + k * kFloatLanes), acc[k]);
+    }
+    for (std::size_t k = 0; k < batches; ++k) acc[k].store_unaligned(out + c0 + k * kFloatLanes);
+  }
+  for (std::size_t j = 0; j < n && whole < d; ++j)
+    if (visible(j)) {
+      const float weight = scores[j] * inverse_total;
+      const float* v = values.row(j) + h * d;
+      for (std::size_t i = whole; i < d; ++i) out[i] += weight * v[i];
+    }
+}
+
 }  // namespace detail
 
 inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
@@ -144,34 +228,22 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
                              static_cast<std::int64_t>(first_position), key_positions, out.row(0));
     return;
   }
-  const std::ptrdiff_t tasks = static_cast<std::ptrdiff_t>(q.rows * heads);
-#pragma omp parallel if (tasks > 1 && keys.rows * d * tasks > 16384)
+  // Tasks: one head for a block of queries; each transposes its head's keys once.
+  constexpr std::size_t kQueryBlock = 16;
+  const std::size_t query_blocks = (q.rows + kQueryBlock - 1) / kQueryBlock;
+  const auto tasks = static_cast<std::ptrdiff_t>(heads * query_blocks);
+#pragma omp parallel if (keys.rows * d * q.rows * heads > 16384)
   {
-    std::vector<float> scores(keys.rows);
-    std::vector<std::uint32_t> visible(keys.rows);
+    std::vector<float> key_lanes, scores;
 #pragma omp for schedule(static)
     for (std::ptrdiff_t task = 0; task < tasks; ++task) {
-      const std::size_t t = static_cast<std::size_t>(task) / heads;
-      const std::size_t h = static_cast<std::size_t>(task) % heads;
-      const std::int64_t position = static_cast<std::int64_t>(first_position + t);
-      const float* q_head = q.row(t) + h * d;
-      std::size_t count = 0;
-      float max_score = -std::numeric_limits<float>::infinity();
-      for (std::size_t j = 0; j < keys.rows; ++j) {
-        const std::int64_t key_position =
-            key_positions.empty() ? static_cast<std::int64_t>(j) : key_positions[j];
-        if (key_position > position) continue;
-        const float s = detail::dot(q_head, keys.row(j) + h * d, d) * scale;
-        visible[count] = static_cast<std::uint32_t>(j);
-        scores[count++] = s;
-        max_score = std::max(max_score, s);
-      }
-      float* y = out.row(t) + h * d;
-      std::fill(y, y + d, 0.0f);
-      const float total = detail::exp_shifted(scores.data(), count, max_score);
-      const float inverse_total = count ? 1.0f / total : 0.0f;
-      for (std::size_t i = 0; i < count; ++i)
-        detail::axpy(scores[i] * inverse_total, values.row(visible[i]) + h * d, y, d);
+      const std::size_t h = static_cast<std::size_t>(task) / query_blocks;
+      const std::size_t t0 = static_cast<std::size_t>(task) % query_blocks * kQueryBlock;
+      detail::transpose_head_keys(keys, h, d, key_lanes);
+      for (std::size_t t = t0; t < std::min(q.rows, t0 + kQueryBlock); ++t)
+        detail::attend_query_head(q.row(t) + h * d, key_lanes, values, h, d, scale,
+                                  static_cast<std::int64_t>(first_position + t), key_positions,
+                                  scores, out.row(t) + h * d);
     }
   }
 }

@@ -199,3 +199,21 @@ TEST_CASE("kernels: the CPU running the tests has every extension the build targ
   CHECK(cpu::missing_cpu_features() == "");
   CHECK_NOTHROW(CpuBackend::check_machine());
 }
+
+TEST_CASE("kernels: matrices are 64-byte aligned, and from 2 MiB on 2 MiB aligned",
+          "[kernels][memory]") {
+  const auto address = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p); };
+  Matrix<float> small(3, 17), large(600, 1000);  // 3 x 32 floats; 600 x 1008 floats = 2.4 MB
+  CHECK(address(small.row(0)) % kAlignment == 0);
+  CHECK(address(small.row(1)) % kAlignment == 0);
+  CHECK(address(large.row(0)) % kHugePageBytes == 0);
+  CHECK(address(large.row(599)) % kAlignment == 0);
+  CHECK(alignment_for(kHugePageBytes - 1) == kAlignment);
+  CHECK(alignment_for(kHugePageBytes) == kHugePageBytes);
+  // Packed weights of that size: the kernels stream them from huge pages where granted.
+  Rng rng(104);
+  const std::vector<float> source = nonzero_vector(1024 * 1100, rng, 0.25, 1.0);
+  const auto packed =
+      cpu::PackedWeights<bf16>::from_rows(std::span<const float>(source), 1024, 1100);
+  CHECK(address(packed.tile(0)) % kHugePageBytes == 0);
+}

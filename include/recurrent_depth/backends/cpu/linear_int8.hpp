@@ -21,6 +21,7 @@
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
 #include "packed_weights.hpp"
+#include "simd.hpp"
 #include "tile_schedule.hpp"
 
 #if defined(__AVX512VNNI__)
@@ -33,11 +34,22 @@ namespace recurrent_depth::cpu {
 inline constexpr std::size_t kMaxInt8Columns = 66000;
 
 // The quantisation step of one position's activations: max |x| / 127 (1 for a zero row, NaN
-// when x holds a NaN or an infinity, which then reaches the outputs).
+// when x holds a NaN or an infinity, which then reaches the outputs). Vectorised: a maximum
+// does not depend on the order of its operands.
 inline float activation_scale(const float* x, std::size_t n) {
-  float largest = 0.0f;
-  bool finite = true;
-  for (std::size_t k = 0; k < n; ++k) {
+  FloatBatch largest_lanes(0.0f);
+  auto finite_lanes = FloatBatch(0.0f) == FloatBatch(0.0f);
+  std::size_t k = 0;
+  for (; k + kFloatLanes <= n; k += kFloatLanes) {
+    const FloatBatch v = load_floats(x + k);
+    largest_lanes = xsimd::max(largest_lanes, xsimd::abs(v));
+    finite_lanes = finite_lanes && xsimd::isfinite(v);
+  }
+  alignas(64) float lanes[kFloatLanes];
+  largest_lanes.store_aligned(lanes);
+  float largest = *std::max_element(lanes, lanes + kFloatLanes);
+  bool finite = xsimd::all(finite_lanes);
+  for (; k < n; ++k) {
     largest = std::max(largest, std::abs(x[k]));
     finite = finite && std::isfinite(x[k]);
   }
@@ -62,7 +74,18 @@ inline void quantise_activations(ConstMatrixView<float> x, std::size_t padded,
     const float* row = x.row(m);
     const float scale = scales[m] = activation_scale(row, x.cols);
     std::uint8_t* out = q.row(m);
-    for (std::size_t k = 0; k < x.cols; ++k) out[k] = quantise_activation(row[k], scale);
+    std::size_t k = 0;
+    if (std::isfinite(scale)) {  // as quantise_activation, kFloatLanes values at a time
+      const FloatBatch step(scale), low(-127.0f), high(127.0f), offset(128.0f);
+      alignas(64) std::int32_t lanes[kFloatLanes];
+      for (; k + kFloatLanes <= x.cols; k += kFloatLanes) {
+        const FloatBatch v =
+            xsimd::clip(xsimd::nearbyint(load_floats(row + k) / step), low, high) + offset;
+        xsimd::batch_cast<std::int32_t>(v).store_aligned(lanes);
+        for (std::size_t i = 0; i < kFloatLanes; ++i) out[k + i] = std::uint8_t(lanes[i]);
+      }
+    }
+    for (; k < x.cols; ++k) out[k] = quantise_activation(row[k], scale);
     std::fill(out + x.cols, out + padded, std::uint8_t(128));
   }
 }

@@ -1,6 +1,7 @@
 // The machine's limits, measured in the same run so every figure can be read next to them, with
 // the probes of recurrent_depth/backends/cpu/machine_limits.hpp (also behind `rdepth bench`):
-// machine/read_bandwidth sums a 1 GiB float array with all OpenMP threads (4 streams each);
+// machine/read_bandwidth sums a 1 GiB float array with all OpenMP threads (4 streams each: the
+// ReadBandwidthProbe of rdepth bench, larger);
 // machine/peak_fma runs independent register-resident FMA chains on all threads with the SIMD
 // batch the library's kernels use (xsimd's default architecture for the compile flags);
 // machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (builds with AVX-512 VNNI).
@@ -12,30 +13,17 @@
 namespace rdbench {
 namespace {
 
-using rd::cpu::kFloatLanes;
-
-struct ReadBuffer {
-  static constexpr std::size_t kFloats = std::size_t(1) << 28;          // 1 GiB
-  rd::AlignedArray<float> data = rd::allocate_aligned<float>(kFloats);  // as the weights
-  ReadBuffer() {
-    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(kFloats);
-    float* p = data.get();
-    // First touch from the threads that will read it.
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < n; ++i) p[i] = static_cast<float>(i & 1023) * 1e-3f;
-  }
-};
-
 void read_bandwidth(benchmark::State& state) {
-  ReadBuffer& buffer = fixture_cache().get<ReadBuffer>(
-      "machine/read_bandwidth", [] { return std::make_unique<ReadBuffer>(); });
+  const rd::cpu::ReadBandwidthProbe& probe = fixture_cache().get<rd::cpu::ReadBandwidthProbe>(
+      "machine/read_bandwidth",
+      [] { return std::make_unique<rd::cpu::ReadBandwidthProbe>(std::size_t(1) << 30); });
   for (auto _ : state) {
-    float total = rd::cpu::detail::sum_streams(buffer.data.get(), ReadBuffer::kFloats);
+    float total = probe.read();
     benchmark::DoNotOptimize(total);
   }
-  state.counters["read_GB/s"] = benchmark::Counter(double(ReadBuffer::kFloats * sizeof(float)),
-                                                   benchmark::Counter::kIsIterationInvariantRate,
-                                                   benchmark::Counter::kIs1000);
+  state.counters["read_GB/s"] =
+      benchmark::Counter(double(probe.bytes()), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
 

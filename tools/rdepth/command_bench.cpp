@@ -32,9 +32,8 @@ Arguments bench_arguments() {
       "                    [--prompt P] [--gen N] [--threads N] [--json]",
       "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
       "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"
-      "and FLOPs one token costs, the machine's measured read bandwidth (probed before each "
-      "decode\n"
-      "step) and FMA peak, the rooflines these give (decode: bandwidth / bytes per token;\n"
+      "and FLOPs one token costs, the machine's measured read bandwidth (probed before each\n"
+      "decode step) and FMA peak, the rooflines these give (decode: bandwidth / bytes per token;\n"
       "prefill: peak / FLOPs per token) and the fraction reached, Eigen's float GEMV/GEMM on the\n"
       "core MLP's weight shape as a peer next to this library's kernel on the same matrix, the\n"
       "resident memory after the prefill and the KV cache bytes. --shape builds seeded random\n"
@@ -161,6 +160,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double prefill_tps = double(prompt_length) / prefill_seconds,
                decode_tps = 1.0 / decode_step;
   const double decode_roofline = bandwidth * 1e9 / cost.weight_bytes;
+  const double prefill_gflops = cost.flops * prefill_tps / 1e9;
   const double prefill_roofline = peak * 1e9 / cost.flops;
   const std::string weights(rd::weight_format_name(weight_format(args)));
 
@@ -187,10 +187,10 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["decode_weight_gbs"] = cost.weight_bytes * decode_tps / 1e9;
   out["prefill_roofline_tokens_per_second"] = prefill_roofline;
   out["prefill_fraction_of_peak"] = prefill_tps / prefill_roofline;
-  out["prefill_gflops"] = cost.flops * prefill_tps / 1e9;
+  out["prefill_gflops"] = prefill_gflops;
   if (int8_peak > 0) {  // int8 matmuls run on the integer dot-product units, not the FMAs
     out["int8_dot_peak_gops"] = int8_peak;
-    out["prefill_fraction_of_int8_peak"] = cost.flops * prefill_tps / 1e9 / int8_peak;
+    out["prefill_fraction_of_int8_peak"] = prefill_gflops / int8_peak;
   }
   out["peer"] = {
       {"what", "Eigen float GEMV/GEMM on the core MLP fc shape, vs this library's f32 kernel"},
@@ -208,11 +208,10 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   std::printf("%s, %s weights, r = %d, %d threads\n", source.c_str(), weights.c_str(), steps,
               rd::max_threads());
   std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n",
-              prefill_tps, cost.flops * prefill_tps / 1e9, 100.0 * prefill_tps / prefill_roofline,
-              peak);
+              prefill_tps, prefill_gflops, 100.0 * prefill_tps / prefill_roofline, peak);
   if (int8_peak > 0)
     std::printf("           (int8 matmuls: %5.1f%% of the int8 dot-product peak, %.0f GOP/s)\n",
-                100.0 * cost.flops * prefill_tps / 1e9 / int8_peak, int8_peak);
+                100.0 * prefill_gflops / int8_peak, int8_peak);
   const auto [low, high] = std::minmax_element(step_bandwidth.begin(), step_bandwidth.end());
   std::printf(
       "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s; "

@@ -59,6 +59,13 @@ inline void axpy(float alpha, const float* x, float* y, std::size_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+// Whether key j (at position key_positions[j], or j when none are given) is visible from a query
+// at `position`.
+inline bool key_visible(std::span<const std::int32_t> key_positions, std::size_t j,
+                        std::int64_t position) {
+  return (key_positions.empty() ? static_cast<std::int64_t>(j) : key_positions[j]) <= position;
+}
+
 // The partial softmax of one thread over its keys for one query: per head the maximum score,
 // the sum of exp(score - maximum) and the values weighted by those exponentials.
 struct PartialSoftmax {
@@ -77,9 +84,7 @@ inline void attend_keys(const float* q, ConstMatrixView<float> keys, ConstMatrix
   std::vector<float> scores(heads * n);  // head-major: scores[h * n + i] for key first + i
   std::vector<std::uint32_t> visible;
   for (std::size_t j = first; j < last; ++j) {
-    const std::int64_t key_position =
-        key_positions.empty() ? static_cast<std::int64_t>(j) : key_positions[j];
-    if (key_position > position) continue;
+    if (!key_visible(key_positions, j, position)) continue;
     const std::size_t i = visible.size();
     visible.push_back(static_cast<std::uint32_t>(j));
     for (std::size_t h = 0; h < heads; ++h) {
@@ -174,9 +179,7 @@ inline void attend_query_head(const float* q_head, const std::vector<float>& key
   std::size_t g = 0;
   for (; g + kGroups <= groups; g += kGroups) score_groups.template operator()<kGroups>(g);
   for (; g < groups; ++g) score_groups.template operator()<1>(g);
-  const auto visible = [&](std::size_t j) {
-    return (key_positions.empty() ? static_cast<std::int64_t>(j) : key_positions[j]) <= position;
-  };
+  const auto visible = [&](std::size_t j) { return key_visible(key_positions, j, position); };
   float maximum = -std::numeric_limits<float>::infinity();
   bool any = false;
   for (std::size_t j = 0; j < n; ++j) {

@@ -38,7 +38,7 @@ inline constexpr std::size_t kMaxInt8Columns = 66000;
 // does not depend on the order of its operands.
 inline float activation_scale(const float* x, std::size_t n) {
   FloatBatch largest_lanes(0.0f);
-  auto finite_lanes = FloatBatch(0.0f) == FloatBatch(0.0f);
+  xsimd::batch_bool<float, Arch> finite_lanes(true);
   std::size_t k = 0;
   for (; k + kFloatLanes <= n; k += kFloatLanes) {
     const FloatBatch v = load_floats(x + k);

@@ -129,12 +129,18 @@ class ReadBandwidthProbe {
       p[i] = static_cast<float>(i & 1023) * 1e-3f;
   }
 
+  std::size_t bytes() const {
+    return floats_ * sizeof(float);
+  }
+  // One pass over the buffer (the sum of its values).
+  float read() const {
+    return detail::sum_streams(buffer_.get(), floats_);
+  }
   // The best of `passes` timed passes.
   double gbs(int passes = 4) const {
     volatile float sink = 0.0f;
-    const double seconds = detail::best_seconds(
-        passes, [&] { sink = sink + detail::sum_streams(buffer_.get(), floats_); });
-    return double(floats_ * sizeof(float)) / seconds / 1e9;
+    const double seconds = detail::best_seconds(passes, [&] { sink = sink + read(); });
+    return double(bytes()) / seconds / 1e9;
   }
 
  private:
@@ -142,10 +148,6 @@ class ReadBandwidthProbe {
   std::size_t floats_;
   AlignedArray<float> buffer_;
 };
-
-inline double read_bandwidth_gbs(std::size_t bytes = std::size_t(256) << 20, int passes = 4) {
-  return ReadBandwidthProbe(bytes).gbs(passes);
-}
 
 // Peak float32 FMA throughput in GFLOP/s (2 FLOP per lane per FMA) on all threads.
 inline double fma_peak_gflops(int passes = 5) {

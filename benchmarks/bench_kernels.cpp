@@ -1,6 +1,6 @@
 // Kernel benchmarks: RMSNorm (the RmsNorm policy over CpuBackend::rms_norm) and the raw dense
-// kernel cpu::linear at the shapes of a block's four matmuls (Wqkv, attention proj, MLP fc, MLP
-// proj), for decode (1 position) and a prefill chunk, f32 and bf16 weights.
+// kernel (the selected kernels' linear) at the shapes of a block's four matmuls (Wqkv, attention
+// proj, MLP fc, MLP proj), for decode (1 position) and a prefill chunk, f32 and bf16 weights.
 #include <span>
 #include <string>
 #include <vector>
@@ -83,7 +83,9 @@ struct LinearFixture : RotatingFixture {
     if (x.rows() != positions) x = random_matrix(positions, shape.cols, kSeed + 2);
     y.resize(positions, shape.rows);
   }
-  void run(std::size_t copy, std::size_t) { rd::cpu::linear(x.view(), weights[copy], y.view()); }
+  void run(std::size_t copy, std::size_t) {
+    rd::cpu::selected_kernels().linear(x.view(), weights[copy], y.view());
+  }
   Work work(std::size_t positions) const {
     Work w;
     const double params = static_cast<double>(shape.rows * shape.cols);

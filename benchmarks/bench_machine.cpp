@@ -3,8 +3,8 @@
 // machine/read_bandwidth sums a 1 GiB float array with all OpenMP threads (4 streams each: the
 // ReadBandwidthProbe of rdepth bench, larger);
 // machine/peak_fma runs independent register-resident FMA chains on all threads with the SIMD
-// batch the library's kernels use (xsimd's default architecture for the compile flags);
-// machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (builds with AVX-512 VNNI).
+// batch of the selected kernels (kernel_dispatch.hpp);
+// machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (kernels with AVX-512 VNNI).
 #include <cstddef>
 
 #include "fixtures.hpp"
@@ -31,27 +31,25 @@ constexpr long kSteps = 1 << 22;
 
 void peak_fma(benchmark::State& state) {
   for (auto _ : state) {
-    float sink = rd::cpu::detail::fma_chains(kSteps);
+    float sink = rd::cpu::selected_kernels().fma_chains(kSteps);
     benchmark::DoNotOptimize(sink);
   }
-  const double flops = rd::cpu::detail::fma_chains_flops(kSteps);
+  const double flops = rd::cpu::selected_kernels().fma_chains_flops(kSteps);
   state.counters["GFLOP/s"] = benchmark::Counter(
       flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
 
-#if defined(__AVX512VNNI__)
 void peak_int8_dot(benchmark::State& state) {
   for (auto _ : state) {
-    int sink = rd::cpu::detail::int8_dot_chains(kSteps);
+    int sink = rd::cpu::selected_kernels().int8_dot_chains(kSteps);
     benchmark::DoNotOptimize(sink);
   }
-  const double ops = rd::cpu::detail::int8_dot_chains_ops(kSteps);
+  const double ops = rd::cpu::selected_kernels().int8_dot_chains_ops(kSteps);
   state.counters["GOP/s"] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
-#endif
 
 }  // namespace
 
@@ -64,12 +62,11 @@ void register_machine_benchmarks() {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond)
       ->MinTime(0.3);
-#if defined(__AVX512VNNI__)
-  benchmark::RegisterBenchmark("machine/peak_int8_dot", peak_int8_dot)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond)
-      ->MinTime(0.3);
-#endif
+  if (rd::cpu::selected_kernels().int8_dot_chains)
+    benchmark::RegisterBenchmark("machine/peak_int8_dot", peak_int8_dot)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(0.3);
 }
 
 }  // namespace rdbench

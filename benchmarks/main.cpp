@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   }
 
   benchmark::AddCustomContext("omp_threads", std::to_string(rd::max_threads()));
-  benchmark::AddCustomContext("simd_arch", rd::cpu::Arch::name());
+  const rd::cpu::CpuKernels& kernels = rd::cpu::selected_kernels();
+  benchmark::AddCustomContext("kernels", std::string(kernels.name) + " (" + kernels.simd + ")");
   benchmark::AddCustomContext("rotation_MiB", std::to_string(rdbench::rotation_bytes() >> 20));
   benchmark::AddCustomContext("kv_context", std::to_string(rdbench::kContext));
   benchmark::AddCustomContext("prefill_chunk", std::to_string(rdbench::kPrefillChunk));

@@ -3,7 +3,8 @@
 include_guard(GLOBAL)
 include(CheckCXXCompilerFlag)
 
-# -march=native, when RECURRENT_DEPTH_NATIVE is on and the compiler accepts it.
+# -march=native, when RECURRENT_DEPTH_NATIVE is on and the compiler accepts it (off by default: the
+# executables are built for any x86-64 and dispatch to their CPU's kernels at run time).
 if(NOT TARGET recurrent_depth_native_flags)
   add_library(recurrent_depth_native_flags INTERFACE)
   if(RECURRENT_DEPTH_NATIVE)
@@ -28,10 +29,18 @@ if(NOT TARGET recurrent_depth_warnings)
     $<$<CXX_COMPILER_ID:MSVC>:/W4>)
 endif()
 
-# recurrent_depth_setup_executable(<target>): link the library plus the flags above.
+# recurrent_depth_setup_executable(<target>): link the library plus the flags above, and the kernel
+# variants (cmake/recurrent_depthKernelVariants.cmake): the executables run on any x86-64 and pick
+# the best kernels of their CPU at run time.
 function(recurrent_depth_setup_executable target)
   target_link_libraries(${target} PRIVATE
     recurrent_depth::recurrent_depth
     recurrent_depth_native_flags
     recurrent_depth_warnings)
+  recurrent_depth_add_kernel_variants(${target})
+  foreach(variant IN ITEMS x86_64_v3 x86_64_v4_vnni)
+    if(TARGET ${target}_kernels_${variant})
+      target_link_libraries(${target}_kernels_${variant} PRIVATE recurrent_depth_warnings)
+    endif()
+  endforeach()
 endfunction()

@@ -7,6 +7,8 @@
 // element, an off-by-one mask, a wrong rotation...) fails it.
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
+#include "recurrent_depth/backends/cpu/kernel_dispatch.hpp"
 #include "recurrent_depth/core/random.hpp"
 
 namespace recurrent_depth::kernel_test {
@@ -24,6 +27,16 @@ inline constexpr double kEps = FLT_EPSILON;  // 2^-23, one ulp of 1.0f
 inline constexpr float kGuard = -12345.0f;
 inline const float kNaN = std::numeric_limits<float>::quiet_NaN();
 inline constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Runs check(kernels) once per kernel table this CPU can run (the compiled one and each variant
+// linked into the tests, kernel_dispatch.hpp), each in its own section named after the table.
+template <class Check>
+void for_each_kernel_table(Check&& check) {
+  for (const cpu::CpuKernels* kernels : cpu::runnable_kernels())
+    DYNAMIC_SECTION("kernels " << kernels->name << " (" << kernels->simd << ")") {
+      check(*kernels);
+    }
+}
 
 inline constexpr std::size_t kColumns[] = {1, 3, 15, 17, 33, 96, 100, 257};
 inline constexpr std::size_t kRowCounts[] = {1, 2, 3, 5, 7};

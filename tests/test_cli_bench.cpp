@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
+#include "recurrent_depth/backends/cpu/kernel_dispatch.hpp"
 
 using namespace recurrent_depth;
 using namespace recurrent_depth::testing::cli;
@@ -45,15 +46,18 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
       std::sort(seconds.begin(), seconds.end());
       CHECK(out["decode_tokens_per_second"].get<double>() == Approx(1.0 / seconds[1]));
       CHECK(out["peer"]["eigen_gemv_gbs"].get<double>() > 0.0);
-      // int8 weights on a machine with an int8 dot-product instruction: prefill also against
-      // that instruction's measured peak.
-#if defined(__AVX512VNNI__)
-      if (std::string(weights) == "int8")
+      // The kernels the tool chose are the ones this program chooses (same machine, same
+      // variants linked). int8 weights with kernels that have an int8 dot-product instruction:
+      // prefill also against that instruction's measured peak.
+      const cpu::CpuKernels& kernels = cpu::selected_kernels();
+      CHECK(out["kernels"] == kernels.name);
+      CHECK(out["simd"] == kernels.simd);
+      const bool int8_peak = std::string(weights) == "int8" && kernels.int8_dot_chains;
+      REQUIRE(out.contains("int8_dot_peak_gops") == int8_peak);
+      if (int8_peak)
         CHECK(
             out["prefill_fraction_of_int8_peak"].get<double>() ==
             Approx(out["prefill_gflops"].get<double>() / out["int8_dot_peak_gops"].get<double>()));
-#endif
-      if (std::string(weights) != "int8") CHECK_FALSE(out.contains("int8_dot_peak_gops"));
     }
   }
   // Bytes per token grow with r by one core iteration each; int8 streams about half of bf16

@@ -165,40 +165,44 @@ double rope_error_ratio(ConstMatrixView<float> x, std::size_t heads, std::size_t
 // =============================================================================================
 
 TEST_CASE("kernels: causal_attention matches the scalar twin", "[kernels][attention]") {
-  Rng rng(401);
-  for (const AttentionCase& c : attention_cases()) {
-    AttentionData data(c, rng);
-    const std::size_t width = c.heads * c.head_dim;
-    Strided fast(c.queries, width, 1, 2), reference(c.queries, width, 0, 0);
-    fast.fill(kNaN);
-    const std::span<const std::int32_t> positions(c.key_positions);
-    cpu::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
-                          c.head_dim, c.first_position, fast.view, positions);
-    cpu::scalar::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
-                                  c.head_dim, c.first_position, reference.view, positions);
-    INFO("heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries << " first "
-                  << c.first_position << " keys " << c.keys << " positions "
-                  << c.key_positions.size());
-    REQUIRE(fast.guards_intact());
-    REQUIRE(attention_error_ratio(data.q.cview(), data.keys.cview(), data.values.cview(), c,
-                                  reference.cview(), fast.cview()) <= 1.0);
-  }
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(401);
+    for (const AttentionCase& c : attention_cases()) {
+      AttentionData data(c, rng);
+      const std::size_t width = c.heads * c.head_dim;
+      Strided fast(c.queries, width, 1, 2), reference(c.queries, width, 0, 0);
+      fast.fill(kNaN);
+      const std::span<const std::int32_t> positions(c.key_positions);
+      kernels.causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
+                               c.head_dim, c.first_position, fast.view, positions);
+      cpu::scalar::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
+                                    c.head_dim, c.first_position, reference.view, positions);
+      INFO("heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
+                    << " first " << c.first_position << " keys " << c.keys << " positions "
+                    << c.key_positions.size());
+      REQUIRE(fast.guards_intact());
+      REQUIRE(attention_error_ratio(data.q.cview(), data.keys.cview(), data.values.cview(), c,
+                                    reference.cview(), fast.cview()) <= 1.0);
+    }
+  });
 }
 
 TEST_CASE("kernels: causal_attention with explicit dense positions equals implicit ones",
           "[kernels][attention]") {
-  Rng rng(402);
-  const AttentionCase c{3, 32, 4, 5, 11, {}};
-  AttentionData data(c, rng);
-  std::vector<std::int32_t> dense(c.keys);
-  for (std::size_t j = 0; j < c.keys; ++j) dense[j] = std::int32_t(j);
-  Matrix<float> implicit(c.queries, 96), explicit_positions(c.queries, 96);
-  cpu::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads, c.head_dim,
-                        c.first_position, implicit.view());
-  cpu::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads, c.head_dim,
-                        c.first_position, explicit_positions.view(), dense);
-  for (std::size_t t = 0; t < c.queries; ++t)
-    for (std::size_t i = 0; i < 96; ++i) REQUIRE(implicit(t, i) == explicit_positions(t, i));
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(402);
+    const AttentionCase c{3, 32, 4, 5, 11, {}};
+    AttentionData data(c, rng);
+    std::vector<std::int32_t> dense(c.keys);
+    for (std::size_t j = 0; j < c.keys; ++j) dense[j] = std::int32_t(j);
+    Matrix<float> implicit(c.queries, 96), explicit_positions(c.queries, 96);
+    kernels.causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
+                             c.head_dim, c.first_position, implicit.view(), {});
+    kernels.causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
+                             c.head_dim, c.first_position, explicit_positions.view(), dense);
+    for (std::size_t t = 0; t < c.queries; ++t)
+      for (std::size_t i = 0; i < 96; ++i) REQUIRE(implicit(t, i) == explicit_positions(t, i));
+  });
 }
 
 TEST_CASE("kernels: the attention comparison rejects plausibly wrong kernels",
@@ -260,32 +264,34 @@ TEST_CASE("kernels: rope_table holds cos and sin of p * base^(-2i/d)", "[kernels
 
 TEST_CASE("kernels: rope_adjacent_pairs rotates adjacent pairs by the double-precision angle",
           "[kernels][rope]") {
-  Rng rng(501);
-  for (double base : {10000.0, 50000.0})
-    for (std::size_t d : {6, 16, 32, 96})
-      for (std::size_t heads : {1, 3})
-        for (std::size_t rows : kRowCounts)
-          for (std::size_t first : {0, 1, 37, 250})
-            for (bool with_bias : {false, true}) {
-              const std::size_t width = heads * d;
-              const Matrix<float> table = rope_table(first + rows + 3, d, base);
-              Strided x(rows, width, 1, 7);  // like the q or k columns of the fused qkv
-              x.randomize(rng, 0.25, 2.0);
-              Strided original(rows, width);
-              original.copy_from(x.cview());
-              std::vector<float> bias_buffer = nonzero_vector(width + 1, rng, 0.01, 0.5);
-              std::vector<float> bias;
-              if (with_bias) bias.assign(bias_buffer.begin() + 1, bias_buffer.end());
-              const std::span<const float> bias_span =
-                  with_bias ? std::span<const float>(bias_buffer.data() + 1, width)
-                            : std::span<const float>();
-              cpu::rope_adjacent_pairs(x.view, heads, d, bias_span, table.view(), first);
-              INFO("base " << base << " d " << d << " heads " << heads << " rows " << rows
-                           << " first " << first << " bias " << with_bias);
-              REQUIRE(x.guards_intact());
-              REQUIRE(rope_error_ratio(original.cview(), heads, d, bias, first, base, x.cview()) <=
-                      1.0);
-            }
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(501);
+    for (double base : {10000.0, 50000.0})
+      for (std::size_t d : {6, 16, 32, 96})
+        for (std::size_t heads : {1, 3})
+          for (std::size_t rows : kRowCounts)
+            for (std::size_t first : {0, 1, 37, 250})
+              for (bool with_bias : {false, true}) {
+                const std::size_t width = heads * d;
+                const Matrix<float> table = rope_table(first + rows + 3, d, base);
+                Strided x(rows, width, 1, 7);  // like the q or k columns of the fused qkv
+                x.randomize(rng, 0.25, 2.0);
+                Strided original(rows, width);
+                original.copy_from(x.cview());
+                std::vector<float> bias_buffer = nonzero_vector(width + 1, rng, 0.01, 0.5);
+                std::vector<float> bias;
+                if (with_bias) bias.assign(bias_buffer.begin() + 1, bias_buffer.end());
+                const std::span<const float> bias_span =
+                    with_bias ? std::span<const float>(bias_buffer.data() + 1, width)
+                              : std::span<const float>();
+                kernels.rope_adjacent_pairs(x.view, heads, d, bias_span, table.view(), first);
+                INFO("base " << base << " d " << d << " heads " << heads << " rows " << rows
+                             << " first " << first << " bias " << with_bias);
+                REQUIRE(x.guards_intact());
+                REQUIRE(rope_error_ratio(original.cview(), heads, d, bias, first, base,
+                                         x.cview()) <= 1.0);
+              }
+  });
 }
 
 TEST_CASE("kernels: the rope comparison rejects plausibly wrong rotations", "[kernels][sanity]") {

@@ -62,57 +62,61 @@ double silu_error_ratio(ConstMatrixView<float> reference, ConstMatrixView<float>
 // =============================================================================================
 
 TEST_CASE("kernels: rms_norm matches the scalar twin", "[kernels][norm]") {
-  Rng rng(201);
-  std::vector<std::pair<std::size_t, std::size_t>> shapes;
-  for (std::size_t rows : kRowCounts)
-    for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
-  shapes.push_back({130, 257});  // enough rows * cols to take the threaded branch
-  for (const auto& [rows, cols] : shapes)
-    for (float eps : {1e-6f, 0.25f}) {
-      Strided in(rows, cols, 1, 3);
-      in.randomize(rng, 0.25, 2.0);
-      std::vector<float> weight_buffer = nonzero_vector(cols + 1, rng, 0.5, 1.5);
-      const std::span<const float> weight(weight_buffer.data() + 1, cols);  // misaligned too
-      Strided fast(rows, cols, 1, 2), reference(rows, cols, 0, 0);
-      fast.fill(kNaN);
-      cpu::rms_norm(in.cview(), weight, eps, fast.view);
-      cpu::scalar::rms_norm(in.cview(), weight, eps, reference.view);
-      INFO("rows " << rows << " cols " << cols << " eps " << eps);
-      REQUIRE(fast.guards_intact());
-      REQUIRE(norm_error_ratio(reference.cview(), fast.cview()) <= 1.0);
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(201);
+    std::vector<std::pair<std::size_t, std::size_t>> shapes;
+    for (std::size_t rows : kRowCounts)
+      for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
+    shapes.push_back({130, 257});  // enough rows * cols to take the threaded branch
+    for (const auto& [rows, cols] : shapes)
+      for (float eps : {1e-6f, 0.25f}) {
+        Strided in(rows, cols, 1, 3);
+        in.randomize(rng, 0.25, 2.0);
+        std::vector<float> weight_buffer = nonzero_vector(cols + 1, rng, 0.5, 1.5);
+        const std::span<const float> weight(weight_buffer.data() + 1, cols);  // misaligned too
+        Strided fast(rows, cols, 1, 2), reference(rows, cols, 0, 0);
+        fast.fill(kNaN);
+        kernels.rms_norm(in.cview(), weight, eps, fast.view);
+        cpu::scalar::rms_norm(in.cview(), weight, eps, reference.view);
+        INFO("rows " << rows << " cols " << cols << " eps " << eps);
+        REQUIRE(fast.guards_intact());
+        REQUIRE(norm_error_ratio(reference.cview(), fast.cview()) <= 1.0);
 
-      // In place (the model normalises the head's input in place): the same result, bit for bit.
-      Strided in_place(rows, cols, 1, 2);
-      in_place.copy_from(in.cview());
-      cpu::rms_norm(in_place.cview(), weight, eps, in_place.view);
-      REQUIRE(in_place.guards_intact());
-      for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < cols; ++c) REQUIRE(in_place.view(r, c) == fast.view(r, c));
-    }
+        // In place (the model normalises the head's input in place): the same result, bit for bit.
+        Strided in_place(rows, cols, 1, 2);
+        in_place.copy_from(in.cview());
+        kernels.rms_norm(in_place.cview(), weight, eps, in_place.view);
+        REQUIRE(in_place.guards_intact());
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t c = 0; c < cols; ++c) REQUIRE(in_place.view(r, c) == fast.view(r, c));
+      }
+  });
 }
 
 TEST_CASE("kernels: add_rms_norm matches the scalar twin", "[kernels][norm]") {
-  Rng rng(202);
-  std::vector<std::pair<std::size_t, std::size_t>> shapes;
-  for (std::size_t rows : kRowCounts)
-    for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
-  shapes.push_back({130, 257});
-  for (const auto& [rows, cols] : shapes)
-    for (float eps : {1e-6f, 0.25f}) {
-      Strided x(rows, cols, 1, 3), delta(rows, cols, 1, 1);
-      x.randomize(rng, 0.25, 2.0);
-      delta.randomize(rng, 0.25, 2.0);
-      std::vector<float> weight_buffer = nonzero_vector(cols + 1, rng, 0.5, 1.5);
-      const std::span<const float> weight(weight_buffer.data() + 1, cols);
-      Strided reference(rows, cols, 0, 0);
-      reference.copy_from(x.cview());
-      cpu::add_rms_norm(x.view, delta.cview(), weight, eps);
-      cpu::scalar::add_rms_norm(reference.view, delta.cview(), weight, eps);
-      INFO("rows " << rows << " cols " << cols << " eps " << eps);
-      REQUIRE(x.guards_intact());
-      REQUIRE(delta.guards_intact());
-      REQUIRE(norm_error_ratio(reference.cview(), x.cview()) <= 1.0);
-    }
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(202);
+    std::vector<std::pair<std::size_t, std::size_t>> shapes;
+    for (std::size_t rows : kRowCounts)
+      for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
+    shapes.push_back({130, 257});
+    for (const auto& [rows, cols] : shapes)
+      for (float eps : {1e-6f, 0.25f}) {
+        Strided x(rows, cols, 1, 3), delta(rows, cols, 1, 1);
+        x.randomize(rng, 0.25, 2.0);
+        delta.randomize(rng, 0.25, 2.0);
+        std::vector<float> weight_buffer = nonzero_vector(cols + 1, rng, 0.5, 1.5);
+        const std::span<const float> weight(weight_buffer.data() + 1, cols);
+        Strided reference(rows, cols, 0, 0);
+        reference.copy_from(x.cview());
+        kernels.add_rms_norm(x.view, delta.cview(), weight, eps);
+        cpu::scalar::add_rms_norm(reference.view, delta.cview(), weight, eps);
+        INFO("rows " << rows << " cols " << cols << " eps " << eps);
+        REQUIRE(x.guards_intact());
+        REQUIRE(delta.guards_intact());
+        REQUIRE(norm_error_ratio(reference.cview(), x.cview()) <= 1.0);
+      }
+  });
 }
 
 TEST_CASE("kernels: the norm comparison rejects plausibly wrong kernels", "[kernels][sanity]") {
@@ -137,26 +141,28 @@ TEST_CASE("kernels: the norm comparison rejects plausibly wrong kernels", "[kern
 }
 
 TEST_CASE("kernels: silu_gate matches the scalar twin", "[kernels][mlp]") {
-  Rng rng(301);
-  std::vector<std::pair<std::size_t, std::size_t>> shapes;
-  for (std::size_t rows : kRowCounts)
-    for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
-  shapes.push_back({130, 257});
-  for (const auto& [rows, n] : shapes) {
-    Strided fc(rows, 2 * n, 1, 3);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t i = 0; i < n; ++i) {
-        fc.view(r, i) = nonzero(rng, 0.05, 8.0);      // gate: both tails of the sigmoid
-        fc.view(r, n + i) = nonzero(rng, 0.25, 2.0);  // up
-      }
-    Strided fast(rows, n, 1, 2), reference(rows, n, 0, 0);
-    fast.fill(kNaN);
-    cpu::silu_gate(fc.cview(), fast.view);
-    cpu::scalar::silu_gate(fc.cview(), reference.view);
-    INFO("rows " << rows << " n " << n);
-    REQUIRE(fast.guards_intact());
-    REQUIRE(silu_error_ratio(reference.cview(), fast.cview()) <= 1.0);
-  }
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(301);
+    std::vector<std::pair<std::size_t, std::size_t>> shapes;
+    for (std::size_t rows : kRowCounts)
+      for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
+    shapes.push_back({130, 257});
+    for (const auto& [rows, n] : shapes) {
+      Strided fc(rows, 2 * n, 1, 3);
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t i = 0; i < n; ++i) {
+          fc.view(r, i) = nonzero(rng, 0.05, 8.0);      // gate: both tails of the sigmoid
+          fc.view(r, n + i) = nonzero(rng, 0.25, 2.0);  // up
+        }
+      Strided fast(rows, n, 1, 2), reference(rows, n, 0, 0);
+      fast.fill(kNaN);
+      kernels.silu_gate(fc.cview(), fast.view);
+      cpu::scalar::silu_gate(fc.cview(), reference.view);
+      INFO("rows " << rows << " n " << n);
+      REQUIRE(fast.guards_intact());
+      REQUIRE(silu_error_ratio(reference.cview(), fast.cview()) <= 1.0);
+    }
+  });
 }
 
 TEST_CASE("kernels: the silu comparison rejects plausibly wrong kernels", "[kernels][sanity]") {
@@ -185,39 +191,43 @@ TEST_CASE("kernels: the silu comparison rejects plausibly wrong kernels", "[kern
 }
 
 TEST_CASE("kernels: gather_rows, add and copy", "[kernels][elementwise]") {
-  Rng rng(601);
-  const std::size_t rows = 11, cols = 33;
-  const std::vector<float> source = nonzero_vector(rows * cols, rng, 0.25, 1.0);
-  const auto f32 = cpu::PackedWeights<float>::from_rows(std::span<const float>(source), rows, cols);
-  const auto b16 = cpu::PackedWeights<bf16>::from_rows(std::span<const float>(source), rows, cols);
-  const std::vector<std::int32_t> ids = {3, 0, 10, 3, 7};
-  const float scale = std::sqrt(33.0f);
-  Strided out(ids.size(), cols, 1, 2);
-  CpuBackend::gather_rows(f32, ids, scale, out.view);
-  REQUIRE(out.guards_intact());
-  for (std::size_t t = 0; t < ids.size(); ++t)
-    for (std::size_t c = 0; c < cols; ++c)
-      REQUIRE(out.view(t, c) == source[ids[t] * cols + c] * scale);
-  CpuBackend::gather_rows(b16, ids, scale, out.view);
-  for (std::size_t t = 0; t < ids.size(); ++t)
-    for (std::size_t c = 0; c < cols; ++c)
-      REQUIRE(out.view(t, c) == to_float(to_bf16(source[ids[t] * cols + c])) * scale);
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(601);
+    const std::size_t rows = 11, cols = 33;
+    const std::vector<float> source = nonzero_vector(rows * cols, rng, 0.25, 1.0);
+    const auto f32 =
+        cpu::PackedWeights<float>::from_rows(std::span<const float>(source), rows, cols);
+    const auto b16 =
+        cpu::PackedWeights<bf16>::from_rows(std::span<const float>(source), rows, cols);
+    const std::vector<std::int32_t> ids = {3, 0, 10, 3, 7};
+    const float scale = std::sqrt(33.0f);
+    Strided out(ids.size(), cols, 1, 2);
+    CpuBackend::gather_rows(f32, ids, scale, out.view);
+    REQUIRE(out.guards_intact());
+    for (std::size_t t = 0; t < ids.size(); ++t)
+      for (std::size_t c = 0; c < cols; ++c)
+        REQUIRE(out.view(t, c) == source[ids[t] * cols + c] * scale);
+    CpuBackend::gather_rows(b16, ids, scale, out.view);
+    for (std::size_t t = 0; t < ids.size(); ++t)
+      for (std::size_t c = 0; c < cols; ++c)
+        REQUIRE(out.view(t, c) == to_float(to_bf16(source[ids[t] * cols + c])) * scale);
 
-  for (std::size_t n : kColumns) {
-    Strided a(3, n, 1, 1), b(3, n, 1, 2), sum(3, n, 1, 3), copied(3, n, 1, 1);
-    a.randomize(rng);
-    b.randomize(rng);
-    cpu::add(a.cview(), b.cview(), sum.view);
-    cpu::copy(a.cview(), copied.view);
-    REQUIRE(sum.guards_intact());
-    REQUIRE(copied.guards_intact());
-    for (std::size_t r = 0; r < 3; ++r)
-      for (std::size_t c = 0; c < n; ++c) {
-        REQUIRE(sum.view(r, c) == a.view(r, c) + b.view(r, c));
-        REQUIRE(copied.view(r, c) == a.view(r, c));
-      }
-    cpu::add(a.cview(), b.cview(), a.view);  // in place
-    for (std::size_t r = 0; r < 3; ++r)
-      for (std::size_t c = 0; c < n; ++c) REQUIRE(a.view(r, c) == sum.view(r, c));
-  }
+    for (std::size_t n : kColumns) {
+      Strided a(3, n, 1, 1), b(3, n, 1, 2), sum(3, n, 1, 3), copied(3, n, 1, 1);
+      a.randomize(rng);
+      b.randomize(rng);
+      kernels.add(a.cview(), b.cview(), sum.view);
+      cpu::copy(a.cview(), copied.view);
+      REQUIRE(sum.guards_intact());
+      REQUIRE(copied.guards_intact());
+      for (std::size_t r = 0; r < 3; ++r)
+        for (std::size_t c = 0; c < n; ++c) {
+          REQUIRE(sum.view(r, c) == a.view(r, c) + b.view(r, c));
+          REQUIRE(copied.view(r, c) == a.view(r, c));
+        }
+      kernels.add(a.cview(), b.cview(), a.view);  // in place
+      for (std::size_t r = 0; r < 3; ++r)
+        for (std::size_t c = 0; c < n; ++c) REQUIRE(a.view(r, c) == sum.view(r, c));
+    }
+  });
 }

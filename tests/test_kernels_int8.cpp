@@ -110,72 +110,76 @@ TEST_CASE("kernels: load_floats(int8) converts exactly", "[kernels][int8]") {
 }
 
 TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels][int8]") {
-  Rng rng(302);
-  const auto check = [&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
-    Strided x(M, K);
-    x.randomize(rng, 0.01, 3.0);
-    const Int8Weights w = random_int8(N, K, rng);
-    const Matrix<std::int8_t> q = unpacked(w);
-    Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
-    const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
-    CpuBackend::linear(x.cview(), w, fast.view, accumulate);
-    cpu::scalar::linear_int8(x.cview(), q.view(), w.scales(), reference.view, accumulate);
-    INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
-    REQUIRE(fast.guards_intact());
-    REQUIRE(int8_error_ratio(initial, reference.cview(), fast.cview()) <= 1.0);
-  };
-  for (bool accumulate : {false, true})
-    for (std::size_t M : {1, 3, 4, 5})
-      for (std::size_t N : {1, 6, 7, 13})
-        for (std::size_t K : kColumns) check(M, N, K, accumulate);
-  check(1, 67, 1000, false);  // many row tiles over threads (two streams), a long reduction
-  check(5, 67, 1000, true);
-  check(6, 203, 40, false);  // 51 tiles: several prefill tile groups per thread
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(302);
+    const auto check = [&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
+      Strided x(M, K);
+      x.randomize(rng, 0.01, 3.0);
+      const Int8Weights w = random_int8(N, K, rng);
+      const Matrix<std::int8_t> q = unpacked(w);
+      Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
+      const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
+      kernels.linear(x.cview(), w, fast.view, accumulate);
+      cpu::scalar::linear_int8(x.cview(), q.view(), w.scales(), reference.view, accumulate);
+      INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+      REQUIRE(fast.guards_intact());
+      REQUIRE(int8_error_ratio(initial, reference.cview(), fast.cview()) <= 1.0);
+    };
+    for (bool accumulate : {false, true})
+      for (std::size_t M : {1, 3, 4, 5})
+        for (std::size_t N : {1, 6, 7, 13})
+          for (std::size_t K : kColumns) check(M, N, K, accumulate);
+    check(1, 67, 1000, false);  // many row tiles over threads (two streams), a long reduction
+    check(5, 67, 1000, true);
+    check(6, 203, 40, false);  // 51 tiles: several prefill tile groups per thread
 
-  // The comparison notices a kernel that does not quantise the activations (float x times the
-  // int8 weights) and one that forgets the offset correction of the unsigned activations.
-  Strided x(3, 100);
-  x.randomize(rng);
-  const Int8Weights w = random_int8(5, 100, rng);
-  const Matrix<std::int8_t> q = unpacked(w);
-  Matrix<float> reference(3, 5), wrong(3, 5);
-  cpu::scalar::linear_int8(x.cview(), q.view(), w.scales(), reference.view());
-  cpu::scalar::linear(x.cview(), q.view(), wrong.view());
-  for (std::size_t m = 0; m < 3; ++m)
-    for (std::size_t n = 0; n < 5; ++n) wrong(m, n) *= w.scales()[n];
-  CHECK(int8_error_ratio({}, reference.view(), wrong.view()) > 1.0);
-  for (std::size_t m = 0; m < 3; ++m) {
-    const float step = cpu::activation_scale(x.view.row(m), 100);
-    for (std::size_t n = 0; n < 5; ++n)
-      wrong(m, n) = reference(m, n) + 128.0f * float(w.row_sums()[n]) * step * w.scales()[n];
-  }
-  CHECK(int8_error_ratio({}, reference.view(), wrong.view()) > 1.0);
+    // The comparison notices a kernel that does not quantise the activations (float x times the
+    // int8 weights) and one that forgets the offset correction of the unsigned activations.
+    Strided x(3, 100);
+    x.randomize(rng);
+    const Int8Weights w = random_int8(5, 100, rng);
+    const Matrix<std::int8_t> q = unpacked(w);
+    Matrix<float> reference(3, 5), wrong(3, 5);
+    cpu::scalar::linear_int8(x.cview(), q.view(), w.scales(), reference.view());
+    cpu::scalar::linear(x.cview(), q.view(), wrong.view());
+    for (std::size_t m = 0; m < 3; ++m)
+      for (std::size_t n = 0; n < 5; ++n) wrong(m, n) *= w.scales()[n];
+    CHECK(int8_error_ratio({}, reference.view(), wrong.view()) > 1.0);
+    for (std::size_t m = 0; m < 3; ++m) {
+      const float step = cpu::activation_scale(x.view.row(m), 100);
+      for (std::size_t n = 0; n < 5; ++n)
+        wrong(m, n) = reference(m, n) + 128.0f * float(w.row_sums()[n]) * step * w.scales()[n];
+    }
+    CHECK(int8_error_ratio({}, reference.view(), wrong.view()) > 1.0);
+  });
 }
 
 TEST_CASE("kernels: int8 linear stays within the activation rounding bound", "[kernels][int8]") {
-  // y - x . (scale q) = scale sum_k (s round(x_k / s) - x_k) q_k, each term at most s / 2 |q_k|.
-  Rng rng(304);
-  for (std::size_t K : {33, 257, 1000}) {
-    const std::size_t M = 3, N = 9;
-    Strided x(M, K);
-    x.randomize(rng, 0.001, 5.0);
-    const Int8Weights w = random_int8(N, K, rng);
-    const Matrix<std::int8_t> q = unpacked(w);
-    Matrix<float> fast(M, N), exact(M, N);
-    cpu::linear(x.cview(), w, fast.view());
-    cpu::scalar::linear(x.cview(), q.view(), exact.view());
-    for (std::size_t m = 0; m < M; ++m) {
-      const double step = cpu::activation_scale(x.view.row(m), K);
-      for (std::size_t n = 0; n < N; ++n) {
-        double magnitude = 0.0;
-        for (std::size_t k = 0; k < K; ++k) magnitude += std::abs(double(q(n, k)));
-        const double scale = w.scales()[n];
-        const double error = std::abs(double(fast(m, n)) - scale * exact(m, n));
-        INFO("K " << K << " m " << m << " n " << n);
-        CHECK(error <= 0.5 * step * scale * magnitude * (1 + 1e-5) + 1e-5 * std::abs(fast(m, n)));
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    // y - x . (scale q) = scale sum_k (s round(x_k / s) - x_k) q_k, each term at most s / 2 |q_k|.
+    Rng rng(304);
+    for (std::size_t K : {33, 257, 1000}) {
+      const std::size_t M = 3, N = 9;
+      Strided x(M, K);
+      x.randomize(rng, 0.001, 5.0);
+      const Int8Weights w = random_int8(N, K, rng);
+      const Matrix<std::int8_t> q = unpacked(w);
+      Matrix<float> fast(M, N), exact(M, N);
+      kernels.linear(x.cview(), w, fast.view());
+      cpu::scalar::linear(x.cview(), q.view(), exact.view());
+      for (std::size_t m = 0; m < M; ++m) {
+        const double step = cpu::activation_scale(x.view.row(m), K);
+        for (std::size_t n = 0; n < N; ++n) {
+          double magnitude = 0.0;
+          for (std::size_t k = 0; k < K; ++k) magnitude += std::abs(double(q(n, k)));
+          const double scale = w.scales()[n];
+          const double error = std::abs(double(fast(m, n)) - scale * exact(m, n));
+          INFO("K " << K << " m " << m << " n " << n);
+          CHECK(error <= 0.5 * step * scale * magnitude * (1 + 1e-5) + 1e-5 * std::abs(fast(m, n)));
+        }
       }
     }
-  }
+  });
 }
 
 TEST_CASE("kernels: gather_rows of int8 rows applies each row's scale", "[kernels][int8]") {

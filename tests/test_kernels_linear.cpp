@@ -23,13 +23,14 @@ namespace {
 // linear
 
 template <class W>
-void check_linear(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng) {
+void check_linear(const cpu::CpuKernels& kernels, std::size_t M, std::size_t N, std::size_t K,
+                  bool accumulate, Rng& rng) {
   Strided x(M, K, 1, 3);
   x.randomize(rng);
   const StridedWeights<W> w(N, K, rng);
   Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
   const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
-  cpu::linear(x.cview(), cpu::PackedWeights<W>::from_view(w.view), fast.view, accumulate);
+  kernels.linear(x.cview(), cpu::PackedWeights<W>::from_view(w.view), fast.view, accumulate);
   cpu::scalar::linear(x.cview(), w.view, reference.view, accumulate);
   INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
   REQUIRE(fast.guards_intact());
@@ -37,21 +38,21 @@ void check_linear(std::size_t M, std::size_t N, std::size_t K, bool accumulate, 
 }
 
 template <class W>
-void check_linear_sizes(std::uint64_t seed) {
+void check_linear_sizes(const cpu::CpuKernels& kernels, std::uint64_t seed) {
   Rng rng(seed);
   for (bool accumulate : {false, true})
     for (std::size_t M : {1, 2, 3, 4, 5, 9})
       for (std::size_t N : {1, 3, 6, 7, 13, 18})
-        for (std::size_t K : kColumns) check_linear<W>(M, N, K, accumulate, rng);
+        for (std::size_t K : kColumns) check_linear<W>(kernels, M, N, K, accumulate, rng);
   // Larger shapes, split over threads (many 4-row tiles, per thread a count that the decode
   // path's kStreams streams do not divide) with a long reduction; one whose columns come in several
   // chunks (more than 4 positions and more than 32 KB of tile: 2100 columns of float); one with
   // more tiles per thread than a prefill tile group holds.
-  check_linear<W>(1, 67, 1000, false, rng);
-  check_linear<W>(5, 67, 1000, false, rng);
-  check_linear<W>(9, 67, 1000, true, rng);
-  check_linear<W>(6, 13, 2100, true, rng);
-  check_linear<W>(5, 203, 40, true, rng);  // 51 tiles: several tile groups per thread
+  check_linear<W>(kernels, 1, 67, 1000, false, rng);
+  check_linear<W>(kernels, 5, 67, 1000, false, rng);
+  check_linear<W>(kernels, 9, 67, 1000, true, rng);
+  check_linear<W>(kernels, 6, 13, 2100, true, rng);
+  check_linear<W>(kernels, 5, 203, 40, true, rng);  // 51 tiles: several tile groups per thread
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -89,11 +90,13 @@ void check_bf16_loads() {
 // =============================================================================================
 
 TEST_CASE("kernels: linear with float weights matches the scalar twin", "[kernels][linear]") {
-  check_linear_sizes<float>(101);
+  for_each_kernel_table(
+      [](const cpu::CpuKernels& kernels) { check_linear_sizes<float>(kernels, 101); });
 }
 
 TEST_CASE("kernels: linear with bf16 weights matches the scalar twin", "[kernels][linear]") {
-  check_linear_sizes<bf16>(102);
+  for_each_kernel_table(
+      [](const cpu::CpuKernels& kernels) { check_linear_sizes<bf16>(kernels, 102); });
 }
 
 TEST_CASE("kernels: PackedWeights tiles, pads and reads back rows", "[kernels][linear]") {
@@ -196,7 +199,7 @@ TEST_CASE("kernels: the CPU running the tests has every extension the build targ
           "[kernels][cpu]") {
   // Built and run on the same machine (or for an older target): nothing is missing, and the
   // model's load-time check passes.
-  CHECK(cpu::missing_cpu_features() == "");
+  CHECK(cpu::missing_cpu_features(cpu::compiled_cpu_features()) == "");
   CHECK_NOTHROW(CpuBackend::check_machine());
 }
 

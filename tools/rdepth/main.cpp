@@ -56,7 +56,7 @@ int dispatch(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   try {
-    recurrent_depth::cpu::require_cpu_features();  // before any kernel runs
+    recurrent_depth::CpuBackend::check_machine();  // before any kernel runs
     return dispatch(argc, argv);
   } catch (const recurrent_depth::Error& e) {
     std::fflush(stdout);

@@ -21,7 +21,7 @@
 #include "../../core/threads.hpp"
 #include "simd.hpp"
 
-namespace recurrent_depth::cpu {
+namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
@@ -251,4 +251,4 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
   }
 }
 
-}  // namespace recurrent_depth::cpu
+}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE

@@ -1,13 +1,13 @@
-// The CPU backend: weight storage per precision and the kernels the blocks call (xsimd + OpenMP).
+// The CPU backend: weight storage per precision and the kernels the blocks call (xsimd + OpenMP),
+// through the kernel table selected once per process (kernel_dispatch.hpp).
 #pragma once
 
 #include <cstddef>
 #include <string_view>
 
-#include "attention.hpp"
 #include "cpu_features.hpp"
 #include "elementwise.hpp"
-#include "linear.hpp"
+#include "kernel_dispatch.hpp"
 
 namespace recurrent_depth {
 
@@ -17,39 +17,44 @@ struct CpuBackend {
   template <class Precision>
   using Weights = cpu::PackedWeights<typename Precision::Storage>;
 
-  // Throws when this CPU cannot run the kernels as compiled (cpu_features.hpp).
-  static void check_machine() { cpu::require_cpu_features(); }
+  // Throws when this CPU cannot run the program as compiled (cpu_features.hpp) or the kernels
+  // asked for (RECURRENT_DEPTH_KERNELS); selects the kernels.
+  static void check_machine() {
+    cpu::require_cpu_features();
+    (void)cpu::selected_kernels();
+  }
 
   template <class W>
   static void linear(ConstMatrixView<float> x, const cpu::PackedWeights<W>& w, MatrixView<float> y,
                      bool accumulate = false) {
-    cpu::linear(x, w, y, accumulate);
+    cpu::selected_kernels().linear(x, w, y, accumulate);
   }
   static void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
                        MatrixView<float> out) {
-    cpu::rms_norm(in, weight, eps, out);
+    cpu::selected_kernels().rms_norm(in, weight, eps, out);
   }
   static void add_rms_norm(MatrixView<float> x, ConstMatrixView<float> delta,
                            std::span<const float> weight, float eps) {
-    cpu::add_rms_norm(x, delta, weight, eps);
+    cpu::selected_kernels().add_rms_norm(x, delta, weight, eps);
   }
   static void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
-    cpu::silu_gate(fc, out);
+    cpu::selected_kernels().silu_gate(fc, out);
   }
   static void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
                                   std::span<const float> bias, ConstMatrixView<float> cos_sin,
                                   std::size_t first_position) {
-    cpu::rope_adjacent_pairs(x, heads, head_dim, bias, cos_sin, first_position);
+    cpu::selected_kernels().rope_adjacent_pairs(x, heads, head_dim, bias, cos_sin, first_position);
   }
   static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
                                ConstMatrixView<float> values, std::size_t heads,
                                std::size_t head_dim, std::size_t first_position,
                                MatrixView<float> out,
                                std::span<const std::int32_t> key_positions = {}) {
-    cpu::causal_attention(q, keys, values, heads, head_dim, first_position, out, key_positions);
+    cpu::selected_kernels().causal_attention(q, keys, values, heads, head_dim, first_position, out,
+                                             key_positions);
   }
   static void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
-    cpu::add(a, b, out);
+    cpu::selected_kernels().add(a, b, out);
   }
   static void copy(ConstMatrixView<float> in, MatrixView<float> out) { cpu::copy(in, out); }
   template <class W>

@@ -1,51 +1,118 @@
-// The x86 instruction-set extensions this build's kernels were compiled for (the compiler's
-// target macros: -march=native or -march=x86-64-v3, ...), checked against the running CPU:
-// a program built on one machine and run on an older one gets a clear error naming what is
-// missing instead of an illegal-instruction crash in the first kernel. Other architectures
-// (and x86 builds without these extensions) need nothing.
+// x86 instruction-set extensions as bits: those a set of kernels was compiled for (read off the
+// compiler's target macros: -march=native, -march=x86-64-v3, ...) and the check of such a set
+// against the running CPU. A program built for one machine and run on an older one gets a clear
+// error naming what is missing instead of an illegal-instruction crash in the first kernel, and
+// the kernel dispatch (kernel_dispatch.hpp) skips variants the CPU cannot run. Other
+// architectures need nothing (no bits).
 #pragma once
 
 #include <string>
 
 #include "../../core/error.hpp"
+#include "simd.hpp"
 
 namespace recurrent_depth::cpu {
 
-// The extensions the build uses that this CPU lacks, space-separated ("" when none).
-inline std::string missing_cpu_features() {
+enum CpuFeature : unsigned {
+  kAvx = 1u << 0,
+  kAvx2 = 1u << 1,
+  kFma = 1u << 2,
+  kBmi = 1u << 3,
+  kBmi2 = 1u << 4,
+  kF16c = 1u << 5,
+  kLzcnt = 1u << 6,
+  kAvx512f = 1u << 7,
+  kAvx512bw = 1u << 8,
+  kAvx512cd = 1u << 9,
+  kAvx512dq = 1u << 10,
+  kAvx512vl = 1u << 11,
+  kAvx512vnni = 1u << 12,
+};
+
+// The extensions among `features` that this CPU lacks, space-separated ("" when none). Compiled
+// with the caller's flags, which must be the program's baseline: it runs before any variant.
+inline std::string missing_cpu_features(unsigned features) {
   std::string missing;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  const auto need = [&](bool present, const char* name) {
-    if (!present) missing += missing.empty() ? name : std::string(" ") + name;
+  const auto need = [&](CpuFeature feature, bool present, const char* name) {
+    if ((features & feature) && !present)
+      missing += missing.empty() ? name : std::string(" ") + name;
   };
-#if defined(__AVX2__)
-  need(__builtin_cpu_supports("avx2"), "avx2");
-#endif
-#if defined(__FMA__)
-  need(__builtin_cpu_supports("fma"), "fma");
-#endif
-#if defined(__AVX512F__)
-  need(__builtin_cpu_supports("avx512f"), "avx512f");
-#endif
-#if defined(__AVX512BW__)
-  need(__builtin_cpu_supports("avx512bw"), "avx512bw");
-#endif
-#if defined(__AVX512VL__)
-  need(__builtin_cpu_supports("avx512vl"), "avx512vl");
-#endif
-#if defined(__AVX512VNNI__)
-  need(__builtin_cpu_supports("avx512vnni"), "avx512vnni");
-#endif
+  need(kAvx, __builtin_cpu_supports("avx"), "avx");
+  need(kAvx2, __builtin_cpu_supports("avx2"), "avx2");
+  need(kFma, __builtin_cpu_supports("fma"), "fma");
+  need(kBmi, __builtin_cpu_supports("bmi"), "bmi");
+  need(kBmi2, __builtin_cpu_supports("bmi2"), "bmi2");
+  need(kF16c, __builtin_cpu_supports("f16c"), "f16c");
+  need(kLzcnt, __builtin_cpu_supports("lzcnt"), "lzcnt");
+  need(kAvx512f, __builtin_cpu_supports("avx512f"), "avx512f");
+  need(kAvx512bw, __builtin_cpu_supports("avx512bw"), "avx512bw");
+  need(kAvx512cd, __builtin_cpu_supports("avx512cd"), "avx512cd");
+  need(kAvx512dq, __builtin_cpu_supports("avx512dq"), "avx512dq");
+  need(kAvx512vl, __builtin_cpu_supports("avx512vl"), "avx512vl");
+  need(kAvx512vnni, __builtin_cpu_supports("avx512vnni"), "avx512vnni");
+#else
+  (void)features;
 #endif
   return missing;
 }
 
-// Throws when the CPU lacks an extension the build uses; the model checks it when it loads.
+}  // namespace recurrent_depth::cpu
+
+namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+
+// The extensions this translation unit's compile flags let the compiler use.
+inline constexpr unsigned compiled_cpu_features() {
+  unsigned features = 0;
+#if defined(__AVX__)
+  features |= kAvx;
+#endif
+#if defined(__AVX2__)
+  features |= kAvx2;
+#endif
+#if defined(__FMA__)
+  features |= kFma;
+#endif
+#if defined(__BMI__)
+  features |= kBmi;
+#endif
+#if defined(__BMI2__)
+  features |= kBmi2;
+#endif
+#if defined(__F16C__)
+  features |= kF16c;
+#endif
+#if defined(__LZCNT__)
+  features |= kLzcnt;
+#endif
+#if defined(__AVX512F__)
+  features |= kAvx512f;
+#endif
+#if defined(__AVX512BW__)
+  features |= kAvx512bw;
+#endif
+#if defined(__AVX512CD__)
+  features |= kAvx512cd;
+#endif
+#if defined(__AVX512DQ__)
+  features |= kAvx512dq;
+#endif
+#if defined(__AVX512VL__)
+  features |= kAvx512vl;
+#endif
+#if defined(__AVX512VNNI__)
+  features |= kAvx512vnni;
+#endif
+  return features;
+}
+
+// Throws when the CPU lacks an extension this translation unit's flags use (the program around
+// the kernels is compiled with them too).
 inline void require_cpu_features() {
-  const std::string missing = missing_cpu_features();
+  const std::string missing = missing_cpu_features(compiled_cpu_features());
   require(missing.empty(), "this build of recurrent_depth uses CPU extensions this machine lacks (",
           missing, "): rebuild it on this machine or for an older target (-march)");
 }
 
-}  // namespace recurrent_depth::cpu
+}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE

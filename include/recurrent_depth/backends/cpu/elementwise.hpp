@@ -13,7 +13,7 @@
 #include "packed_weights.hpp"
 #include "simd.hpp"
 
-namespace recurrent_depth::cpu {
+namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
@@ -115,10 +115,6 @@ inline void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::siz
   }
 }
 
-}  // namespace recurrent_depth::cpu
-
-namespace recurrent_depth::cpu {
-
 // out = a + b; out may alias a or b.
 inline void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
   for (std::size_t r = 0; r < out.rows; ++r) {
@@ -128,6 +124,12 @@ inline void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<f
     for (; i < out.cols; ++i) out(r, i) = a(r, i) + b(r, i);
   }
 }
+
+}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+
+namespace recurrent_depth::cpu {
+
+// Plain copies and gathers: no SIMD of their own, the same for every kernel variant.
 
 inline void copy(ConstMatrixView<float> in, MatrixView<float> out) {
   for (std::size_t r = 0; r < out.rows; ++r) std::copy(in.row(r), in.row(r) + in.cols, out.row(r));

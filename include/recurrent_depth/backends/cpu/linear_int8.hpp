@@ -28,7 +28,7 @@
 #include <immintrin.h>
 #endif
 
-namespace recurrent_depth::cpu {
+namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 // Integer sums stay exact while K x 255 x 127 < 2^31.
 inline constexpr std::size_t kMaxInt8Columns = 66000;
@@ -39,8 +39,8 @@ inline constexpr std::size_t kMaxInt8Columns = 66000;
 inline float activation_scale(const float* x, std::size_t n) {
   FloatBatch largest_lanes(0.0f);
   xsimd::batch_bool<float, Arch> finite_lanes(true);
-  std::size_t k = 0;
-  for (; k + kFloatLanes <= n; k += kFloatLanes) {
+  const std::size_t whole = n - n % kFloatLanes;  // in whole batches
+  for (std::size_t k = 0; k < whole; k += kFloatLanes) {
     const FloatBatch v = load_floats(x + k);
     largest_lanes = xsimd::max(largest_lanes, xsimd::abs(v));
     finite_lanes = finite_lanes && xsimd::isfinite(v);
@@ -49,7 +49,7 @@ inline float activation_scale(const float* x, std::size_t n) {
   largest_lanes.store_aligned(lanes);
   float largest = *std::max_element(lanes, lanes + kFloatLanes);
   bool finite = xsimd::all(finite_lanes);
-  for (; k < n; ++k) {
+  for (std::size_t k = whole; k < n; ++k) {
     largest = std::max(largest, std::abs(x[k]));
     finite = finite && std::isfinite(x[k]);
   }
@@ -199,4 +199,4 @@ inline void linear_int8(ConstMatrixView<float> x, const PackedWeights<std::int8_
                        threaded);
 }
 
-}  // namespace recurrent_depth::cpu
+}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE

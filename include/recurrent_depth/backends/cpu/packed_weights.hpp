@@ -17,11 +17,22 @@
 #include <type_traits>
 #include <vector>
 
+#include "../../core/dtype.hpp"
 #include "../../core/error.hpp"
 #include "../../core/tensor.hpp"
-#include "simd.hpp"
 
 namespace recurrent_depth::cpu {
+
+// One stored weight as float (exact for every format).
+inline float load_scalar(const float* p) {
+  return *p;
+}
+inline float load_scalar(const std::int8_t* p) {
+  return float(*p);
+}
+inline float load_scalar(const bf16* p) {
+  return to_float(*p);
+}
 
 // Weight rows per tile (the kernels' register tiles are built on it).
 inline constexpr std::size_t kTileRows = 4;

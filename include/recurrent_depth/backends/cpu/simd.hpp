@@ -1,7 +1,12 @@
-// SIMD vocabulary of the CPU backend: the architecture chosen at compile time (xsimd's best for
+// SIMD vocabulary of the CPU kernels: the architecture chosen at compile time (xsimd's best for
 // the compiler flags), float batches, and loading bf16 and int8 weights as float batches (xsimd
 // has no bf16 type and no int8 -> float widening, so these loads use intrinsics behind the same
 // architecture tags, with a portable fallback).
+//
+// Everything that depends on the compile flags (this file and the kernels that include it) lives
+// in the inline namespace recurrent_depth::cpu::RECURRENT_DEPTH_KERNEL_NAMESPACE, `compiled` unless
+// a translation unit names another: kernel variants built with other flags in the same program
+// (kernel_variant.hpp) then define different functions, never two versions of the same one.
 #pragma once
 
 #include <xsimd/xsimd.hpp>
@@ -17,7 +22,11 @@
 #include <immintrin.h>
 #endif
 
-namespace recurrent_depth::cpu {
+#ifndef RECURRENT_DEPTH_KERNEL_NAMESPACE
+#define RECURRENT_DEPTH_KERNEL_NAMESPACE compiled
+#endif
+
+namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 using Arch = xsimd::default_arch;
 using FloatBatch = xsimd::batch<float, Arch>;
@@ -74,14 +83,4 @@ inline xsimd::batch<float, A> load_floats(const std::int8_t* p) {
   }
 }
 
-inline float load_scalar(const float* p) {
-  return *p;
-}
-inline float load_scalar(const std::int8_t* p) {
-  return float(*p);
-}
-inline float load_scalar(const bf16* p) {
-  return to_float(*p);
-}
-
-}  // namespace recurrent_depth::cpu
+}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE

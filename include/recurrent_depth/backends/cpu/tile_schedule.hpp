@@ -19,8 +19,9 @@
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
 #include "packed_weights.hpp"
+#include "simd.hpp"
 
-namespace recurrent_depth::cpu {
+namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 inline constexpr int kTilePositions = 4;
 // The kernels prefetch weights this far ahead of their loads in a tile's stream.
@@ -86,4 +87,4 @@ void run_tiles_on_threads(Kernel& kernel, std::size_t tiles, std::size_t positio
   }
 }
 
-}  // namespace recurrent_depth::cpu
+}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE

@@ -1,0 +1,104 @@
+// CpuKernels: one complete set of the CPU kernels as a table of function pointers, named after the
+// compile flags it was built with. compiled_kernel_table() fills it from the kernels of the
+// including translation unit (its inline kernel namespace, simd.hpp); kernel_dispatch.hpp picks,
+// once per process, the best table the running CPU can execute among those linked in.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "../../core/dtype.hpp"
+#include "../../core/tensor.hpp"
+#include "attention.hpp"
+#include "cpu_features.hpp"
+#include "elementwise.hpp"
+#include "linear.hpp"
+#include "machine_probes.hpp"
+#include "packed_weights.hpp"
+
+namespace recurrent_depth::cpu {
+
+#define RECURRENT_DEPTH_STRINGIFY_NAME(name) #name
+#define RECURRENT_DEPTH_STRINGIFY(name) RECURRENT_DEPTH_STRINGIFY_NAME(name)
+
+struct CpuKernels {
+  template <class W>
+  using Linear = void (*)(ConstMatrixView<float>, const PackedWeights<W>&, MatrixView<float>, bool);
+
+  const char* name;         // the kernel namespace: "compiled" or a variant ("x86_64_v4", ...)
+  const char* simd;         // xsimd's name for the SIMD architecture ("avx512bw", "avx2", "sse2")
+  unsigned cpu_features;    // CpuFeature bits the code may use
+  std::size_t float_lanes;  // floats per SIMD batch
+
+  Linear<float> linear_f32;
+  Linear<bf16> linear_bf16;
+  Linear<std::int8_t> linear_int8;
+  void (*rms_norm)(ConstMatrixView<float> in, std::span<const float> weight, float eps,
+                   MatrixView<float> out);
+  void (*add_rms_norm)(MatrixView<float> x, ConstMatrixView<float> delta,
+                       std::span<const float> weight, float eps);
+  void (*silu_gate)(ConstMatrixView<float> fc, MatrixView<float> out);
+  void (*rope_adjacent_pairs)(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
+                              std::span<const float> bias, ConstMatrixView<float> cos_sin,
+                              std::size_t first_position);
+  void (*causal_attention)(ConstMatrixView<float> q, ConstMatrixView<float> keys,
+                           ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
+                           std::size_t first_position, MatrixView<float> out,
+                           std::span<const std::int32_t> key_positions);
+  void (*add)(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out);
+
+  // The machine probes in the same instructions (machine_probes.hpp); int8_dot_chains is null
+  // where the table has no int8 dot-product instruction.
+  float (*sum_streams)(const float* p, std::size_t n);
+  float (*fma_chains)(long steps);
+  double (*fma_chains_flops)(long steps);
+  int (*int8_dot_chains)(long steps);
+  double (*int8_dot_chains_ops)(long steps);
+
+  // y = x W^T (y += x W^T when accumulate), for any stored weight format.
+  void linear(ConstMatrixView<float> x, const PackedWeights<float>& w, MatrixView<float> y,
+              bool accumulate = false) const {
+    linear_f32(x, w, y, accumulate);
+  }
+  void linear(ConstMatrixView<float> x, const PackedWeights<bf16>& w, MatrixView<float> y,
+              bool accumulate = false) const {
+    linear_bf16(x, w, y, accumulate);
+  }
+  void linear(ConstMatrixView<float> x, const PackedWeights<std::int8_t>& w, MatrixView<float> y,
+              bool accumulate = false) const {
+    linear_int8(x, w, y, accumulate);
+  }
+};
+
+}  // namespace recurrent_depth::cpu
+
+namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+
+// The kernels of this translation unit, as a table.
+inline constexpr CpuKernels compiled_kernel_table() {
+  CpuKernels k{};
+  k.name = RECURRENT_DEPTH_STRINGIFY(RECURRENT_DEPTH_KERNEL_NAMESPACE);
+  k.simd = Arch::name();
+  k.cpu_features = compiled_cpu_features();
+  k.float_lanes = kFloatLanes;
+  k.linear_f32 = &linear<float>;
+  k.linear_bf16 = &linear<bf16>;
+  k.linear_int8 = &linear<std::int8_t>;
+  k.rms_norm = &rms_norm;
+  k.add_rms_norm = &add_rms_norm;
+  k.silu_gate = &silu_gate;
+  k.rope_adjacent_pairs = &rope_adjacent_pairs;
+  k.causal_attention = &causal_attention;
+  k.add = &add;
+  k.sum_streams = &detail::sum_streams;
+  k.fma_chains = &detail::fma_chains;
+  k.fma_chains_flops = &detail::fma_chains_flops;
+#if defined(__AVX512VNNI__)
+  k.int8_dot_chains = &detail::int8_dot_chains;
+  k.int8_dot_chains_ops = &detail::int8_dot_chains_ops;
+#endif
+  return k;
+}
+
+}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE

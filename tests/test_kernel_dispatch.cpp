@@ -1,0 +1,154 @@
+// Runtime dispatch of the CPU kernels (kernel_dispatch.hpp): the tables linked into this program
+// (its own compiled kernels and, on x86-64, the x86_64_v3 and x86_64_v4_vnni variants), that each
+// is a separate compilation (no function shared between two of them), the order of preference,
+// the choice by name and its errors. That every table computes what the scalar twins compute is
+// tested by the kernel tests, which run once per table.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "recurrent_depth/backends/cpu/kernel_dispatch.hpp"
+
+using namespace recurrent_depth;
+
+TEST_CASE("dispatch: the kernel tables linked into the program", "[kernels][dispatch]") {
+  const auto linked = cpu::linked_kernels();
+  REQUIRE(!linked.empty());
+  CHECK(std::string(linked.front()->name) == "compiled");
+  CHECK(linked.front()->cpu_features == cpu::compiled_cpu_features());
+  std::size_t expected = 1;
+#if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V3)
+  ++expected;
+#endif
+#if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_VNNI)
+  ++expected;
+#endif
+  CHECK(linked.size() == expected);
+
+  std::set<std::string> names;
+  std::set<const void*> linears, attentions;
+  for (const cpu::CpuKernels* table : linked) {
+    INFO("table " << table->name);
+    names.insert(table->name);
+    // Each table has its own code: were two variants' functions merged by the linker, the
+    // program would run one variant's instructions under another's name.
+    linears.insert(reinterpret_cast<const void*>(table->linear_bf16));
+    attentions.insert(reinterpret_cast<const void*>(table->causal_attention));
+    CHECK(table->float_lanes >= 1);
+    CHECK(table->linear_f32 != nullptr);
+    CHECK(table->linear_int8 != nullptr);
+    CHECK(table->rms_norm != nullptr);
+    CHECK(table->sum_streams != nullptr);
+    CHECK((table->int8_dot_chains == nullptr) == (table->int8_dot_chains_ops == nullptr));
+  }
+  CHECK(names.size() == linked.size());
+  CHECK(linears.size() == linked.size());
+  CHECK(attentions.size() == linked.size());
+}
+
+TEST_CASE("dispatch: the variants' features and their order of preference", "[kernels][dispatch]") {
+  const auto linked = cpu::linked_kernels();
+  const auto find = [&](const std::string& name) -> const cpu::CpuKernels* {
+    for (const cpu::CpuKernels* table : linked)
+      if (table->name == name) return table;
+    return nullptr;
+  };
+  const cpu::CpuKernels* v3 = find("x86_64_v3");
+  const cpu::CpuKernels* v4 = find("x86_64_v4_vnni");
+  if (v3) {
+    CHECK((v3->cpu_features & (cpu::kAvx2 | cpu::kFma)) == (cpu::kAvx2 | cpu::kFma));
+    CHECK((v3->cpu_features & cpu::kAvx512f) == 0);
+    CHECK(v3->float_lanes == 8);
+    CHECK(v3->int8_dot_chains == nullptr);
+  }
+  if (v4) {
+    CHECK((v4->cpu_features & (cpu::kAvx512bw | cpu::kAvx512vnni)) ==
+          (cpu::kAvx512bw | cpu::kAvx512vnni));
+    CHECK(v4->float_lanes == 16);
+    CHECK(v4->int8_dot_chains != nullptr);
+  }
+  if (v3 && v4) CHECK((v3->cpu_features & ~v4->cpu_features) == 0);
+
+  // Runnable: the linked tables whose features the CPU has, most features first.
+  const auto runnable = cpu::runnable_kernels();
+  REQUIRE(!runnable.empty());  // the compiled table runs wherever the tests run
+  for (const cpu::CpuKernels* table : linked)
+    CHECK((std::count(runnable.begin(), runnable.end(), table) == 1) ==
+          cpu::missing_cpu_features(table->cpu_features).empty());
+  for (std::size_t i = 1; i < runnable.size(); ++i)
+    CHECK(std::popcount(runnable[i - 1]->cpu_features) >= std::popcount(runnable[i]->cpu_features));
+
+  // The selection: the environment's choice, or the best runnable table.
+  const char* chosen = std::getenv("RECURRENT_DEPTH_KERNELS");
+  if (chosen && *chosen)
+    CHECK(std::string(cpu::selected_kernels().name) == chosen);
+  else
+    CHECK(&cpu::selected_kernels() == runnable.front());
+}
+
+TEST_CASE("dispatch: kernels chosen by name", "[kernels][dispatch]") {
+  for (const cpu::CpuKernels* table : cpu::runnable_kernels())
+    CHECK(&cpu::kernels_named(table->name) == table);
+  CHECK(cpu::missing_cpu_features(0) == "");
+  try {
+    cpu::kernels_named("x86_64_v9");
+    FAIL("an unknown table was accepted");
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    CHECK(message.find("'x86_64_v9'") != std::string::npos);
+    CHECK(message.find("not linked") != std::string::npos);
+    CHECK(message.find("compiled") != std::string::npos);  // the list of linked tables
+  }
+  for (const cpu::CpuKernels* table : cpu::linked_kernels())
+    if (!cpu::missing_cpu_features(table->cpu_features).empty())
+      CHECK_THROWS_WITH(cpu::kernels_named(table->name),
+                        Catch::Contains("lacks") && Catch::Contains(table->name));
+}
+
+#ifdef RECURRENT_DEPTH_RDEPTH
+
+#include "cli_support.hpp"
+#include "golden.hpp"
+
+using namespace recurrent_depth::testing::cli;
+
+TEST_CASE("dispatch: rdepth runs the golden model on every kernel table the CPU runs",
+          "[kernels][dispatch][cli]") {
+  const testing::Golden golden("tiny_huginn");
+  const int steps = golden.config.mean_recurrence;
+  const std::string input = quote((golden.directory / "golden.safetensors").string());
+  const std::string prefix = "forward_r" + std::to_string(steps);
+  for (const cpu::CpuKernels* table : cpu::runnable_kernels()) {
+    DYNAMIC_SECTION("kernels " << table->name) {
+      const std::string environment = std::string("RECURRENT_DEPTH_KERNELS=") + table->name;
+      const fs::path out = scratch(std::string("dispatch_") + table->name + ".safetensors");
+      const Run run = rdepth("forward --model " + model_dir("tiny_huginn") + " --input " + input +
+                                 " --output " + quote(out.string()) + " --steps " +
+                                 std::to_string(steps) + " --weights f32 --threads 2",
+                             environment);
+      REQUIRE_SUCCESS(run);
+      const SafetensorsFile result = SafetensorsFile::open(out);
+      CHECK(testing::relative_l2(matrix(result, "logits"), golden.matrix(prefix + "_logits")) <
+            1e-4);
+      const Run bench =
+          rdepth("bench --shape tiny --steps 2 --prompt 3 --gen 1 --threads 1 --json", environment);
+      REQUIRE_SUCCESS(bench);
+      CHECK(nlohmann::json::parse(bench.out)["kernels"] == table->name);
+    }
+  }
+  SECTION("an unknown table is refused, naming it and the linked ones") {
+    const Run run = rdepth("bench --shape tiny --steps 2 --prompt 3 --gen 1 --json",
+                           "RECURRENT_DEPTH_KERNELS=x86_64_v9");
+    CHECK(run.code == 1);
+    CHECK(run.err.find("'x86_64_v9'") != std::string::npos);
+    CHECK(run.err.find("compiled") != std::string::npos);
+  }
+}
+
+#endif

@@ -21,7 +21,8 @@
 #include "../../core/threads.hpp"
 #include "simd.hpp"
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
@@ -251,4 +252,5 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
   }
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

@@ -60,7 +60,8 @@ inline std::string missing_cpu_features(unsigned features) {
 
 }  // namespace recurrent_depth::cpu
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 // The extensions this translation unit's compile flags let the compiler use.
 inline constexpr unsigned compiled_cpu_features() {
@@ -115,4 +116,5 @@ inline void require_cpu_features() {
           missing, "): rebuild it on this machine or for an older target (-march)");
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

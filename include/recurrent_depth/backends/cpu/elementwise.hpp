@@ -13,7 +13,8 @@
 #include "packed_weights.hpp"
 #include "simd.hpp"
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
@@ -125,7 +126,8 @@ inline void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<f
   }
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu
 
 namespace recurrent_depth::cpu {
 

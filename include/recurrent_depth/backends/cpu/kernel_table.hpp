@@ -73,7 +73,8 @@ struct CpuKernels {
 
 }  // namespace recurrent_depth::cpu
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 // The kernels of this translation unit, as a table.
 inline constexpr CpuKernels compiled_kernel_table() {
@@ -101,4 +102,5 @@ inline constexpr CpuKernels compiled_kernel_table() {
   return k;
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

@@ -18,7 +18,8 @@
 #include "simd.hpp"
 #include "tile_schedule.hpp"
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
@@ -146,4 +147,5 @@ void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<floa
   }
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

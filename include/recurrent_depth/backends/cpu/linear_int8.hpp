@@ -28,7 +28,8 @@
 #include <immintrin.h>
 #endif
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 // Integer sums stay exact while K x 255 x 127 < 2^31.
 inline constexpr std::size_t kMaxInt8Columns = 66000;
@@ -199,4 +200,5 @@ inline void linear_int8(ConstMatrixView<float> x, const PackedWeights<std::int8_
                        threaded);
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

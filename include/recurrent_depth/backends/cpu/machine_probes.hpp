@@ -12,7 +12,8 @@
 #include "../../core/threads.hpp"
 #include "simd.hpp"
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
@@ -97,4 +98,5 @@ inline int int8_dot_chains(long steps) {
 
 }  // namespace detail
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

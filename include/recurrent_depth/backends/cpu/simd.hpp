@@ -26,7 +26,8 @@
 #define RECURRENT_DEPTH_KERNEL_NAMESPACE compiled
 #endif
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 using Arch = xsimd::default_arch;
 using FloatBatch = xsimd::batch<float, Arch>;
@@ -83,4 +84,5 @@ inline xsimd::batch<float, A> load_floats(const std::int8_t* p) {
   }
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

@@ -21,7 +21,8 @@
 #include "packed_weights.hpp"
 #include "simd.hpp"
 
-namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE {
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 inline constexpr int kTilePositions = 4;
 // The kernels prefetch weights this far ahead of their loads in a tile's stream.
@@ -87,4 +88,5 @@ void run_tiles_on_threads(Kernel& kernel, std::size_t tiles, std::size_t positio
   }
 }
 
-}  // namespace recurrent_depth::cpu::inline RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

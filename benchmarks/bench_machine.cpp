@@ -1,7 +1,7 @@
 // The machine's limits, measured in the same run so every figure can be read next to them, with
 // the probes of recurrent_depth/backends/cpu/machine_limits.hpp (also behind `rdepth bench`):
-// machine/read_bandwidth sums a 1 GiB float array with all OpenMP threads (4 streams each: the
-// ReadBandwidthProbe of rdepth bench, larger);
+// machine/read_bandwidth sums a 1 GiB float array with all OpenMP threads in the fastest read
+// pattern (the ReadBandwidthProbe of rdepth bench, larger);
 // machine/peak_fma runs independent register-resident FMA chains on all threads with the SIMD
 // batch of the selected kernels (kernel_dispatch.hpp);
 // machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (kernels with AVX-512 VNNI).
@@ -25,6 +25,8 @@ void read_bandwidth(benchmark::State& state) {
       benchmark::Counter(double(probe.bytes()), benchmark::Counter::kIsIterationInvariantRate,
                          benchmark::Counter::kIs1000);
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
+  state.counters["streams"] = benchmark::Counter(probe.pattern().streams);
+  state.counters["prefetch"] = benchmark::Counter(probe.pattern().prefetch);
 }
 
 constexpr long kSteps = 1 << 22;

@@ -46,6 +46,10 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
       std::sort(seconds.begin(), seconds.end());
       CHECK(out["decode_tokens_per_second"].get<double>() == Approx(1.0 / seconds[1]));
       CHECK(out["peer"]["eigen_gemv_gbs"].get<double>() > 0.0);
+      // The probe reads in the fastest of its patterns.
+      CHECK(out["read_pattern"]["streams"].get<int>() >= 1);
+      CHECK(out["read_pattern"]["streams"].get<int>() <= cpu::kMaxReadStreams);
+      CHECK(out["read_pattern"]["prefetch"].is_boolean());
       // The kernels the tool chose are the ones this program chooses (same machine, same
       // variants linked). int8 weights with kernels that have an int8 dot-product instruction:
       // prefill also against that instruction's measured peak.

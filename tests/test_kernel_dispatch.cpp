@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -14,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "recurrent_depth/backends/cpu/kernel_dispatch.hpp"
+#include "recurrent_depth/core/aligned_memory.hpp"
+#include "recurrent_depth/core/random.hpp"
 
 using namespace recurrent_depth;
 
@@ -109,6 +112,27 @@ TEST_CASE("dispatch: kernels chosen by name", "[kernels][dispatch]") {
     if (!cpu::missing_cpu_features(table->cpu_features).empty())
       CHECK_THROWS_WITH(cpu::kernels_named(table->name),
                         Catch::Contains("lacks") && Catch::Contains(table->name));
+}
+
+TEST_CASE("kernels: every read pattern of the bandwidth probe reads the whole array",
+          "[kernels][dispatch]") {
+  // Two units of work: each pattern's streams cover them exactly once; a pattern that skipped or
+  // repeated a chunk (1/24 of the array) would be off by several percent.
+  const std::size_t n = 2 * cpu::kReadUnit;
+  AlignedArray<float> values = allocate_aligned<float>(n);
+  Rng rng(77);
+  double exact = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    values.get()[i] = static_cast<float>(0.5 + rng.uniform());
+    exact += values.get()[i];
+  }
+  for (const cpu::CpuKernels* table : cpu::runnable_kernels())
+    for (int streams = 1; streams <= cpu::kMaxReadStreams; ++streams)
+      for (bool prefetch : {false, true}) {
+        INFO("kernels " << table->name << ", " << streams << " streams, prefetch " << prefetch);
+        const double sum = table->sum_streams(values.get(), n, {streams, prefetch});
+        CHECK(std::abs(sum - exact) <= 1e-4 * exact);
+      }
 }
 
 #ifdef RECURRENT_DEPTH_RDEPTH

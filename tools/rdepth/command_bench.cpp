@@ -180,6 +180,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["weight_bytes_per_token"] = cost.weight_bytes;
   out["flops_per_token"] = cost.flops;
   out["read_bandwidth_gbs"] = bandwidth;
+  out["read_pattern"] = {{"streams", probe.pattern().streams},
+                         {"prefetch", probe.pattern().prefetch}};
   out["peak_gflops"] = peak;
   out["decode_roofline_tokens_per_second"] = decode_roofline;
   out["decode_fraction_of_roofline"] = median(step_fraction);
@@ -217,9 +219,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const auto [low, high] = std::minmax_element(step_bandwidth.begin(), step_bandwidth.end());
   std::printf(
       "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s; "
-      "%.1f-%.1f over the steps)\n",
+      "%.1f-%.1f over the steps; %d streams per thread%s)\n",
       decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * median(step_fraction), bandwidth,
-      *low, *high);
+      *low, *high, probe.pattern().streams, probe.pattern().prefetch ? ", prefetched" : "");
   std::printf(
       "  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f "
       "tok/s\n",

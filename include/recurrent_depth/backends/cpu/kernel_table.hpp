@@ -50,7 +50,7 @@ struct CpuKernels {
 
   // The machine probes in the same instructions (machine_probes.hpp); int8_dot_chains is null
   // where the table has no int8 dot-product instruction.
-  float (*sum_streams)(const float* p, std::size_t n);
+  float (*sum_streams)(const float* p, std::size_t n, ReadPattern pattern);
   float (*fma_chains)(long steps);
   double (*fma_chains_flops)(long steps);
   int (*int8_dot_chains)(long steps);

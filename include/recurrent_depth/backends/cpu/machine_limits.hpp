@@ -1,9 +1,9 @@
 // The machine's own limits, measured with the selected kernels' instructions (machine_probes.hpp),
 // so throughput can be quoted as a fraction of them:
 //   ReadBandwidthProbe  sums a large float array (well beyond the caches, on huge pages as the
-//                       weights) with all OpenMP threads, several streams per thread; repeatable
-//                       next to each step of a measurement (the bandwidth of a shared machine
-//                       moves)
+//                       weights) with all OpenMP threads, in the machine's fastest read pattern;
+//                       repeatable next to each step of a measurement (the bandwidth of a shared
+//                       machine moves)
 //   fma_peak_gflops     independent register-resident FMA chains on all threads, in the SIMD batch
 //                       of the kernels
 //   int8_dot_peak_gops  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
@@ -35,36 +35,57 @@ double best_seconds(int passes, Work&& work) {
 }
 
 // Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default 256 MiB), allocated and
-// first touched once, so that the probe can be repeated next to each step of a measurement.
+// first touched once, so that the probe can be repeated next to each step of a measurement. It
+// reads in the fastest of the read patterns of sum_streams (1-4 streams per thread, prefetched
+// or not), chosen when it is built: the roofline is what the machine can read, not what one way
+// of reading gets.
 class ReadBandwidthProbe {
  public:
   explicit ReadBandwidthProbe(std::size_t bytes = std::size_t(256) << 20)
-      : floats_(std::max(kUnit, bytes / sizeof(float) / kUnit * kUnit)),
+      : floats_(std::max(kReadUnit, bytes / sizeof(float) / kReadUnit * kReadUnit)),
         buffer_(allocate_aligned<float>(floats_)) {  // huge pages, as the weights
     float* p = buffer_.get();
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(floats_); ++i)  // by the readers
       p[i] = static_cast<float>(i & 1023) * 1e-3f;
+    double fastest = 0.0;
+    for (int streams = 1; streams <= kMaxReadStreams; ++streams)
+      for (bool prefetch : {false, true}) {
+        const double gbs = gbs_in({streams, prefetch}, 2);
+        if (gbs > fastest) {
+          fastest = gbs;
+          pattern_ = {streams, prefetch};
+        }
+      }
   }
 
   std::size_t bytes() const {
     return floats_ * sizeof(float);
   }
+  ReadPattern pattern() const {
+    return pattern_;
+  }
   // One pass over the buffer (the sum of its values).
   float read() const {
-    return selected_kernels().sum_streams(buffer_.get(), floats_);
+    return selected_kernels().sum_streams(buffer_.get(), floats_, pattern_);
   }
   // The best of `passes` timed passes.
   double gbs(int passes = 4) const {
-    volatile float sink = 0.0f;
-    const double seconds = best_seconds(passes, [&] { sink = sink + read(); });
-    return double(bytes()) / seconds / 1e9;
+    return gbs_in(pattern_, passes);
   }
 
  private:
-  static constexpr std::size_t kUnit = std::size_t(4) << 16;  // floats per work item
+  double gbs_in(ReadPattern pattern, int passes) const {
+    const CpuKernels& kernels = selected_kernels();
+    volatile float sink = 0.0f;
+    const double seconds = best_seconds(
+        passes, [&] { sink = sink + kernels.sum_streams(buffer_.get(), floats_, pattern); });
+    return double(bytes()) / seconds / 1e9;
+  }
+
   std::size_t floats_;
   AlignedArray<float> buffer_;
+  ReadPattern pattern_;
 };
 
 // Peak float32 FMA throughput in GFLOP/s (2 FLOP per lane per FMA) on all threads.

@@ -1,46 +1,75 @@
 // The work behind the machine's measured limits (machine_limits.hpp), compiled with the kernels'
 // flags so that it runs the instructions they run:
-//   sum_streams      sums a float array with all OpenMP threads, several streams per thread
+//   sum_streams      sums a float array with all OpenMP threads, in one of several read patterns
+//                    (1 to 4 streams per thread, with or without software prefetch)
 //   fma_chains       independent register-resident FMA chains on all threads, in the SIMD batch
 //                    the kernels use (xsimd's default architecture for the compile flags)
 //   int8_dot_chains  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
 //                    multiply-adds of bytes per instruction); only where the build has it
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 
 #include "../../core/threads.hpp"
 #include "simd.hpp"
 
 namespace recurrent_depth::cpu {
+
+// How sum_streams reads: streams (1 to kMaxReadStreams) chunks at once per thread, each
+// prefetched ahead or not. Which pattern reads fastest depends on the machine (and its moods).
+struct ReadPattern {
+  int streams = 4;
+  bool prefetch = false;
+};
+inline constexpr int kMaxReadStreams = 4;
+// Floats per unit of work of every pattern (12 chunks of 2^16: a multiple of 1, 2, 3 and 4).
+inline constexpr std::size_t kReadUnit = std::size_t(12) << 16;
+
+}  // namespace recurrent_depth::cpu
+
+namespace recurrent_depth::cpu {
 inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
-// Sums n floats (n a multiple of 4 * 2^16): each work item reads 4 chunks at once.
-inline float sum_streams(const float* p, std::size_t n) {
+// Sums n floats (n a multiple of kReadUnit) in the given pattern: each work item reads
+// pattern.streams chunks of 2^16 floats at once, each prefetched 2 KB ahead when asked.
+template <int Streams, bool Prefetch>
+float sum_streams_in(const float* p, std::size_t n) {
   constexpr std::size_t kChunk = 1 << 16;
-  constexpr int kStreams = 4;
-  const auto items = static_cast<std::ptrdiff_t>(n / (kChunk * kStreams));
+  const auto items = static_cast<std::ptrdiff_t>(n / (kChunk * Streams));
   float total = 0.0f;
 #pragma omp parallel for schedule(static) reduction(+ : total)
   for (std::ptrdiff_t c = 0; c < items; ++c) {
-    const float* q[kStreams];
-    FloatBatch a[kStreams][2];
-    for (int s = 0; s < kStreams; ++s) {
-      q[s] = p + (static_cast<std::size_t>(c) * kStreams + s) * kChunk;
+    const float* q[Streams];
+    FloatBatch a[Streams][2];
+    for (int s = 0; s < Streams; ++s) {
+      q[s] = p + (static_cast<std::size_t>(c) * Streams + s) * kChunk;
       a[s][0] = a[s][1] = FloatBatch(0.0f);
     }
     for (std::size_t i = 0; i < kChunk; i += 2 * kFloatLanes)
-      for (int s = 0; s < kStreams; ++s) {
+      for (int s = 0; s < Streams; ++s) {
+        if constexpr (Prefetch) __builtin_prefetch(q[s] + i + 512);
         a[s][0] += FloatBatch::load_aligned(q[s] + i);
         a[s][1] += FloatBatch::load_aligned(q[s] + i + kFloatLanes);
       }
     FloatBatch sum(0.0f);
-    for (int s = 0; s < kStreams; ++s) sum += a[s][0] + a[s][1];
+    for (int s = 0; s < Streams; ++s) sum += a[s][0] + a[s][1];
     total += xsimd::hadd(sum);
   }
   return total;
+}
+
+inline float sum_streams(const float* p, std::size_t n, ReadPattern pattern) {
+  using Sum = float (*)(const float*, std::size_t);
+  static constexpr Sum kSums[2][kMaxReadStreams] = {
+      {&sum_streams_in<1, false>, &sum_streams_in<2, false>, &sum_streams_in<3, false>,
+       &sum_streams_in<4, false>},
+      {&sum_streams_in<1, true>, &sum_streams_in<2, true>, &sum_streams_in<3, true>,
+       &sum_streams_in<4, true>}};
+  const int streams = std::clamp(pattern.streams, 1, kMaxReadStreams);
+  return kSums[pattern.prefetch ? 1 : 0][streams - 1](p, n);
 }
 
 inline constexpr int kFmaChains = 16;  // covers FMA latency x pipes, stays in registers

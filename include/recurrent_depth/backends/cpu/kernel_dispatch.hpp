@@ -77,8 +77,7 @@ inline const CpuKernels& selected_kernels() {
     if (const char* name = std::getenv("RECURRENT_DEPTH_KERNELS"); name && *name)
       return kernels_named(name);
     const std::vector<const CpuKernels*> tables = runnable_kernels();
-    require(!tables.empty(),
-            "no CPU kernels of this program can run on this machine (compiled for ",
+    require(!tables.empty(), "this machine lacks CPU extensions the program's kernels use (",
             missing_cpu_features(linked_kernels().front()->cpu_features),
             "): rebuild it on this machine or for an older target (-march)");
     return *tables.front();

@@ -5,7 +5,8 @@
 // bytes). Then, with the row sums of Q,
 //   y[m][n] = float(sum_k (q + 128) Q[n][k] - 128 rowsum[n]) * (s_m * scale[n]),
 // whose integer sum is exact. AVX-512 VNNI computes it with vpdpbusd (64 products per
-// instruction); elsewhere a plain integer loop computes the same integers, so every
+// instruction); AVX2 sums the signed q Q[n][k] directly (vpmaddubsw + vpmaddwd, see
+// tile_dot_int8); elsewhere a plain integer loop computes the same integers, so every
 // architecture gives the same result, which scalar::linear_int8 defines.
 #pragma once
 
@@ -24,7 +25,7 @@
 #include "simd.hpp"
 #include "tile_schedule.hpp"
 
-#if defined(__AVX512VNNI__)
+#if defined(__AVX2__) || defined(__AVX512VNNI__)
 #include <immintrin.h>
 #endif
 
@@ -114,8 +115,24 @@ inline void sum_lanes_of_four(const __m512i (&v)[4], std::int32_t (&out)[4]) {
 }
 #endif
 
-// sums[m][i * kTileRows + r] = sum_k q[m][k] Q[r][k] (q offset bytes) for the rows r of
-// Tiles tiles read side by side.
+#if defined(__AVX2__) && !defined(__AVX512VNNI__)
+// AVX2 sums the products of signed activations (q - 128) and weights: the tile kernel's sums
+// then carry no offset.
+inline constexpr std::int32_t kInt8SumOffset = 0;
+
+// The sum of the 8 lanes of v.
+inline std::int32_t sum_lanes(__m256i v) {
+  const __m128i half = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i quarter = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(quarter, _mm_shuffle_epi32(quarter, 0xB1)));
+}
+#else
+// The sums of vpdpbusd and of the plain loop are those of the offset bytes q.
+inline constexpr std::int32_t kInt8SumOffset = 128;
+#endif
+
+// sums[m][i * kTileRows + r] = sum_k (q[m][k] - 128 + kInt8SumOffset) Q[r][k] (q offset bytes)
+// for the rows r of Tiles tiles read side by side.
 template <int Positions, int Tiles>
 inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const* tiles,
                           std::size_t blocks, std::int32_t (&sums)[Positions][Tiles * kTileRows]) {
@@ -142,6 +159,39 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
     for (int i = 0; i < Tiles; ++i)
       sum_lanes_of_four(*reinterpret_cast<const __m512i(*)[4]>(acc[m] + i * 4),
                         *reinterpret_cast<std::int32_t(*)[4]>(sums[m] + i * 4));
+#elif defined(__AVX2__)
+  // vpmaddubsw multiplies unsigned by signed bytes into 16-bit pair sums that saturate: exact
+  // only while a pair stays within 32767. So x returns to its signed value (q - 128, at most 127
+  // in size) and trades signs with w (vpsignb / vpabsb): |w| * (x signed like w) = x w, pairs at
+  // most 2 * 127 * 127 = 32258; vpmaddwd with ones widens them to 32-bit sums.
+  const __m256i offset = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
+  __m256i acc[Positions][kRows];
+  for (int m = 0; m < Positions; ++m)
+    for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm256_setzero_si256();
+  for (std::size_t b = 0; b < blocks; ++b) {
+    for (int i = 0; i < Tiles; ++i)
+      for (std::size_t line = 0; line < kTileRows * 64; line += 64)
+        __builtin_prefetch(tiles[i] + b * kTileRows * kInt8Block + kPrefetchBytes + line);
+    for (std::size_t half = 0; half < kInt8Block; half += 32) {
+      __m256i w[kRows], w_size[kRows];
+      for (std::size_t r = 0; r < kRows; ++r) {
+        w[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(
+            tiles[r / kTileRows] + (b * kTileRows + r % kTileRows) * kInt8Block + half));
+        w_size[r] = _mm256_abs_epi8(w[r]);
+      }
+      for (int m = 0; m < Positions; ++m) {
+        const __m256i x = _mm256_xor_si256(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(q[m] + b * kInt8Block + half)),
+            offset);
+        for (std::size_t r = 0; r < kRows; ++r) {
+          const __m256i pairs = _mm256_maddubs_epi16(w_size[r], _mm256_sign_epi8(x, w[r]));
+          acc[m][r] = _mm256_add_epi32(acc[m][r], _mm256_madd_epi16(pairs, ones));
+        }
+      }
+    }
+  }
+  for (int m = 0; m < Positions; ++m)
+    for (std::size_t r = 0; r < kRows; ++r) sums[m][r] = sum_lanes(acc[m][r]);
 #else
   for (int m = 0; m < Positions; ++m)
     for (std::size_t row = 0; row < kRows; ++row) {
@@ -174,11 +224,11 @@ struct Int8TileKernel {
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     std::int32_t sums[Positions][Tiles * kTileRows];
     tile_dot_int8<Positions, Tiles>(x_rows, tiles, w.blocks(), sums);
-    store_tile_outputs<Positions>(y, t, w.rows(), m0, add,
-                                  [&](int m, std::size_t j, std::size_t n) {
-                                    const std::int32_t exact = sums[m][j] - 128 * w.row_sums()[n];
-                                    return float(exact) * (x_scales[m0 + m] * w.scales()[n]);
-                                  });
+    store_tile_outputs<Positions>(
+        y, t, w.rows(), m0, add, [&](int m, std::size_t j, std::size_t n) {
+          const std::int32_t exact = sums[m][j] - kInt8SumOffset * w.row_sums()[n];
+          return float(exact) * (x_scales[m0 + m] * w.scales()[n]);
+        });
   }
 };
 

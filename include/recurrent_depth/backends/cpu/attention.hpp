@@ -161,7 +161,13 @@ inline void attend_query_head(const float* q_head, const std::vector<float>& key
                               float scale, std::int64_t position,
                               std::span<const std::int32_t> key_positions,
                               std::vector<float>& scores, float* out) {
-  const std::size_t n = values.rows, groups = (n + kFloatLanes - 1) / kFloatLanes;
+  // Keys past the last visible one are not scored (in cache order: those after `position`).
+  std::size_t n = values.rows;
+  if (key_positions.empty())
+    n = std::min(n, static_cast<std::size_t>(std::max<std::int64_t>(position + 1, 0)));
+  else
+    while (n > 0 && !key_visible(key_positions, n - 1, position)) --n;
+  const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes;
   scores.resize(groups * kFloatLanes);
   // kGroups groups of keys at once: independent FMA chains, one broadcast for all of them.
   constexpr std::size_t kGroups = 4;
@@ -180,11 +186,10 @@ inline void attend_query_head(const float* q_head, const std::vector<float>& key
   std::size_t g = 0;
   for (; g + kGroups <= groups; g += kGroups) score_groups.template operator()<kGroups>(g);
   for (; g < groups; ++g) score_groups.template operator()<1>(g);
-  const auto visible = [&](std::size_t j) { return key_visible(key_positions, j, position); };
   float maximum = -std::numeric_limits<float>::infinity();
   bool any = false;
   for (std::size_t j = 0; j < n; ++j) {
-    if (!visible(j)) {
+    if (!key_visible(key_positions, j, position)) {
       scores[j] = -std::numeric_limits<float>::infinity();  // its exponential is 0
       continue;
     }
@@ -194,29 +199,42 @@ inline void attend_query_head(const float* q_head, const std::vector<float>& key
   std::fill(out, out + d, 0.0f);
   if (!any) return;
   const float inverse_total = 1.0f / exp_shifted(scores.data(), n, maximum);
-  // out = sum over visible keys of weight x value, kBatches batches of the head at a time held
-  // in registers across all keys (the rest of the head, under a batch, element by element).
-  constexpr std::size_t kBatches = 4;
-  const std::size_t whole = d / kFloatLanes * kFloatLanes;
-  for (std::size_t c0 = 0; c0 < whole; c0 += kBatches * kFloatLanes) {
-    const std::size_t batches = std::min(kBatches, (whole - c0) / kFloatLanes);
-    FloatBatch acc[kBatches];
-    for (std::size_t k = 0; k < kBatches; ++k) acc[k] = FloatBatch(0.0f);
+  for (std::size_t j = 0; j < n; ++j) scores[j] *= inverse_total;  // masked keys weigh 0
+  // out = sum over the keys of weight x value, B batches of the head at a time held in registers
+  // across all keys (the rest of the head, under a batch, element by element).
+  const auto add_values = [&]<std::size_t B>(std::size_t c0) {
+    FloatBatch acc[B];
+    for (std::size_t k = 0; k < B; ++k) acc[k] = FloatBatch(0.0f);
     for (std::size_t j = 0; j < n; ++j) {
-      if (!visible(j)) continue;
-      const FloatBatch weight(scores[j] * inverse_total);
+      const FloatBatch weight(scores[j]);
       const float* v = values.row(j) + h * d + c0;
-      for (std::size_t k = 0; k < batches; ++k)
+      for (std::size_t k = 0; k < B; ++k)
         acc[k] = xsimd::fma(weight, load_floats(v + k * kFloatLanes), acc[k]);
     }
-    for (std::size_t k = 0; k < batches; ++k) acc[k].store_unaligned(out + c0 + k * kFloatLanes);
+    for (std::size_t k = 0; k < B; ++k) acc[k].store_unaligned(out + c0 + k * kFloatLanes);
+  };
+  constexpr std::size_t kBatches = 4;
+  const std::size_t whole = d / kFloatLanes * kFloatLanes;
+  std::size_t c0 = 0;
+  for (; c0 + kBatches * kFloatLanes <= whole; c0 += kBatches * kFloatLanes)
+    add_values.template operator()<kBatches>(c0);
+  switch ((whole - c0) / kFloatLanes) {
+    case 3:
+      add_values.template operator()<3>(c0);
+      break;
+    case 2:
+      add_values.template operator()<2>(c0);
+      break;
+    case 1:
+      add_values.template operator()<1>(c0);
+      break;
+    default:
+      break;
   }
-  for (std::size_t j = 0; j < n && whole < d; ++j)
-    if (visible(j)) {
-      const float weight = scores[j] * inverse_total;
-      const float* v = values.row(j) + h * d;
-      for (std::size_t i = whole; i < d; ++i) out[i] += weight * v[i];
-    }
+  for (std::size_t j = 0; j < n && whole < d; ++j) {
+    const float* v = values.row(j) + h * d;
+    for (std::size_t i = whole; i < d; ++i) out[i] += scores[j] * v[i];
+  }
 }
 
 }  // namespace detail
@@ -233,7 +251,7 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
     return;
   }
   // Tasks: one head for a block of queries; each transposes its head's keys once.
-  constexpr std::size_t kQueryBlock = 16;
+  constexpr std::size_t kQueryBlock = 32;
   const std::size_t query_blocks = (q.rows + kQueryBlock - 1) / kQueryBlock;
   const auto tasks = static_cast<std::ptrdiff_t>(heads * query_blocks);
 #pragma omp parallel if (keys.rows * d * q.rows * heads > 16384)

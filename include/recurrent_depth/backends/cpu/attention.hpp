@@ -2,11 +2,12 @@
 // positions first..first+T-1, keys and values [N, heads*head_dim]; key j sits at position
 // key_positions[j] (or j when none are given) and is visible to queries at that position or later.
 // Softmax in float32 with the maximum subtracted. Several queries (prefill): threads split
-// (head, block of 16 queries) tasks; each puts its head's keys in key-lane order once, and then
-// scores a query against kFloatLanes keys per instruction (broadcast query elements, no
-// horizontal sums). One query (decode): key-major, so that keys and values stream contiguously from
-// memory; threads split the keys, each keeps a partial softmax per head (its maximum, sum and
-// weighted values), and the partials are merged at the end (as flash-decoding does).
+// (head, block of 32 queries) tasks; each puts its head's keys in key-lane order once, and then
+// scores 4 queries at a time against kFloatLanes keys per instruction (broadcast query elements,
+// no horizontal sums; every key and value batch loaded once for the 4). One query (decode):
+// key-major, so that keys and values stream contiguously from memory; threads split the keys, each
+// keeps a partial softmax per head (its maximum, sum and weighted values), and the partials are
+// merged at the end (as flash-decoding does).
 #pragma once
 
 #include <algorithm>
@@ -153,72 +154,93 @@ inline void transpose_head_keys(ConstMatrixView<float> keys, std::size_t h, std:
   }
 }
 
-// One query's head (q_head, d values) over all keys in key-lane order: scores kFloatLanes keys
-// at a time by broadcasting the query's elements (no horizontal sums), the keys after `position`
-// masked, softmax, and the weighted values written to out (zeros when no key is visible).
-inline void attend_query_head(const float* q_head, const std::vector<float>& key_lanes,
-                              ConstMatrixView<float> values, std::size_t h, std::size_t d,
-                              float scale, std::int64_t position,
-                              std::span<const std::int32_t> key_positions,
-                              std::vector<float>& scores, float* out) {
-  // Keys past the last visible one are not scored (in cache order: those after `position`).
-  std::size_t n = values.rows;
-  if (key_positions.empty())
-    n = std::min(n, static_cast<std::size_t>(std::max<std::int64_t>(position + 1, 0)));
-  else
-    while (n > 0 && !key_visible(key_positions, n - 1, position)) --n;
-  const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes;
-  scores.resize(groups * kFloatLanes);
-  // kGroups groups of keys at once: independent FMA chains, one broadcast for all of them.
-  constexpr std::size_t kGroups = 4;
+// Q queries' heads (q_heads[m], d values each, at positions[m]) over the keys in key-lane
+// order: scores kFloatLanes keys at a time by broadcasting the queries' elements (no horizontal
+// sums; each key batch loaded once for all Q queries), the keys after each query's position
+// masked, softmax, and the weighted values written to outs[m] (zeros when no key is visible).
+// Keys past the last one any of the queries sees are not scored.
+template <std::size_t Q>
+void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&positions)[Q],
+                         const std::vector<float>& key_lanes, ConstMatrixView<float> values,
+                         std::size_t h, std::size_t d, float scale,
+                         std::span<const std::int32_t> key_positions, std::vector<float>& scores,
+                         float* const (&outs)[Q]) {
+  std::size_t n = 0;
+  for (std::size_t m = 0; m < Q; ++m) {
+    std::size_t seen = values.rows;  // 1 + the last key query m sees
+    if (key_positions.empty())
+      seen = std::min(seen, static_cast<std::size_t>(std::max<std::int64_t>(positions[m] + 1, 0)));
+    else
+      while (seen > 0 && !key_visible(key_positions, seen - 1, positions[m])) --seen;
+    n = std::max(n, seen);
+  }
+  const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes, stride = groups * kFloatLanes;
+  scores.resize(Q * stride);
+  // G groups of keys at once for all Q queries: Q x G independent FMA chains.
   const auto score_groups = [&]<std::size_t G>(std::size_t g0) {
-    FloatBatch acc[G];
-    for (std::size_t k = 0; k < G; ++k) acc[k] = FloatBatch(0.0f);
+    FloatBatch acc[Q][G];
+    for (std::size_t m = 0; m < Q; ++m)
+      for (std::size_t k = 0; k < G; ++k) acc[m][k] = FloatBatch(0.0f);
     const float* lanes = key_lanes.data() + g0 * d * kFloatLanes;
     for (std::size_t i = 0; i < d; ++i) {
-      const FloatBatch qi(q_head[i]);
-      for (std::size_t k = 0; k < G; ++k)
-        acc[k] = xsimd::fma(qi, load_floats(lanes + (k * d + i) * kFloatLanes), acc[k]);
+      FloatBatch keys[G];
+      for (std::size_t k = 0; k < G; ++k) keys[k] = load_floats(lanes + (k * d + i) * kFloatLanes);
+      for (std::size_t m = 0; m < Q; ++m) {
+        const FloatBatch qi(q_heads[m][i]);
+        for (std::size_t k = 0; k < G; ++k) acc[m][k] = xsimd::fma(qi, keys[k], acc[m][k]);
+      }
     }
-    for (std::size_t k = 0; k < G; ++k)
-      (acc[k] * FloatBatch(scale)).store_unaligned(scores.data() + (g0 + k) * kFloatLanes);
+    for (std::size_t m = 0; m < Q; ++m)
+      for (std::size_t k = 0; k < G; ++k)
+        (acc[m][k] * FloatBatch(scale))
+            .store_unaligned(scores.data() + m * stride + (g0 + k) * kFloatLanes);
   };
+  constexpr std::size_t kGroups = 4;
   std::size_t g = 0;
   for (; g + kGroups <= groups; g += kGroups) score_groups.template operator()<kGroups>(g);
   for (; g < groups; ++g) score_groups.template operator()<1>(g);
-  float maximum = -std::numeric_limits<float>::infinity();
-  bool any = false;
-  for (std::size_t j = 0; j < n; ++j) {
-    if (!key_visible(key_positions, j, position)) {
-      scores[j] = -std::numeric_limits<float>::infinity();  // its exponential is 0
-      continue;
+  // Softmax per query; the masked keys weigh 0.
+  bool any[Q];
+  for (std::size_t m = 0; m < Q; ++m) {
+    float* row = scores.data() + m * stride;
+    float maximum = -std::numeric_limits<float>::infinity();
+    any[m] = false;
+    for (std::size_t j = 0; j < n; ++j) {
+      if (!key_visible(key_positions, j, positions[m])) {
+        row[j] = -std::numeric_limits<float>::infinity();  // its exponential is 0
+        continue;
+      }
+      any[m] = true;
+      maximum = std::max(maximum, row[j]);
     }
-    any = true;
-    maximum = std::max(maximum, scores[j]);
+    if (!any[m]) continue;
+    const float inverse_total = 1.0f / exp_shifted(row, n, maximum);
+    for (std::size_t j = 0; j < n; ++j) row[j] *= inverse_total;
   }
-  std::fill(out, out + d, 0.0f);
-  if (!any) return;
-  const float inverse_total = 1.0f / exp_shifted(scores.data(), n, maximum);
-  for (std::size_t j = 0; j < n; ++j) scores[j] *= inverse_total;  // masked keys weigh 0
-  // out = sum over the keys of weight x value, B batches of the head at a time held in registers
+  // outs = weights x values, B batches of the head at a time for all Q queries held in registers
   // across all keys (the rest of the head, under a batch, element by element).
   const auto add_values = [&]<std::size_t B>(std::size_t c0) {
-    FloatBatch acc[B];
-    for (std::size_t k = 0; k < B; ++k) acc[k] = FloatBatch(0.0f);
+    FloatBatch acc[Q][B];
+    for (std::size_t m = 0; m < Q; ++m)
+      for (std::size_t k = 0; k < B; ++k) acc[m][k] = FloatBatch(0.0f);
     for (std::size_t j = 0; j < n; ++j) {
-      const FloatBatch weight(scores[j]);
       const float* v = values.row(j) + h * d + c0;
-      for (std::size_t k = 0; k < B; ++k)
-        acc[k] = xsimd::fma(weight, load_floats(v + k * kFloatLanes), acc[k]);
+      FloatBatch value[B];
+      for (std::size_t k = 0; k < B; ++k) value[k] = load_floats(v + k * kFloatLanes);
+      for (std::size_t m = 0; m < Q; ++m) {
+        const FloatBatch weight(scores[m * stride + j]);
+        for (std::size_t k = 0; k < B; ++k) acc[m][k] = xsimd::fma(weight, value[k], acc[m][k]);
+      }
     }
-    for (std::size_t k = 0; k < B; ++k) acc[k].store_unaligned(out + c0 + k * kFloatLanes);
+    for (std::size_t m = 0; m < Q; ++m)
+      for (std::size_t k = 0; k < B; ++k) acc[m][k].store_unaligned(outs[m] + c0 + k * kFloatLanes);
   };
   constexpr std::size_t kBatches = 4;
   const std::size_t whole = d / kFloatLanes * kFloatLanes;
   std::size_t c0 = 0;
   for (; c0 + kBatches * kFloatLanes <= whole; c0 += kBatches * kFloatLanes)
     add_values.template operator()<kBatches>(c0);
-  switch ((whole - c0) / kFloatLanes) {
+  switch ((whole - c0) / kFloatLanes) {  // fewer than kBatches left
     case 3:
       add_values.template operator()<3>(c0);
       break;
@@ -231,9 +253,13 @@ inline void attend_query_head(const float* q_head, const std::vector<float>& key
     default:
       break;
   }
-  for (std::size_t j = 0; j < n && whole < d; ++j) {
-    const float* v = values.row(j) + h * d;
-    for (std::size_t i = whole; i < d; ++i) out[i] += scores[j] * v[i];
+  for (std::size_t m = 0; m < Q; ++m) {
+    std::fill(outs[m] + whole, outs[m] + d, 0.0f);
+    for (std::size_t j = 0; j < n && whole < d; ++j) {
+      const float* v = values.row(j) + h * d;
+      for (std::size_t i = whole; i < d; ++i) outs[m][i] += scores[m * stride + j] * v[i];
+    }
+    if (!any[m]) std::fill(outs[m], outs[m] + d, 0.0f);
   }
 }
 
@@ -262,10 +288,22 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
       const std::size_t h = static_cast<std::size_t>(task) / query_blocks;
       const std::size_t t0 = static_cast<std::size_t>(task) % query_blocks * kQueryBlock;
       detail::transpose_head_keys(keys, h, d, key_lanes);
-      for (std::size_t t = t0; t < std::min(q.rows, t0 + kQueryBlock); ++t)
-        detail::attend_query_head(q.row(t) + h * d, key_lanes, values, h, d, scale,
-                                  static_cast<std::int64_t>(first_position + t), key_positions,
-                                  scores, out.row(t) + h * d);
+      const std::size_t t1 = std::min(q.rows, t0 + kQueryBlock);
+      const auto attend = [&]<std::size_t Q>(std::size_t t) {
+        const float* q_heads[Q];
+        std::int64_t positions[Q];
+        float* outs[Q];
+        for (std::size_t m = 0; m < Q; ++m) {
+          q_heads[m] = q.row(t + m) + h * d;
+          positions[m] = static_cast<std::int64_t>(first_position + t + m);
+          outs[m] = out.row(t + m) + h * d;
+        }
+        detail::attend_queries_head<Q>(q_heads, positions, key_lanes, values, h, d, scale,
+                                       key_positions, scores, outs);
+      };
+      std::size_t t = t0;
+      for (; t + 4 <= t1; t += 4) attend.template operator()<4>(t);
+      for (; t < t1; ++t) attend.template operator()<1>(t);
     }
   }
 }

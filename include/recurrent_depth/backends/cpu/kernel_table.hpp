@@ -17,16 +17,16 @@
 #include "machine_probes.hpp"
 #include "packed_weights.hpp"
 
-namespace recurrent_depth::cpu {
-
 #define RECURRENT_DEPTH_STRINGIFY_NAME(name) #name
 #define RECURRENT_DEPTH_STRINGIFY(name) RECURRENT_DEPTH_STRINGIFY_NAME(name)
+
+namespace recurrent_depth::cpu {
 
 struct CpuKernels {
   template <class W>
   using Linear = void (*)(ConstMatrixView<float>, const PackedWeights<W>&, MatrixView<float>, bool);
 
-  const char* name;         // the kernel namespace: "compiled" or a variant ("x86_64_v4", ...)
+  const char* name;         // the kernel namespace: "compiled" or a variant ("x86_64_v3", ...)
   const char* simd;         // xsimd's name for the SIMD architecture ("avx512bw", "avx2", "sse2")
   unsigned cpu_features;    // CpuFeature bits the code may use
   std::size_t float_lanes;  // floats per SIMD batch

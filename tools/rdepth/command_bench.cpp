@@ -88,22 +88,19 @@ PeerFigures measure_peer(std::size_t rows, std::size_t cols, std::size_t positio
   rd::Matrix<float> xs(positions, cols), ys(positions, rows);
   for (std::size_t p = 0; p < positions; ++p)
     for (std::size_t c = 0; c < cols; ++c) xs(p, c) = x(Eigen::Index(c), Eigen::Index(p));
-  const auto best = [](int repeats, auto&& work) { return rd::cpu::best_seconds(repeats, work); };
+  const rd::cpu::CpuKernels& kernels = rd::cpu::selected_kernels();
+  using rd::cpu::best_seconds;
   const double bytes = double(rows * cols * sizeof(float));
   const double flops = 2.0 * double(rows * cols * positions);
   PeerFigures f{};
-  f.eigen_gemv_gbs = bytes / best(9, [&] { yv.noalias() = w * v; }) / 1e9;
-  f.library_gemv_gbs = bytes /
-                       best(9,
-                            [&] {
-                              rd::cpu::selected_kernels().linear(
-                                  xs.view().middle_rows(0, 1), packed, ys.view().middle_rows(0, 1));
-                            }) /
-                       1e9;
-  f.eigen_gemm_gflops = flops / best(5, [&] { y.noalias() = w * x; }) / 1e9;
+  f.eigen_gemv_gbs = bytes / best_seconds(9, [&] { yv.noalias() = w * v; }) / 1e9;
+  const auto library_gemv = [&] {
+    kernels.linear(xs.view().middle_rows(0, 1), packed, ys.view().middle_rows(0, 1));
+  };
+  f.library_gemv_gbs = bytes / best_seconds(9, library_gemv) / 1e9;
+  f.eigen_gemm_gflops = flops / best_seconds(5, [&] { y.noalias() = w * x; }) / 1e9;
   f.library_gemm_gflops =
-      flops / best(5, [&] { rd::cpu::selected_kernels().linear(xs.view(), packed, ys.view()); }) /
-      1e9;
+      flops / best_seconds(5, [&] { kernels.linear(xs.view(), packed, ys.view()); }) / 1e9;
   return f;
 }
 
@@ -168,8 +165,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["weights"] = weights;
   out["steps"] = steps;
   out["threads"] = rd::max_threads();
-  out["kernels"] = rd::cpu::selected_kernels().name;
-  out["simd"] = rd::cpu::selected_kernels().simd;
+  const rd::cpu::CpuKernels& kernels = rd::cpu::selected_kernels();
+  out["kernels"] = kernels.name;
+  out["simd"] = kernels.simd;
   out["prompt_tokens"] = prompt_length;
   out["decode_tokens"] = gen;
   out["load_seconds"] = load_seconds;
@@ -209,8 +207,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
     return 0;
   }
   std::printf("%s, %s weights, r = %d, %d threads, kernels %s (%s)\n", source.c_str(),
-              weights.c_str(), steps, rd::max_threads(), rd::cpu::selected_kernels().name,
-              rd::cpu::selected_kernels().simd);
+              weights.c_str(), steps, rd::max_threads(), kernels.name, kernels.simd);
   std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n",
               prefill_tps, prefill_gflops, 100.0 * prefill_tps / prefill_roofline, peak);
   if (int8_peak > 0)

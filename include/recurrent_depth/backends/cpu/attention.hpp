@@ -157,7 +157,8 @@ inline void transpose_head_keys(ConstMatrixView<float> keys, std::size_t h, std:
 // Q queries' heads (q_heads[m], d values each, at positions[m]) over the keys in key-lane
 // order: scores kFloatLanes keys at a time by broadcasting the queries' elements (no horizontal
 // sums; each key batch loaded once for all Q queries), the keys after each query's position
-// masked, softmax, and the weighted values written to outs[m] (zeros when no key is visible).
+// masked, softmax, and the weighted values written to outs[m] (zero weights, so zeros, when no
+// key is visible).
 // Keys past the last one any of the queries sees are not scored.
 template <std::size_t Q>
 void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&positions)[Q],
@@ -199,21 +200,23 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   std::size_t g = 0;
   for (; g + kGroups <= groups; g += kGroups) score_groups.template operator()<kGroups>(g);
   for (; g < groups; ++g) score_groups.template operator()<1>(g);
-  // Softmax per query; the masked keys weigh 0.
-  bool any[Q];
+  // Softmax per query; the masked keys weigh 0, and every key when none is visible.
   for (std::size_t m = 0; m < Q; ++m) {
     float* row = scores.data() + m * stride;
     float maximum = -std::numeric_limits<float>::infinity();
-    any[m] = false;
+    bool any = false;
     for (std::size_t j = 0; j < n; ++j) {
       if (!key_visible(key_positions, j, positions[m])) {
         row[j] = -std::numeric_limits<float>::infinity();  // its exponential is 0
         continue;
       }
-      any[m] = true;
+      any = true;
       maximum = std::max(maximum, row[j]);
     }
-    if (!any[m]) continue;
+    if (!any) {
+      std::fill(row, row + n, 0.0f);
+      continue;
+    }
     const float inverse_total = 1.0f / exp_shifted(row, n, maximum);
     for (std::size_t j = 0; j < n; ++j) row[j] *= inverse_total;
   }
@@ -259,7 +262,6 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
       const float* v = values.row(j) + h * d;
       for (std::size_t i = whole; i < d; ++i) outs[m][i] += scores[m * stride + j] * v[i];
     }
-    if (!any[m]) std::fill(outs[m], outs[m] + d, 0.0f);
   }
 }
 

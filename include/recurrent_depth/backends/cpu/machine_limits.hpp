@@ -67,7 +67,7 @@ class ReadBandwidthProbe {
   }
   // One pass over the buffer (the sum of its values).
   float read() const {
-    return selected_kernels().sum_streams(buffer_.get(), floats_, pattern_);
+    return read_in(pattern_);
   }
   // The best of `passes` timed passes.
   double gbs(int passes = 4) const {
@@ -75,11 +75,12 @@ class ReadBandwidthProbe {
   }
 
  private:
+  float read_in(ReadPattern pattern) const {
+    return selected_kernels().sum_streams(buffer_.get(), floats_, pattern);
+  }
   double gbs_in(ReadPattern pattern, int passes) const {
-    const CpuKernels& kernels = selected_kernels();
     volatile float sink = 0.0f;
-    const double seconds = best_seconds(
-        passes, [&] { sink = sink + kernels.sum_streams(buffer_.get(), floats_, pattern); });
+    const double seconds = best_seconds(passes, [&] { sink = sink + read_in(pattern); });
     return double(bytes()) / seconds / 1e9;
   }
 

@@ -53,6 +53,17 @@ void peak_int8_dot(benchmark::State& state) {
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
 
+void peak_bf16_dot(benchmark::State& state) {
+  for (auto _ : state) {
+    int sink = rd::cpu::selected_kernels().bf16_dot_chains(kSteps);
+    benchmark::DoNotOptimize(sink);
+  }
+  const double flops = rd::cpu::selected_kernels().bf16_dot_chains_flops(kSteps);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["threads"] = benchmark::Counter(rd::max_threads());
+}
+
 }  // namespace
 
 void register_machine_benchmarks() {
@@ -66,6 +77,11 @@ void register_machine_benchmarks() {
       ->MinTime(0.3);
   if (rd::cpu::selected_kernels().int8_dot_chains)
     benchmark::RegisterBenchmark("machine/peak_int8_dot", peak_int8_dot)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(0.3);
+  if (rd::cpu::selected_kernels().bf16_dot_chains)
+    benchmark::RegisterBenchmark("machine/peak_bf16_dot", peak_bf16_dot)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond)
         ->MinTime(0.3);

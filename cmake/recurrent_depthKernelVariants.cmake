@@ -6,7 +6,8 @@
 # from a one-line source that includes kernel_variant.hpp:
 #   x86_64_v3       -march=x86-64-v3                (AVX2, FMA)
 #   x86_64_v4_vnni  -march=x86-64-v4 -mavx512vnni   (AVX-512 F/BW/CD/DQ/VL, VNNI)
-# Default: both, in that order. Inline functions that a variant shares with the program (those of
+#   x86_64_v4_amx   the same and -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles for prefill)
+# Default: all three, in that order. Inline functions that a variant shares with the program (those of
 # the C++ library, say) are emitted in each object and the linker keeps the first copy it meets:
 # linked as libraries, the variants come after the program's own objects, and in ascending order
 # among themselves, so that the copy kept is always the most portable one. Not with link-time
@@ -18,7 +19,7 @@ include(CheckCXXCompilerFlag)
 function(recurrent_depth_add_kernel_variants target)
   cmake_parse_arguments(PARSE_ARGV 1 ARG "" "" "VARIANTS")
   if(NOT ARG_VARIANTS)
-    set(ARG_VARIANTS x86_64_v3 x86_64_v4_vnni)
+    set(ARG_VARIANTS x86_64_v3 x86_64_v4_vnni x86_64_v4_amx)
   endif()
   if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
     return()
@@ -28,9 +29,11 @@ function(recurrent_depth_add_kernel_variants target)
       set(flags -march=x86-64-v3)
     elseif(variant STREQUAL "x86_64_v4_vnni")
       set(flags -march=x86-64-v4 -mavx512vnni)
+    elseif(variant STREQUAL "x86_64_v4_amx")
+      set(flags -march=x86-64-v4 -mavx512vnni -mamx-tile -mamx-int8 -mamx-bf16)
     else()
       message(FATAL_ERROR "recurrent_depth_add_kernel_variants: unknown variant '${variant}' "
-        "(known: x86_64_v3, x86_64_v4_vnni)")
+        "(known: x86_64_v3, x86_64_v4_vnni, x86_64_v4_amx)")
     endif()
     string(REPLACE ";" " " flag_string "${flags}")
     check_cxx_compiler_flag("${flag_string}" RECURRENT_DEPTH_COMPILER_TAKES_${variant})

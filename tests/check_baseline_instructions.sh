@@ -1,7 +1,7 @@
 #!/bin/sh
 # Usage: check_baseline_instructions.sh BINARY
 # A program built for plain x86-64 with the kernel variants linked in (kernel_dispatch.hpp) may
-# run AVX, AVX2, AVX-512 or BMI instructions only inside the variants' namespaces, which the
+# run AVX, AVX2, AVX-512, AMX or BMI instructions only inside the variants' namespaces, which the
 # dispatch enters only on CPUs that have them. Lists every other function that holds one (a shared
 # inline function whose variant copy the linker kept, say) and fails if there is any. (tzcnt is
 # not among them: compilers emit it for plain x86-64 as well, where older CPUs run it as bsf.)
@@ -9,8 +9,8 @@ set -eu
 binary=$1
 found=$(objdump -d --no-show-raw-insn -C "$binary" | awk '
   /^[0-9a-f]+ <.*>:$/ { fn = $0; next }
-  /\tv[a-z0-9]+ |%[yz]mm[0-9]|%k[0-7]|\t(shlx|shrx|sarx|rorx|andn|bzhi|pdep|pext|lzcnt|blsr|blsi|blsmsk|movbe) / {
-    if (fn !~ /::x86_64_v3::|::x86_64_v4_vnni::/) print fn
+  /\tv[a-z0-9]+ |%[yz]mm[0-9]|%k[0-7]|\t(shlx|shrx|sarx|rorx|andn|bzhi|pdep|pext|lzcnt|blsr|blsi|blsmsk|movbe|ldtilecfg|tileloadd|tileloaddt1|tilestored|tilezero|tilerelease|tdpb[su][su]d|tdpbf16ps) / {
+    if (fn !~ /::x86_64_v3::|::x86_64_v4_vnni::|::x86_64_v4_amx::/) print fn
   }' | sort -u)
 if [ -n "$found" ]; then
   echo "instructions beyond the x86-64 baseline outside the kernel variants of $binary:"

@@ -126,7 +126,7 @@ inline std::vector<float> nonzero_vector(std::size_t n, Rng& rng, double lo, dou
 template <class W>
 double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
                           const std::vector<float>& initial, ConstMatrixView<float> reference,
-                          ConstMatrixView<float> result) {
+                          ConstMatrixView<float> result, double activation_error = 0.0) {
   double worst = 0.0;
   const double root_k = std::sqrt(static_cast<double>(x.cols));
   for (std::size_t m = 0; m < x.rows; ++m)
@@ -134,7 +134,8 @@ double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
       double magnitude = 0.0;
       for (std::size_t k = 0; k < x.cols; ++k)
         magnitude += std::abs(double(x(m, k)) * double(cpu::load_scalar(&w(n, k))));
-      double bound = 2.0 * kEps * root_k * magnitude + kEps * std::abs(double(reference(m, n)));
+      double bound = (2.0 * kEps * root_k + activation_error) * magnitude +
+                     kEps * std::abs(double(reference(m, n)));
       if (!initial.empty()) bound += kEps * std::abs(double(initial[m * w.rows + n]));
       worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
     }

@@ -62,6 +62,13 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
         CHECK(
             out["prefill_fraction_of_int8_peak"].get<double>() ==
             Approx(out["prefill_gflops"].get<double>() / out["int8_dot_peak_gops"].get<double>()));
+      // bf16 weights with kernels that multiply them on the AMX tiles: against the tiles' peak.
+      const bool bf16_peak = std::string(weights) == "bf16" && kernels.bf16_dot_chains;
+      REQUIRE(out.contains("bf16_dot_peak_gflops") == bf16_peak);
+      if (bf16_peak)
+        CHECK(out["prefill_fraction_of_bf16_peak"].get<double>() ==
+              Approx(out["prefill_gflops"].get<double>() /
+                     out["bf16_dot_peak_gflops"].get<double>()));
     }
   }
   // Bytes per token grow with r by one core iteration each; int8 streams about half of bf16

@@ -1,5 +1,5 @@
 // Runtime dispatch of the CPU kernels (kernel_dispatch.hpp): the tables linked into this program
-// (its own compiled kernels and, on x86-64, the x86_64_v3 and x86_64_v4_vnni variants), that each
+// (its own compiled kernels and, on x86-64, the x86_64_v3, x86_64_v4_vnni and x86_64_v4_amx variants), that each
 // is a separate compilation (no function shared between two of them), the order of preference,
 // the choice by name and its errors. That every table computes what the scalar twins compute is
 // tested by the kernel tests, which run once per table.
@@ -32,6 +32,9 @@ TEST_CASE("dispatch: the kernel tables linked into the program", "[kernels][disp
 #if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_VNNI)
   ++expected;
 #endif
+#if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_AMX)
+  ++expected;
+#endif
   CHECK(linked.size() == expected);
 
   std::set<std::string> names;
@@ -49,6 +52,9 @@ TEST_CASE("dispatch: the kernel tables linked into the program", "[kernels][disp
     CHECK(table->rms_norm != nullptr);
     CHECK(table->sum_streams != nullptr);
     CHECK((table->int8_dot_chains == nullptr) == (table->int8_dot_chains_ops == nullptr));
+    CHECK((table->bf16_dot_chains == nullptr) == (table->bf16_dot_chains_flops == nullptr));
+    // The bf16 products round activations exactly where they run on the tiles.
+    CHECK((table->bf16_dot_chains == nullptr) == (table->bf16_activation_error == 0.0));
   }
   CHECK(names.size() == linked.size());
   CHECK(linears.size() == linked.size());
@@ -64,6 +70,7 @@ TEST_CASE("dispatch: the variants' features and their order of preference", "[ke
   };
   const cpu::CpuKernels* v3 = find("x86_64_v3");
   const cpu::CpuKernels* v4 = find("x86_64_v4_vnni");
+  const cpu::CpuKernels* amx = find("x86_64_v4_amx");
   if (v3) {
     CHECK((v3->cpu_features & (cpu::kAvx2 | cpu::kFma)) == (cpu::kAvx2 | cpu::kFma));
     CHECK((v3->cpu_features & cpu::kAvx512f) == 0);
@@ -77,6 +84,15 @@ TEST_CASE("dispatch: the variants' features and their order of preference", "[ke
     CHECK(v4->int8_dot_chains != nullptr);
   }
   if (v3 && v4) CHECK((v3->cpu_features & ~v4->cpu_features) == 0);
+  if (amx) {
+    CHECK((amx->cpu_features & (cpu::kAmxTile | cpu::kAmxInt8)) == (cpu::kAmxTile | cpu::kAmxInt8));
+    CHECK(amx->int8_dot_chains != nullptr);
+    CHECK(amx->bf16_dot_chains != nullptr);
+    if (v4) CHECK((v4->cpu_features & ~amx->cpu_features) == 0);
+    // Runnable exactly where the CPU has the tiles and the operating system grants them.
+    if (cpu::missing_cpu_features(amx->cpu_features).empty())
+      CHECK((cpu::cpuid_7_edx_bit(25) && cpu::amx_tiles_permitted()));
+  }
 
   // Runnable: the linked tables whose features the CPU has, most features first.
   const auto runnable = cpu::runnable_kernels();

@@ -150,6 +150,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double peak = rd::cpu::fma_peak_gflops();
   const bool int8_weights = weight_format(args) == rd::WeightFormat::int8;
   const double int8_peak = int8_weights ? rd::cpu::int8_dot_peak_gops() : 0.0;
+  const bool bf16_weights = weight_format(args) == rd::WeightFormat::bf16;
+  const double bf16_peak = bf16_weights ? rd::cpu::bf16_dot_peak_gflops() : 0.0;
   const PeerFigures peer = measure_peer(2 * std::size_t(config.intermediate_size),
                                         std::size_t(config.n_embd), prompt_length);
 
@@ -193,6 +195,10 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
     out["int8_dot_peak_gops"] = int8_peak;
     out["prefill_fraction_of_int8_peak"] = prefill_gflops / int8_peak;
   }
+  if (bf16_peak > 0) {  // bf16 matmuls of a prompt run on the AMX tiles, not the FMAs
+    out["bf16_dot_peak_gflops"] = bf16_peak;
+    out["prefill_fraction_of_bf16_peak"] = prefill_gflops / bf16_peak;
+  }
   out["peer"] = {
       {"what", "Eigen float GEMV/GEMM on the core MLP fc shape, vs this library's f32 kernel"},
       {"eigen_gemv_gbs", peer.eigen_gemv_gbs},
@@ -213,6 +219,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   if (int8_peak > 0)
     std::printf("           (int8 matmuls: %5.1f%% of the int8 dot-product peak, %.0f GOP/s)\n",
                 100.0 * prefill_gflops / int8_peak, int8_peak);
+  if (bf16_peak > 0)
+    std::printf("           (bf16 matmuls: %5.1f%% of the AMX bf16 tile peak, %.0f GFLOP/s)\n",
+                100.0 * prefill_gflops / bf16_peak, bf16_peak);
   const auto [low, high] = std::minmax_element(step_bandwidth.begin(), step_bandwidth.end());
   std::printf(
       "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s; "

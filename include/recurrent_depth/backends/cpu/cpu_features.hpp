@@ -11,6 +11,14 @@
 #include "../../core/error.hpp"
 #include "simd.hpp"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace recurrent_depth::cpu {
 
 enum CpuFeature : unsigned {
@@ -27,7 +35,35 @@ enum CpuFeature : unsigned {
   kAvx512dq = 1u << 10,
   kAvx512vl = 1u << 11,
   kAvx512vnni = 1u << 12,
+  kAmxTile = 1u << 13,
+  kAmxInt8 = 1u << 14,
+  kAmxBf16 = 1u << 15,
 };
+
+// Whether the operating system lets this process use the AMX tile registers. Linux grants them
+// on request (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), once for the whole process;
+// the first call asks.
+inline bool amx_tiles_permitted() {
+#if defined(__linux__) && defined(__x86_64__)
+  constexpr long kRequestPermission = 0x1023, kTileData = 18;
+  static const bool permitted = syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+  return permitted;
+#else
+  return false;
+#endif
+}
+
+// Whether CPUID leaf 7 sets EDX bit `bit` (GCC 12's __builtin_cpu_supports does not know the
+// AMX bits: 22 bf16 tile products, 24 tile registers, 25 int8 tile products).
+inline bool cpuid_7_edx_bit(unsigned bit) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> bit & 1u);
+#else
+  (void)bit;
+  return false;
+#endif
+}
 
 // The extensions among `features` that this CPU lacks, space-separated ("" when none). Compiled
 // with the caller's flags, which must be the program's baseline: it runs before any variant.
@@ -52,6 +88,10 @@ inline std::string missing_cpu_features(unsigned features) {
   need(kAvx512dq, __builtin_cpu_supports("avx512dq"), "avx512dq");
   need(kAvx512vl, __builtin_cpu_supports("avx512vl"), "avx512vl");
   need(kAvx512vnni, __builtin_cpu_supports("avx512vnni"), "avx512vnni");
+  if (features & kAmxTile)  // asks the operating system only for kernels that use the tiles
+    need(kAmxTile, cpuid_7_edx_bit(24) && amx_tiles_permitted(), "amx-tile");
+  need(kAmxInt8, cpuid_7_edx_bit(25), "amx-int8");
+  need(kAmxBf16, cpuid_7_edx_bit(22), "amx-bf16");
 #else
   (void)features;
 #endif
@@ -104,6 +144,15 @@ inline constexpr unsigned compiled_cpu_features() {
 #endif
 #if defined(__AVX512VNNI__)
   features |= kAvx512vnni;
+#endif
+#if defined(__AMX_TILE__)
+  features |= kAmxTile;
+#endif
+#if defined(__AMX_INT8__)
+  features |= kAmxInt8;
+#endif
+#if defined(__AMX_BF16__)
+  features |= kAmxBf16;
 #endif
   return features;
 }

@@ -4,6 +4,8 @@
 // which defines RECURRENT_DEPTH_WITH_KERNELS_<VARIANT> for the program:
 //   x86_64_v3       -march=x86-64-v3 (AVX2, FMA)
 //   x86_64_v4_vnni  -march=x86-64-v4 -mavx512vnni (AVX-512 F/BW/CD/DQ/VL and VNNI)
+//   x86_64_v4_amx   the same and -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles, where the OS grants
+//                   them)
 // selected_kernels() is the table with the most CPU features the running CPU has (the compiled
 // one on a tie), or the one named by the environment variable RECURRENT_DEPTH_KERNELS.
 #pragma once
@@ -29,6 +31,11 @@ namespace x86_64_v4_vnni {
 extern const CpuKernels kernel_table;
 }
 #endif
+#if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_AMX)
+namespace x86_64_v4_amx {
+extern const CpuKernels kernel_table;
+}
+#endif
 
 // Every kernel table linked into the program, the compiled one first.
 inline std::vector<const CpuKernels*> linked_kernels() {
@@ -39,6 +46,9 @@ inline std::vector<const CpuKernels*> linked_kernels() {
 #endif
 #if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_VNNI)
   tables.push_back(&x86_64_v4_vnni::kernel_table);
+#endif
+#if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_AMX)
+  tables.push_back(&x86_64_v4_amx::kernel_table);
 #endif
   return tables;
 }

@@ -30,6 +30,9 @@ struct CpuKernels {
   const char* simd;         // xsimd's name for the SIMD architecture ("avx512bw", "avx2", "sse2")
   unsigned cpu_features;    // CpuFeature bits the code may use
   std::size_t float_lanes;  // floats per SIMD batch
+  // A bound on the relative error of the activations in the products with bf16 weights: 0 where
+  // they stay float, 2^-16 where the AMX tiles take them as two bf16 parts (16 positions or more).
+  double bf16_activation_error;
 
   Linear<float> linear_f32;
   Linear<bf16> linear_bf16;
@@ -55,6 +58,9 @@ struct CpuKernels {
   double (*fma_chains_flops)(long steps);
   int (*int8_dot_chains)(long steps);
   double (*int8_dot_chains_ops)(long steps);
+  // The AMX tiles' bf16 products where the bf16 kernel uses them, else null.
+  int (*bf16_dot_chains)(long steps);
+  double (*bf16_dot_chains_flops)(long steps);
 
   // y = x W^T (y += x W^T when accumulate), for any stored weight format.
   void linear(ConstMatrixView<float> x, const PackedWeights<float>& w, MatrixView<float> y,
@@ -83,6 +89,9 @@ inline constexpr CpuKernels compiled_kernel_table() {
   k.simd = Arch::name();
   k.cpu_features = compiled_cpu_features();
   k.float_lanes = kFloatLanes;
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+  k.bf16_activation_error = kAmxBf16ActivationError;
+#endif
   k.linear_f32 = &linear<float>;
   k.linear_bf16 = &linear<bf16>;
   k.linear_int8 = &linear<std::int8_t>;
@@ -95,9 +104,13 @@ inline constexpr CpuKernels compiled_kernel_table() {
   k.sum_streams = &detail::sum_streams;
   k.fma_chains = &detail::fma_chains;
   k.fma_chains_flops = &detail::fma_chains_flops;
-#if defined(__AVX512VNNI__)
+#if defined(__AVX512VNNI__) || (defined(__AMX_TILE__) && defined(__AMX_INT8__))
   k.int8_dot_chains = &detail::int8_dot_chains;
   k.int8_dot_chains_ops = &detail::int8_dot_chains_ops;
+#endif
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+  k.bf16_dot_chains = &detail::amx_tile_chains<detail::AmxProduct::bf16>;
+  k.bf16_dot_chains_flops = &detail::amx_tile_chains_ops<detail::AmxProduct::bf16>;
 #endif
   return k;
 }

@@ -3,7 +3,8 @@
 // One kernel serves decode (one position) and prefill (many); tile_schedule.hpp says how the
 // tiles are walked (columns in chunks of at most 32 KB of tile when more than 4 positions share
 // them). Float and bf16 weights are widened in registers and meet float x; int8 weights meet x
-// quantised to 8 bits (linear_int8.hpp).
+// quantised to 8 bits (linear_int8.hpp). With AMX, bf16 weights meet x split in two bf16 parts
+// on the tiles from 16 positions on (linear_amx.hpp).
 #pragma once
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "../../core/error.hpp"
 #include "../../core/tensor.hpp"
+#include "linear_amx.hpp"
 #include "linear_int8.hpp"
 #include "packed_weights.hpp"
 #include "simd.hpp"
@@ -179,12 +181,16 @@ void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<floa
   if constexpr (PackedWeights<W>::kScaled) {
     linear_int8(x, w, y, accumulate);
   } else {
+    const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);  // below: threads cost more
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+    if constexpr (std::is_same_v<W, bf16>)
+      if (x.rows >= kAmxPositions) return linear_bf16_amx(x, w, y, accumulate, threaded);
+#endif
     thread_local Matrix<float> prepared;
     Matrix<float>& xb = prepared;  // the caller's copy of x in the loaders' layout, shared
     detail::prepare_x<W>(x, w.padded_cols(), xb);
     detail::FloatTileKernel<W> kernel{xb, w, y};
-    constexpr std::size_t kChunkBlocks = 32768 / (kTileRows * 64);     // 32 KB of tile
-    const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);  // below: threads cost more
+    constexpr std::size_t kChunkBlocks = 32768 / (kTileRows * 64);  // 32 KB of tile
     run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), kChunkBlocks, accumulate,
                          threaded);
   }

@@ -6,8 +6,9 @@
 //   y[m][n] = float(sum_k (q + 128) Q[n][k] - 128 rowsum[n]) * (s_m * scale[n]),
 // whose integer sum is exact. AVX-512 VNNI computes it with vpdpbusd (64 products per
 // instruction); AVX2 sums the signed q Q[n][k] directly (vpmaddubsw + vpmaddwd, see
-// tile_dot_int8); elsewhere a plain integer loop computes the same integers, so every
-// architecture gives the same result, which scalar::linear_int8 defines.
+// tile_dot_int8); AMX tiles compute them for 16 positions or more (linear_amx.hpp);
+// elsewhere a plain integer loop computes the same integers, so every architecture gives the same
+// result, which scalar::linear_int8 defines.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "../../core/error.hpp"
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
+#include "linear_amx.hpp"
 #include "packed_weights.hpp"
 #include "simd.hpp"
 #include "tile_schedule.hpp"
@@ -244,8 +246,12 @@ inline void linear_int8(ConstMatrixView<float> x, const PackedWeights<std::int8_
   Matrix<std::uint8_t>& q = quantised;  // the caller's buffers, shared by the team
   std::vector<float>& x_scales = scales;
   detail::quantise_activations(x, w.padded_cols(), q, x_scales);
-  detail::Int8TileKernel kernel{q, x_scales, w, y};
   const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+  static_assert(detail::kInt8SumOffset == 128, "the AMX kernel sums the offset bytes");
+  if (x.rows >= kAmxPositions) return linear_int8_amx(q, x_scales, w, y, accumulate, threaded);
+#endif
+  detail::Int8TileKernel kernel{q, x_scales, w, y};
   run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), w.blocks(), accumulate,
                        threaded);
 }

@@ -7,7 +7,10 @@
 //   fma_peak_gflops     independent register-resident FMA chains on all threads, in the SIMD batch
 //                       of the kernels
 //   int8_dot_peak_gops  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
-//                       multiply-adds of bytes per instruction); 0 where the kernels have none
+//                       multiply-adds of bytes per instruction, or the AMX tiles' tdpbsud); 0
+//                       where the kernels have none
+//   bf16_dot_peak_gflops  the AMX tiles' bf16 products (tdpbf16ps) where the bf16 kernel uses
+//                       them; 0 elsewhere
 // Each returns the best of a few timed passes (the machine may be shared: the best pass is the
 // closest to what it can do).
 #pragma once
@@ -108,6 +111,18 @@ inline double int8_dot_peak_gops(int passes = 5) {
   const double seconds =
       best_seconds(passes, [&] { sink = sink + kernels.int8_dot_chains(kSteps); });
   return kernels.int8_dot_chains_ops(kSteps) / seconds / 1e9;
+}
+
+// Peak bf16 tile-product throughput in GFLOP/s on all threads; 0 when the bf16 kernel multiplies
+// on the FMAs (then fma_peak_gflops is its limit).
+inline double bf16_dot_peak_gflops(int passes = 5) {
+  constexpr long kSteps = 1 << 21;
+  const CpuKernels& kernels = selected_kernels();
+  if (!kernels.bf16_dot_chains) return 0.0;
+  volatile int sink = 0;
+  const double seconds =
+      best_seconds(passes, [&] { sink = sink + kernels.bf16_dot_chains(kSteps); });
+  return kernels.bf16_dot_chains_flops(kSteps) / seconds / 1e9;
 }
 
 }  // namespace recurrent_depth::cpu

@@ -5,13 +5,18 @@
 //   fma_chains       independent register-resident FMA chains on all threads, in the SIMD batch
 //                    the kernels use (xsimd's default architecture for the compile flags)
 //   int8_dot_chains  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
-//                    multiply-adds of bytes per instruction); only where the build has it
+//                    multiply-adds of bytes per instruction; with AMX, the prefill kernel's
+//                    tdpbsud on whole 16 x 64-byte tiles, 16384); only where the build has one
+//   bf16_dot_chains  the same with the AMX tiles' bf16 products (tdpbf16ps), where the bf16
+//                    kernel uses them
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "../../core/threads.hpp"
+#include "linear_amx.hpp"
 #include "simd.hpp"
 
 namespace recurrent_depth::cpu {
@@ -98,7 +103,54 @@ inline float fma_chains(long steps) {
   return sink;
 }
 
-#if defined(__AVX512VNNI__)
+#if defined(__AMX_TILE__) && (defined(__AMX_INT8__) || defined(__AMX_BF16__))
+// Products of whole 16 x 64-byte tiles on all threads, 4 independent accumulators per step;
+// returns a value that depends on the sums.
+template <AmxProduct P>
+inline int amx_tile_chains(long steps) {
+  require(amx_tiles_permitted(), "machine probe: the operating system refuses the AMX tiles");
+  int sink = 0;
+#pragma omp parallel reduction(+ : sink)
+  {
+    alignas(64) std::uint8_t a[16 * 64], b[16 * 64];
+    alignas(64) std::int32_t c[16 * 16];
+    std::fill_n(a, 16 * 64, std::uint8_t(0x3F));  // a small bf16 or int8 value either way
+    std::fill_n(b, 16 * 64, std::uint8_t(3 + thread_index()));
+    const AmxTileConfig config(16);
+    _tile_loadconfig(&config);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a, 64);
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b, 64);
+    for (long s = 0; s < steps; ++s) amx_products<P, 2, 2>();
+    _tile_stored(3, c, 64);
+    _tile_release();
+    sink += c[0];
+  }
+  return sink;
+}
+
+// Operations amx_tile_chains(steps) performs on all threads: 2 per product of a pair of values
+// (64 int8 or 32 bf16 pairs per row and column of a tile).
+template <AmxProduct P>
+inline double amx_tile_chains_ops(long steps) {
+  const double pairs = P == AmxProduct::int8 ? 64.0 : 32.0;
+  return 2.0 * 16 * 16 * pairs * 4 * double(steps) * max_threads();
+}
+#endif
+
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+inline int int8_dot_chains(long steps) {
+  return amx_tile_chains<AmxProduct::int8>(steps);
+}
+inline double int8_dot_chains_ops(long steps) {
+  return amx_tile_chains_ops<AmxProduct::int8>(steps);
+}
+#elif defined(__AVX512VNNI__)
 // Operations int8_dot_chains(steps) performs on all threads (2 per byte product).
 inline double int8_dot_chains_ops(long steps) {
   return 2.0 * 64 * kFmaChains * double(steps) * max_threads();

@@ -1,19 +1,19 @@
 // Dense layers y = x W^T on AMX tiles (Advanced Matrix Extensions), for 16 positions or more,
 // with int8 weights (tdpbsud) or bf16 weights (tdpbf16ps). One tile product multiplies a tile A
-// of up to 16 rows of 64 bytes by a tile B of 16 rows of 64 bytes, each row of B holding 16
-// columns of 4 bytes (4 int8 or 2 bf16 values along K):
+// of 16 rows of 64 bytes by a tile B of 16 rows of 64 bytes, each row of B holding 16 columns of
+// 4 bytes (4 int8 or 2 bf16 values along K):
 //   C[i][j] += sum over rows r < 16 of B, values v of a 4-byte group: A[i][r, v] B[r][j, v]
-// A is a 64-byte block of one 4-row weight tile, read in place from PackedWeights (its rows lie
-// 64 bytes apart); B holds that block of 16 positions' activations, with the 4-byte groups of
-// position j moved into column j (a 16 x 16 transpose of 32-bit words). So C = W x^T: 4 weight
-// rows by 16 positions.
+// A is a 64-byte block of 16 weight rows: each thread copies its weight tiles, 8 at a time (32
+// rows), into a panel where the 16 rows of a block lie 64 bytes apart (PackedWeights keeps 4 rows
+// together). B holds that block of 16 positions' activations, with the 4-byte groups of position j
+// moved into column j (a 16 x 16 transpose of 32-bit words), built once per call for the team. So
+// C = W x^T: 16 weight rows by 16 positions. Two weight tiles against two groups of positions at
+// a time: 4 accumulator tiles, 2 weight tiles and 2 activation tiles fill the 8 tile registers.
 //  - int8: the offset activation bytes of linear_int8.hpp; C holds the same exact integer sums
 //    as vpdpbusd (signed weights by unsigned activations).
 //  - bf16: each activation split in two bf16 values, x = hi + lo + e with |e| <= 2^-16 |x|
 //    (kAmxBf16ActivationError); two products per block add W hi^T and W lo^T in float. A
 //    non-finite activation gives NaN outputs.
-// Each thread takes its share of the weight tiles two at a time against two groups of positions
-// at a time: 4 accumulator tiles, 2 weight tiles and 2 activation tiles fill the 8 tile registers.
 // Shapes: x [M, K], W [N, K] packed, y [M, N] float32.
 #pragma once
 
@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "../../core/error.hpp"
@@ -43,26 +44,19 @@ inline constexpr double kAmxBf16ActivationError = 1.0 / 65536;
 
 namespace detail {
 
-inline constexpr std::size_t kAmxTileBytes = 16 * 64;           // one activation tile
-inline constexpr std::size_t kAmxWeightBlock = kTileRows * 64;  // one block of a weight tile
+inline constexpr std::size_t kAmxTileBytes = 16 * 64;  // one tile register's worth
+inline constexpr std::size_t kPanelTiles = 32 / kTileRows;  // weight tiles per panel (32 rows)
 
 enum class AmxProduct { int8, bf16 };
 
-// The layout of the tile registers (ldtilecfg's 64-byte operand, palette 1): accumulators 0-3
-// (weight_rows rows of 16 32-bit sums), weight blocks 4-5 (weight_rows rows of 64 bytes),
-// activation tiles 6-7 (16 rows of 64 bytes).
+// The layout of the tile registers (ldtilecfg's 64-byte operand, palette 1): all 8 of 16 rows of
+// 64 bytes. Accumulators 0-3, weight blocks 4-5, activation tiles 6-7.
 struct alignas(64) AmxTileConfig {
-  explicit AmxTileConfig(std::uint8_t weight_rows) {
-    for (int t = 0; t < 8; ++t) {
-      bytes_per_row[t] = 64;
-      rows[t] = t < 6 ? weight_rows : 16;
-    }
-  }
   std::uint8_t palette = 1;
   std::uint8_t start_row = 0;
   std::uint8_t reserved[14] = {};
-  std::uint16_t bytes_per_row[16] = {};
-  std::uint8_t rows[16] = {};
+  std::uint16_t bytes_per_row[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
 };
 static_assert(sizeof(AmxTileConfig) == 64);
 
@@ -167,25 +161,23 @@ inline void amx_products() {
 template <AmxProduct P>
 inline constexpr std::size_t kAmxParts = P == AmxProduct::int8 ? 1 : 2;
 
-// c[i][j] = the sums of weight tile w[i] against activation group j over all blocks; the tiles of
-// block b and part p lie at activations + b * block_stride + p * part_stride + j * kAmxTileBytes.
+// c[i][j] = the sums of the panel's weight tile i against activation group j over all blocks.
+// Block b of weight tile i lies at panel + b * panel_stride + i * kAmxTileBytes; the activation
+// tiles of block b and part p at activations + b * block_stride + p * part_stride, group j one
+// tile further each.
 template <AmxProduct P, int WeightTiles, int Groups, class Sum>
-inline void amx_dot_tiles(const std::uint8_t* const (&w)[WeightTiles],
+inline void amx_dot_tiles(const std::uint8_t* panel, std::size_t panel_stride,
                           const std::uint8_t* activations, std::size_t block_stride,
                           std::size_t part_stride, std::size_t blocks,
-                          Sum (&c)[WeightTiles][Groups][kTileRows][kAmxPositions]) {
+                          Sum (&c)[WeightTiles][Groups][16][kAmxPositions]) {
   _tile_zero(0);
   if constexpr (Groups > 1) _tile_zero(1);
   if constexpr (WeightTiles > 1) _tile_zero(2);
   if constexpr (WeightTiles > 1 && Groups > 1) _tile_zero(3);
   for (std::size_t b = 0; b < blocks; ++b) {
-    const std::size_t offset = b * kAmxWeightBlock;
-    __builtin_prefetch(w[0] + offset + kPrefetchBytes);
-    _tile_loadd(4, w[0] + offset, 64);
-    if constexpr (WeightTiles > 1) {
-      __builtin_prefetch(w[1] + offset + kPrefetchBytes);
-      _tile_loadd(5, w[1] + offset, 64);
-    }
+    const std::uint8_t* weights = panel + b * panel_stride;
+    _tile_loadd(4, weights, 64);
+    if constexpr (WeightTiles > 1) _tile_loadd(5, weights + kAmxTileBytes, 64);
     for (std::size_t p = 0; p < kAmxParts<P>; ++p) {
       const std::uint8_t* tiles = activations + b * block_stride + p * part_stride;
       _tile_loadd(6, tiles, 64);
@@ -199,36 +191,65 @@ inline void amx_dot_tiles(const std::uint8_t* const (&w)[WeightTiles],
   if constexpr (WeightTiles > 1 && Groups > 1) _tile_stored(3, c[WeightTiles - 1][Groups - 1], 64);
 }
 
-// The sums of weight tiles t[i] against groups g0, g0 + 1, ... into y: y[m][n] = value(m, n, sum)
-// (or += when add), for the real rows and positions.
-template <AmxProduct P, int WeightTiles, int Groups, class W, class Sum, class Value>
-void amx_tiles_to_outputs(const PackedWeights<W>& w, const std::size_t (&t)[WeightTiles],
-                          const Matrix<std::uint8_t>& activations, std::size_t g0,
-                          MatrixView<float> y, bool add, const Value& value) {
-  const std::uint8_t* tiles[WeightTiles];
-  for (int i = 0; i < WeightTiles; ++i) tiles[i] = reinterpret_cast<const std::uint8_t*>(w.tile(t[i]));
+// Copies `count` (at most kPanelTiles) weight tiles from tile t0 into the panel [blocks, 32 rows
+// of 64 bytes]; rows past them are zeros.
+template <class W>
+void copy_panel(const PackedWeights<W>& w, std::size_t t0, std::size_t count,
+                Matrix<std::uint8_t>& panel) {
+  constexpr std::size_t kTileBlock = kTileRows * 64;
+  panel.resize(w.blocks(), kPanelTiles * kTileBlock);
+  for (std::size_t i = 0; i < kPanelTiles; ++i) {
+    const auto* tile = reinterpret_cast<const std::uint8_t*>(w.tile(t0 + std::min(i, count - 1)));
+    for (std::size_t b = 0; b < w.blocks(); ++b) {
+      std::uint8_t* out = panel.row(b) + i * kTileBlock;
+      if (i < count)
+        std::memcpy(out, tile + b * kTileBlock, kTileBlock);
+      else
+        std::memset(out, 0, kTileBlock);
+    }
+  }
+}
+
+// The panel of weight tiles t0, t0 + 1, ... (`count` of them) against groups g0, g0 + 1, ...
+// into y: y[m][n .. n + 15] = value(m, n, sums, mask) (or += when add) from the 16 sums of
+// position m, for the real rows (mask) and positions.
+template <AmxProduct P, int WeightTiles, int Groups, class Sum, class Value>
+void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t t0, std::size_t count,
+                          std::size_t rows, const Matrix<std::uint8_t>& activations,
+                          std::size_t g0, MatrixView<float> y, bool add, const Value& value) {
   const std::size_t groups = (y.rows + kAmxPositions - 1) / kAmxPositions;
-  alignas(64) Sum c[WeightTiles][Groups][kTileRows][kAmxPositions];
-  amx_dot_tiles<P, WeightTiles, Groups>(tiles, activations.row(0) + g0 * kAmxTileBytes,
+  alignas(64) Sum c[WeightTiles][Groups][16][kAmxPositions];
+  amx_dot_tiles<P, WeightTiles, Groups>(panel.row(0), panel.view().stride,
+                                        activations.row(0) + g0 * kAmxTileBytes,
                                         activations.view().stride, groups * kAmxTileBytes,
-                                        w.blocks(), c);
+                                        panel.rows(), c);
+  const std::size_t n0 = t0 * kTileRows, real_rows = std::min(count * kTileRows, rows - n0);
   for (int i = 0; i < WeightTiles; ++i) {
-    const std::size_t n0 = t[i] * kTileRows, count = std::min(kTileRows, w.rows() - n0);
+    const std::size_t first = n0 + 16 * std::size_t(i);
+    const std::size_t outputs = real_rows - std::min(real_rows, 16 * std::size_t(i));
+    if (outputs == 0) continue;
+    const __mmask16 mask = outputs >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << outputs) - 1);
     for (int j = 0; j < Groups; ++j) {
       const std::size_t m0 = (g0 + std::size_t(j)) * kAmxPositions;
       const std::size_t positions = std::min(kAmxPositions, y.rows - m0);
-      for (std::size_t r = 0; r < count; ++r)
-        for (std::size_t p = 0; p < positions; ++p) {
-          const float v = value(m0 + p, n0 + r, c[i][j][r][p]);
-          float& out = y.row(m0 + p)[n0 + r];
-          out = add ? out + v : v;
-        }
+      // [weight row][position] -> [position][weight row]: one vector of y's row per position.
+      __m512i sums[16];
+      for (int r = 0; r < 16; ++r) sums[r] = _mm512_load_si512(c[i][j][r]);
+      alignas(64) std::uint8_t by_position[kAmxTileBytes];
+      store_transposed(sums, by_position);
+      for (std::size_t p = 0; p < positions; ++p) {
+        float* out = y.row(m0 + p) + first;
+        __m512 v = value(m0 + p, first, _mm512_load_si512(by_position + p * 64), mask);
+        if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
+        _mm512_mask_storeu_ps(out, mask, v);
+      }
     }
   }
 }
 
 // The tiles' walk on the team: activation tiles built (make_tiles(b, row of block b), parts one
-// after the other) and shared, then each thread's weight tiles two at a time against two groups.
+// after the other) and shared; then each thread copies its weight tiles a panel at a time and
+// runs the panel against the groups of positions, two at a time.
 template <AmxProduct P, class Sum, class W, class MakeTiles, class Value>
 void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate, bool threaded,
                 const MakeTiles& make_tiles, const Value& value) {
@@ -242,21 +263,30 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
     const auto [b0, b1] = thread_share(w.blocks());
     for (std::size_t b = b0; b < b1; ++b) make_tiles(b, activations.row(b));
 #pragma omp barrier
-    const AmxTileConfig config(kTileRows);
+    const AmxTileConfig config;
     _tile_loadconfig(&config);
+    thread_local Matrix<std::uint8_t> panel;  // this thread's
     const auto [t0, t1] = thread_share(w.tile_count());
-    for (std::size_t t = t0; t < t1; t += 2)
+    for (std::size_t t = t0; t < t1; t += kPanelTiles) {
+      const std::size_t count = std::min(kPanelTiles, t1 - t);
+      copy_panel(w, t, count, panel);
+      const bool two_tiles = count * kTileRows > 16;
       for (std::size_t g = 0; g < groups; g += 2) {
-        const bool two_tiles = t + 1 < t1, two_groups = g + 1 < groups;
+        const bool two_groups = g + 1 < groups;
+        const auto run = [&]<int WeightTiles, int Groups>() {
+          amx_panel_to_outputs<P, WeightTiles, Groups, Sum>(panel, t, count, w.rows(), activations,
+                                                            g, y, accumulate, value);
+        };
         if (two_tiles && two_groups)
-          amx_tiles_to_outputs<P, 2, 2, W, Sum>(w, {t, t + 1}, activations, g, y, accumulate, value);
+          run.template operator()<2, 2>();
         else if (two_tiles)
-          amx_tiles_to_outputs<P, 2, 1, W, Sum>(w, {t, t + 1}, activations, g, y, accumulate, value);
+          run.template operator()<2, 1>();
         else if (two_groups)
-          amx_tiles_to_outputs<P, 1, 2, W, Sum>(w, {t}, activations, g, y, accumulate, value);
+          run.template operator()<1, 2>();
         else
-          amx_tiles_to_outputs<P, 1, 1, W, Sum>(w, {t}, activations, g, y, accumulate, value);
+          run.template operator()<1, 1>();
       }
+    }
     _tile_release();
   }
 }
@@ -273,8 +303,12 @@ inline void linear_int8_amx(const Matrix<std::uint8_t>& q, std::span<const float
   detail::amx_linear<AmxProduct::int8, std::int32_t>(
       w, y, accumulate, threaded,
       [&](std::size_t b, std::uint8_t* tiles) { detail::int8_activation_tiles(q, b, tiles); },
-      [&](std::size_t m, std::size_t n, std::int32_t sum) {
-        return float(sum - 128 * w.row_sums()[n]) * (x_scales[m] * w.scales()[n]);
+      [&](std::size_t m, std::size_t n, __m512i sums, __mmask16 mask) {
+        const __m512i corrections = _mm512_mullo_epi32(
+            _mm512_maskz_loadu_epi32(mask, w.row_sums().data() + n), _mm512_set1_epi32(128));
+        const __m512 scales = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, w.scales().data() + n),
+                                            _mm512_set1_ps(x_scales[m]));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sums, corrections)), scales);
       });
 }
 #endif
@@ -290,7 +324,7 @@ inline void linear_bf16_amx(ConstMatrixView<float> x, const PackedWeights<bf16>&
       [&](std::size_t b, std::uint8_t* tiles) {
         detail::bf16_activation_tiles(x, b, tiles, tiles + part);
       },
-      [](std::size_t, std::size_t, float sum) { return sum; });
+      [](std::size_t, std::size_t, __m512i sums, __mmask16) { return _mm512_castsi512_ps(sums); });
 }
 #endif
 

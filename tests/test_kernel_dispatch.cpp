@@ -1,8 +1,8 @@
 // Runtime dispatch of the CPU kernels (kernel_dispatch.hpp): the tables linked into this program
-// (its own compiled kernels and, on x86-64, the x86_64_v3, x86_64_v4_vnni and x86_64_v4_amx variants), that each
-// is a separate compilation (no function shared between two of them), the order of preference,
-// the choice by name and its errors. That every table computes what the scalar twins compute is
-// tested by the kernel tests, which run once per table.
+// (its own compiled kernels and, on x86-64, the x86_64_v3, x86_64_v4_vnni and x86_64_v4_amx
+// variants), that each is a separate compilation (no function shared between two of them), the
+// order of preference, the choice by name and its errors. That every table computes what the scalar
+// twins compute is tested by the kernel tests, which run once per table.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -188,6 +188,40 @@ TEST_CASE("dispatch: rdepth runs the golden model on every kernel table the CPU 
     CHECK(run.code == 1);
     CHECK(run.err.find("'x86_64_v9'") != std::string::npos);
     CHECK(run.err.find("compiled") != std::string::npos);
+  }
+}
+
+// The golden prompts (11 tokens) stay below the 16 positions from which the dense kernels may take
+// the AMX tiles: a longer prompt (the golden one repeated to 40 tokens) runs each table in every
+// weight format. f32 on each table matches the compiled table; bf16 matches f32 on the same table
+// (the golden weights are bf16 values, so only the activations' rounding may differ: within the
+// golden tolerance); int8 stays within its stated bound (test_golden.cpp) of f32.
+TEST_CASE("dispatch: a prompt long enough for the tile kernels, every table and weight format",
+          "[kernels][dispatch][cli]") {
+  const testing::Golden golden("tiny_huginn");
+  std::vector<std::int32_t> ids;
+  while (ids.size() < 40) ids.push_back(golden.input_ids[ids.size() % golden.input_ids.size()]);
+  const fs::path in = scratch("dispatch_long_prompt.safetensors");
+  SafetensorsWriter writer;
+  writer.add_i32("input_ids", {std::int64_t(ids.size())}, ids);
+  writer.write(in);
+  const auto logits = [&](const cpu::CpuKernels& table, const std::string& weights) {
+    const fs::path out = scratch(std::string("dispatch_long_") + table.name + "_" + weights);
+    const Run run =
+        rdepth("forward --model " + model_dir("tiny_huginn") + " --input " + quote(in.string()) +
+                   " --output " + quote(out.string()) + " --weights " + weights + " --threads 2",
+               std::string("RECURRENT_DEPTH_KERNELS=") + table.name);
+    REQUIRE_SUCCESS(run);
+    return matrix(SafetensorsFile::open(out), "logits");
+  };
+  const Matrix<float> reference = logits(*cpu::linked_kernels().front(), "f32");
+  REQUIRE(reference.rows() == ids.size());
+  for (const cpu::CpuKernels* table : cpu::runnable_kernels()) {
+    INFO("kernels " << table->name);
+    const Matrix<float> f32 = logits(*table, "f32");
+    CHECK(testing::relative_l2(f32.view(), reference.view()) < 1e-4);
+    CHECK(testing::relative_l2(logits(*table, "bf16").view(), f32.view()) < 1e-4);
+    CHECK(testing::relative_l2(logits(*table, "int8").view(), f32.view()) < 3e-2);
   }
 }
 

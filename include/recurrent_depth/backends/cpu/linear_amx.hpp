@@ -44,7 +44,7 @@ inline constexpr double kAmxBf16ActivationError = 1.0 / 65536;
 
 namespace detail {
 
-inline constexpr std::size_t kAmxTileBytes = 16 * 64;  // one tile register's worth
+inline constexpr std::size_t kAmxTileBytes = 16 * 64;       // one tile register's worth
 inline constexpr std::size_t kPanelTiles = 32 / kTileRows;  // weight tiles per panel (32 rows)
 
 enum class AmxProduct { int8, bf16 };
@@ -121,7 +121,8 @@ inline void bf16_activation_tiles(ConstMatrixView<float> x, std::size_t b, std::
       if (m0 + j >= x.rows) continue;
       __m256i halves[2][2];  // [hi, lo][first, second 16 values]
       for (std::size_t h = 0; h < 2; ++h) {
-        const std::size_t k = b * 32 + h * 16, n = k < x.cols ? std::min<std::size_t>(16, x.cols - k) : 0;
+        const std::size_t k = b * 32 + h * 16,
+                          n = k < x.cols ? std::min<std::size_t>(16, x.cols - k) : 0;
         const __m512 v = _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), x.row(m0 + j) + k);
         const __m512i high = bf16_bits(v);
         const __m512 rest = _mm512_sub_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(high, 16)));
@@ -164,12 +165,13 @@ inline constexpr std::size_t kAmxParts = P == AmxProduct::int8 ? 1 : 2;
 // c[i][j] = the sums of the panel's weight tile i against activation group j over all blocks.
 // Block b of weight tile i lies at panel + b * panel_stride + i * kAmxTileBytes; the activation
 // tiles of block b and part p at activations + b * block_stride + p * part_stride, group j one
-// tile further each.
-template <AmxProduct P, int WeightTiles, int Groups, class Sum>
+// tile further each. after_block(b) runs while the products of block b execute.
+template <AmxProduct P, int WeightTiles, int Groups, class Sum, class AfterBlock>
 inline void amx_dot_tiles(const std::uint8_t* panel, std::size_t panel_stride,
                           const std::uint8_t* activations, std::size_t block_stride,
                           std::size_t part_stride, std::size_t blocks,
-                          Sum (&c)[WeightTiles][Groups][16][kAmxPositions]) {
+                          Sum (&c)[WeightTiles][Groups][16][kAmxPositions],
+                          const AfterBlock& after_block) {
   _tile_zero(0);
   if constexpr (Groups > 1) _tile_zero(1);
   if constexpr (WeightTiles > 1) _tile_zero(2);
@@ -184,6 +186,7 @@ inline void amx_dot_tiles(const std::uint8_t* panel, std::size_t panel_stride,
       if constexpr (Groups > 1) _tile_loadd(7, tiles + kAmxTileBytes, 64);
       amx_products<P, WeightTiles, Groups>();
     }
+    after_block(b);
   }
   _tile_stored(0, c[0][0], 64);
   if constexpr (Groups > 1) _tile_stored(1, c[0][Groups - 1], 64);
@@ -191,38 +194,36 @@ inline void amx_dot_tiles(const std::uint8_t* panel, std::size_t panel_stride,
   if constexpr (WeightTiles > 1 && Groups > 1) _tile_stored(3, c[WeightTiles - 1][Groups - 1], 64);
 }
 
-// Copies `count` (at most kPanelTiles) weight tiles from tile t0 into the panel [blocks, 32 rows
-// of 64 bytes]; rows past them are zeros.
+// Copies block b of `count` (at most kPanelTiles) weight tiles from tile t0 into the panel
+// [blocks, 32 rows of 64 bytes]; rows past them are zeros. Across the tiles, each prefetched
+// ahead: that many memory streams in flight.
 template <class W>
-void copy_panel(const PackedWeights<W>& w, std::size_t t0, std::size_t count,
-                Matrix<std::uint8_t>& panel) {
+void copy_panel_block(const PackedWeights<W>& w, std::size_t t0, std::size_t count, std::size_t b,
+                      Matrix<std::uint8_t>& panel) {
   constexpr std::size_t kTileBlock = kTileRows * 64;
-  panel.resize(w.blocks(), kPanelTiles * kTileBlock);
-  for (std::size_t i = 0; i < kPanelTiles; ++i) {
-    const auto* tile = reinterpret_cast<const std::uint8_t*>(w.tile(t0 + std::min(i, count - 1)));
-    for (std::size_t b = 0; b < w.blocks(); ++b) {
-      std::uint8_t* out = panel.row(b) + i * kTileBlock;
-      if (i < count)
-        std::memcpy(out, tile + b * kTileBlock, kTileBlock);
-      else
-        std::memset(out, 0, kTileBlock);
-    }
+  std::uint8_t* out = panel.row(b);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint8_t* in = reinterpret_cast<const std::uint8_t*>(w.tile(t0 + i)) + b * kTileBlock;
+    for (std::size_t line = 0; line < kTileBlock; line += 64)
+      __builtin_prefetch(in + kPrefetchBytes + line);
+    std::memcpy(out + i * kTileBlock, in, kTileBlock);
   }
+  std::memset(out + count * kTileBlock, 0, (kPanelTiles - count) * kTileBlock);
 }
 
 // The panel of weight tiles t0, t0 + 1, ... (`count` of them) against groups g0, g0 + 1, ...
 // into y: y[m][n .. n + 15] = value(m, n, sums, mask) (or += when add) from the 16 sums of
 // position m, for the real rows (mask) and positions.
-template <AmxProduct P, int WeightTiles, int Groups, class Sum, class Value>
+template <AmxProduct P, int WeightTiles, int Groups, class Sum, class Value, class AfterBlock>
 void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t t0, std::size_t count,
-                          std::size_t rows, const Matrix<std::uint8_t>& activations,
-                          std::size_t g0, MatrixView<float> y, bool add, const Value& value) {
+                          std::size_t rows, const Matrix<std::uint8_t>& activations, std::size_t g0,
+                          MatrixView<float> y, bool add, const Value& value,
+                          const AfterBlock& after_block) {
   const std::size_t groups = (y.rows + kAmxPositions - 1) / kAmxPositions;
   alignas(64) Sum c[WeightTiles][Groups][16][kAmxPositions];
-  amx_dot_tiles<P, WeightTiles, Groups>(panel.row(0), panel.view().stride,
-                                        activations.row(0) + g0 * kAmxTileBytes,
-                                        activations.view().stride, groups * kAmxTileBytes,
-                                        panel.rows(), c);
+  amx_dot_tiles<P, WeightTiles, Groups>(
+      panel.row(0), panel.view().stride, activations.row(0) + g0 * kAmxTileBytes,
+      activations.view().stride, groups * kAmxTileBytes, panel.rows(), c, after_block);
   const std::size_t n0 = t0 * kTileRows, real_rows = std::min(count * kTileRows, rows - n0);
   for (int i = 0; i < WeightTiles; ++i) {
     const std::size_t first = n0 + 16 * std::size_t(i);
@@ -248,8 +249,9 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t t0, std
 }
 
 // The tiles' walk on the team: activation tiles built (make_tiles(b, row of block b), parts one
-// after the other) and shared; then each thread copies its weight tiles a panel at a time and
-// runs the panel against the groups of positions, two at a time.
+// after the other) and shared; then each thread runs its weight tiles a panel at a time against
+// the groups of positions, two at a time, and copies the next panel block by block while the
+// tile products of the first two groups execute (two panels per thread, in turn).
 template <AmxProduct P, class Sum, class W, class MakeTiles, class Value>
 void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate, bool threaded,
                 const MakeTiles& make_tiles, const Value& value) {
@@ -265,17 +267,27 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
 #pragma omp barrier
     const AmxTileConfig config;
     _tile_loadconfig(&config);
-    thread_local Matrix<std::uint8_t> panel;  // this thread's
+    thread_local Matrix<std::uint8_t> panels[2];  // this thread's
+    for (Matrix<std::uint8_t>& panel : panels)
+      panel.resize(w.blocks(), kPanelTiles * kTileRows * 64);
     const auto [t0, t1] = thread_share(w.tile_count());
-    for (std::size_t t = t0; t < t1; t += kPanelTiles) {
-      const std::size_t count = std::min(kPanelTiles, t1 - t);
-      copy_panel(w, t, count, panel);
+    const auto count_from = [&](std::size_t t) {
+      return t < t1 ? std::min(kPanelTiles, t1 - t) : 0;
+    };
+    for (std::size_t b = 0; b < w.blocks() && t0 < t1; ++b)
+      copy_panel_block(w, t0, count_from(t0), b, panels[0]);
+    for (std::size_t t = t0, k = 0; t < t1; t += kPanelTiles, k ^= 1) {
+      const std::size_t count = count_from(t), next = count_from(t + kPanelTiles);
+      const Matrix<std::uint8_t>& panel = panels[k];
       const bool two_tiles = count * kTileRows > 16;
       for (std::size_t g = 0; g < groups; g += 2) {
         const bool two_groups = g + 1 < groups;
+        const auto copy_next = [&](std::size_t b) {
+          if (g == 0 && next > 0) copy_panel_block(w, t + kPanelTiles, next, b, panels[k ^ 1]);
+        };
         const auto run = [&]<int WeightTiles, int Groups>() {
           amx_panel_to_outputs<P, WeightTiles, Groups, Sum>(panel, t, count, w.rows(), activations,
-                                                            g, y, accumulate, value);
+                                                            g, y, accumulate, value, copy_next);
         };
         if (two_tiles && two_groups)
           run.template operator()<2, 2>();

@@ -121,8 +121,9 @@ inline std::vector<float> nonzero_vector(std::size_t n, Rng& rng, double lo, dou
 }
 
 // Worst ratio over outputs of |result - reference| to the dot-product bound
-//   2 eps sqrt(K) sum_k |x_k w_k|  (+ eps |y0| when accumulating)  + eps |reference|,
-// the last term for the reference's own rounding to float.
+//   (2 eps sqrt(K) + a) sum_k |x_k w_k|  (+ eps |y0| when accumulating)  + eps |reference|,
+// the last term for the reference's own rounding to float; a (activation_error) bounds the
+// relative error of activations a kernel rounds before its products (the AMX bf16 products).
 template <class W>
 double linear_error_ratio(ConstMatrixView<float> x, ConstMatrixView<W> w,
                           const std::vector<float>& initial, ConstMatrixView<float> reference,

@@ -31,36 +31,17 @@ void read_bandwidth(benchmark::State& state) {
 
 constexpr long kSteps = 1 << 22;
 
-void peak_fma(benchmark::State& state) {
+// One of the selected kernels' peak probes (machine_probes.hpp): counter `unit` is the rate of
+// what ops counts, in 1e9 per second.
+template <class Sink>
+void peak_probe(benchmark::State& state, Sink (*chains)(long), double (*ops)(long),
+                const char* unit) {
   for (auto _ : state) {
-    float sink = rd::cpu::selected_kernels().fma_chains(kSteps);
+    Sink sink = chains(kSteps);
     benchmark::DoNotOptimize(sink);
   }
-  const double flops = rd::cpu::selected_kernels().fma_chains_flops(kSteps);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["threads"] = benchmark::Counter(rd::max_threads());
-}
-
-void peak_int8_dot(benchmark::State& state) {
-  for (auto _ : state) {
-    int sink = rd::cpu::selected_kernels().int8_dot_chains(kSteps);
-    benchmark::DoNotOptimize(sink);
-  }
-  const double ops = rd::cpu::selected_kernels().int8_dot_chains_ops(kSteps);
-  state.counters["GOP/s"] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
-  state.counters["threads"] = benchmark::Counter(rd::max_threads());
-}
-
-void peak_bf16_dot(benchmark::State& state) {
-  for (auto _ : state) {
-    int sink = rd::cpu::selected_kernels().bf16_dot_chains(kSteps);
-    benchmark::DoNotOptimize(sink);
-  }
-  const double flops = rd::cpu::selected_kernels().bf16_dot_chains_flops(kSteps);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters[unit] = benchmark::Counter(
+      ops(kSteps), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["threads"] = benchmark::Counter(rd::max_threads());
 }
 
@@ -71,20 +52,24 @@ void register_machine_benchmarks() {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond)
       ->MinTime(0.5);
-  benchmark::RegisterBenchmark("machine/peak_fma", peak_fma)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond)
-      ->MinTime(0.3);
-  if (rd::cpu::selected_kernels().int8_dot_chains)
-    benchmark::RegisterBenchmark("machine/peak_int8_dot", peak_int8_dot)
+  const rd::cpu::CpuKernels* kernels = &rd::cpu::selected_kernels();  // chosen once, static
+  const auto register_peak = [](const char* name, auto probe) {
+    benchmark::RegisterBenchmark(name, probe)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond)
         ->MinTime(0.3);
-  if (rd::cpu::selected_kernels().bf16_dot_chains)
-    benchmark::RegisterBenchmark("machine/peak_bf16_dot", peak_bf16_dot)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond)
-        ->MinTime(0.3);
+  };
+  register_peak("machine/peak_fma", [kernels](benchmark::State& state) {
+    peak_probe(state, kernels->fma_chains, kernels->fma_chains_flops, "GFLOP/s");
+  });
+  if (kernels->int8_dot_chains)
+    register_peak("machine/peak_int8_dot", [kernels](benchmark::State& state) {
+      peak_probe(state, kernels->int8_dot_chains, kernels->int8_dot_chains_ops, "GOP/s");
+    });
+  if (kernels->bf16_dot_chains)
+    register_peak("machine/peak_bf16_dot", [kernels](benchmark::State& state) {
+      peak_probe(state, kernels->bf16_dot_chains, kernels->bf16_dot_chains_flops, "GFLOP/s");
+    });
 }
 
 }  // namespace rdbench

@@ -92,37 +92,39 @@ class ReadBandwidthProbe {
   ReadPattern pattern_;
 };
 
+namespace detail {
+
+// The best rate of chains(steps) over `passes` runs, in 1e9 of what ops(steps) counts per second.
+template <class Sink>
+double peak_rate(Sink (*chains)(long), double (*ops)(long), int passes) {
+  constexpr long kSteps = 1 << 21;
+  volatile Sink sink = 0;
+  const double seconds = best_seconds(passes, [&] { sink = sink + chains(kSteps); });
+  return ops(kSteps) / seconds / 1e9;
+}
+
+}  // namespace detail
+
 // Peak float32 FMA throughput in GFLOP/s (2 FLOP per lane per FMA) on all threads.
 inline double fma_peak_gflops(int passes = 5) {
-  constexpr long kSteps = 1 << 21;
   const CpuKernels& kernels = selected_kernels();
-  volatile float sink = 0.0f;
-  const double seconds = best_seconds(passes, [&] { sink = sink + kernels.fma_chains(kSteps); });
-  return kernels.fma_chains_flops(kSteps) / seconds / 1e9;
+  return detail::peak_rate(kernels.fma_chains, kernels.fma_chains_flops, passes);
 }
 
 // Peak int8 dot-product throughput in GOP/s (2 operations per byte product) on all threads; 0
 // when the kernels have no int8 dot-product instruction (the int8 kernel then runs a plain loop).
 inline double int8_dot_peak_gops(int passes = 5) {
-  constexpr long kSteps = 1 << 21;
   const CpuKernels& kernels = selected_kernels();
   if (!kernels.int8_dot_chains) return 0.0;
-  volatile int sink = 0;
-  const double seconds =
-      best_seconds(passes, [&] { sink = sink + kernels.int8_dot_chains(kSteps); });
-  return kernels.int8_dot_chains_ops(kSteps) / seconds / 1e9;
+  return detail::peak_rate(kernels.int8_dot_chains, kernels.int8_dot_chains_ops, passes);
 }
 
 // Peak bf16 tile-product throughput in GFLOP/s on all threads; 0 when the bf16 kernel multiplies
 // on the FMAs (then fma_peak_gflops is its limit).
 inline double bf16_dot_peak_gflops(int passes = 5) {
-  constexpr long kSteps = 1 << 21;
   const CpuKernels& kernels = selected_kernels();
   if (!kernels.bf16_dot_chains) return 0.0;
-  volatile int sink = 0;
-  const double seconds =
-      best_seconds(passes, [&] { sink = sink + kernels.bf16_dot_chains(kSteps); });
-  return kernels.bf16_dot_chains_flops(kSteps) / seconds / 1e9;
+  return detail::peak_rate(kernels.bf16_dot_chains, kernels.bf16_dot_chains_flops, passes);
 }
 
 }  // namespace recurrent_depth::cpu

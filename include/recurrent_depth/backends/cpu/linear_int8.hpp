@@ -69,12 +69,16 @@ inline std::uint8_t quantise_activation(float x, float scale) {
 
 namespace detail {
 
-// x [M, K] -> q [M, padded] offset bytes (128 after K) and one scale per position.
+// x [M, K] -> q [M, padded] offset bytes (128 after K) and one scale per position; positions
+// split over the threads when there are many (a prompt).
 inline void quantise_activations(ConstMatrixView<float> x, std::size_t padded,
                                  Matrix<std::uint8_t>& q, std::vector<float>& scales) {
   q.resize(x.rows, padded);
   scales.resize(x.rows);
-  for (std::size_t m = 0; m < x.rows; ++m) {
+  const auto positions = static_cast<std::ptrdiff_t>(x.rows);
+#pragma omp parallel for schedule(static) if (x.rows >= 8 && x.rows * x.cols >= (1u << 16))
+  for (std::ptrdiff_t position = 0; position < positions; ++position) {
+    const auto m = static_cast<std::size_t>(position);
     const float* row = x.row(m);
     const float scale = scales[m] = activation_scale(row, x.cols);
     std::uint8_t* out = q.row(m);

@@ -138,25 +138,26 @@ inline void bf16_activation_tiles(ConstMatrixView<float> x, std::size_t b, std::
 }
 
 // The tile products of one block: accumulator 2 i + j += weight tile 4 + i x activation tile 6 + j
-// (tile registers are immediates).
+// for the tiles in use. Tile registers are immediates of the instruction, hence the macro.
+#define RECURRENT_DEPTH_AMX_PRODUCTS(product)      \
+  product(0, 4, 6);                                \
+  if constexpr (Groups > 1) product(1, 4, 7);      \
+  if constexpr (WeightTiles > 1) product(2, 5, 6); \
+  if constexpr (WeightTiles > 1 && Groups > 1) product(3, 5, 7)
+
 template <AmxProduct P, int WeightTiles, int Groups>
 inline void amx_products() {
   if constexpr (P == AmxProduct::int8) {
 #if defined(__AMX_INT8__)
-    _tile_dpbsud(0, 4, 6);
-    if constexpr (Groups > 1) _tile_dpbsud(1, 4, 7);
-    if constexpr (WeightTiles > 1) _tile_dpbsud(2, 5, 6);
-    if constexpr (WeightTiles > 1 && Groups > 1) _tile_dpbsud(3, 5, 7);
+    RECURRENT_DEPTH_AMX_PRODUCTS(_tile_dpbsud);
 #endif
   } else {
 #if defined(__AMX_BF16__)
-    _tile_dpbf16ps(0, 4, 6);
-    if constexpr (Groups > 1) _tile_dpbf16ps(1, 4, 7);
-    if constexpr (WeightTiles > 1) _tile_dpbf16ps(2, 5, 6);
-    if constexpr (WeightTiles > 1 && Groups > 1) _tile_dpbf16ps(3, 5, 7);
+    RECURRENT_DEPTH_AMX_PRODUCTS(_tile_dpbf16ps);
 #endif
   }
 }
+#undef RECURRENT_DEPTH_AMX_PRODUCTS
 
 // Activation parts per product: int8 one, bf16 two (hi, lo).
 template <AmxProduct P>

@@ -191,11 +191,12 @@ TEST_CASE("dispatch: rdepth runs the golden model on every kernel table the CPU 
   }
 }
 
-// The golden prompts (11 tokens) stay below the 16 positions from which the dense kernels may take
-// the AMX tiles: a longer prompt (the golden one repeated to 40 tokens) runs each table in every
-// weight format. f32 on each table matches the compiled table; bf16 matches f32 on the same table
-// (the golden weights are bf16 values, so only the activations' rounding may differ: within the
-// golden tolerance); int8 stays within its stated bound (test_golden.cpp) of f32.
+// The golden prompts (11 tokens) stay below the 12 positions from which int8 matmuls may take the
+// AMX tiles, and the table runs of the golden model above are f32: a longer prompt (the golden one
+// repeated to 40 tokens) runs each table in every weight format. f32 on each table matches the
+// compiled table; bf16 matches f32 on the same table (the golden weights are bf16 values, so only
+// the activations' rounding may differ: within the golden tolerance); int8 stays within its stated
+// bound (test_golden.cpp) of f32.
 TEST_CASE("dispatch: a prompt long enough for the tile kernels, every table and weight format",
           "[kernels][dispatch][cli]") {
   const testing::Golden golden("tiny_huginn");

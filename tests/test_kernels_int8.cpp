@@ -132,9 +132,9 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
     check(1, 67, 1000, false);  // many row tiles over threads (two streams), a long reduction
     check(5, 67, 1000, true);
     check(6, 203, 40, false);  // 51 tiles: several prefill tile groups per thread
-    // 16 positions or more: the AMX tiles where the table has them (groups of 16 positions, two
+    // 12 positions or more: the AMX tiles where the table has them (groups of 16 positions, two
     // weight tiles and two groups at a time; odd counts of each, a last group part empty).
-    for (std::size_t M : {16, 17, 35})
+    for (std::size_t M : {12, 16, 17, 35})
       for (std::size_t N : {1, 7, 13})
         for (std::size_t K : {1, 33, 257}) check(M, N, K, M == 17);
     check(40, 67, 1000, true);  // over threads, a long reduction

@@ -56,9 +56,9 @@ void check_linear_sizes(const cpu::CpuKernels& kernels, std::uint64_t seed) {
   check_linear<W>(kernels, 9, 67, 1000, true, rng);
   check_linear<W>(kernels, 6, 13, 2100, true, rng);
   check_linear<W>(kernels, 5, 203, 40, true, rng);  // 51 tiles: several tile groups per thread
-  // 16 positions or more: the AMX tiles where the table has them (groups of 16 positions, two
+  // 8 positions or more (bf16): the AMX tiles where the table has them (groups of 16 positions, two
   // weight tiles and two groups at a time; odd counts of each, a last group part empty).
-  for (std::size_t M : {16, 17, 35})
+  for (std::size_t M : {8, 16, 17, 35})
     for (std::size_t N : {1, 7, 13})
       for (std::size_t K : {1, 33, 257}) check_linear<W>(kernels, M, N, K, M == 17, rng);
   check_linear<W>(kernels, 40, 67, 1000, true, rng);  // over threads, a long reduction

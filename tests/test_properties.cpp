@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "golden.hpp"
+#include "recurrent_depth/backends/cpu/kernel_dispatch.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
 #include "recurrent_depth/core/threads.hpp"
 #include "test_models.hpp"
@@ -385,7 +386,10 @@ TEST_CASE("properties: bad inputs are refused with a message and leave the sessi
 
 TEST_CASE("properties: bf16 storage of bf16-valued weights gives the f32 logits",
           "[properties][bf16]") {
-  // tiny_huginn's weights are exactly bf16 values, so storing them as bf16 loses nothing.
+  // tiny_huginn's weights are exactly bf16 values, so storing them as bf16 loses nothing; only
+  // kernels that round the activations of bf16 products (the AMX tiles, from 8 positions) add
+  // their declared error.
+  const double bound = 1e-6 + cpu::selected_kernels().bf16_activation_error;
   const std::vector<std::int32_t> ids = random_ids(9, huginn_f32().config().vocab_size, 39);
   // Random given states, so that r = 0 has nonzero latents (a zero state stays zero to the end).
   const Matrix<float> states = random_states(ids.size(), huginn_f32().width(), 44);
@@ -395,8 +399,8 @@ TEST_CASE("properties: bf16 storage of bf16-valued weights gives the f32 logits"
     const ForwardResult f32 = full_forward(huginn_f32(), ids, options);
     const ForwardResult b16 = full_forward(huginn_bf16(), ids, options);
     INFO("steps " << steps);
-    CHECK(relative_l2(b16.logits, f32.logits) < 1e-6);
-    CHECK(relative_l2(b16.latents, f32.latents) < 1e-6);
+    CHECK(relative_l2(b16.logits, f32.logits) < bound);
+    CHECK(relative_l2(b16.latents, f32.latents) < bound);
   }
   // The same on synthetic weights stored as BF16, loaded both ways.
   const ModelConfig c = small_config();

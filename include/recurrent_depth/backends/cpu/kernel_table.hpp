@@ -31,7 +31,7 @@ struct CpuKernels {
   unsigned cpu_features;    // CpuFeature bits the code may use
   std::size_t float_lanes;  // floats per SIMD batch
   // A bound on the relative error of the activations in the products with bf16 weights: 0 where
-  // they stay float, 2^-16 where the AMX tiles take them as two bf16 parts (16 positions or more).
+  // they stay float, 2^-16 where the AMX tiles take them as two bf16 parts (8 positions or more).
   double bf16_activation_error;
 
   Linear<float> linear_f32;

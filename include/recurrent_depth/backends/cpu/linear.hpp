@@ -4,7 +4,7 @@
 // tiles are walked (columns in chunks of at most 32 KB of tile when more than 4 positions share
 // them). Float and bf16 weights are widened in registers and meet float x; int8 weights meet x
 // quantised to 8 bits (linear_int8.hpp). With AMX, bf16 weights meet x split in two bf16 parts
-// on the tiles from 16 positions on (linear_amx.hpp).
+// on the tiles from kAmxMinPositionsBf16 (8) positions on (linear_amx.hpp).
 #pragma once
 
 #include <algorithm>
@@ -184,7 +184,7 @@ void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<floa
     const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);  // below: threads cost more
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
     if constexpr (std::is_same_v<W, bf16>)
-      if (x.rows >= kAmxPositions) return linear_bf16_amx(x, w, y, accumulate, threaded);
+      if (x.rows >= kAmxMinPositionsBf16) return linear_bf16_amx(x, w, y, accumulate, threaded);
 #endif
     thread_local Matrix<float> prepared;
     Matrix<float>& xb = prepared;  // the caller's copy of x in the loaders' layout, shared

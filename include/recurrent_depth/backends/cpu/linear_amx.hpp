@@ -1,4 +1,4 @@
-// Dense layers y = x W^T on AMX tiles (Advanced Matrix Extensions), for 16 positions or more,
+// Dense layers y = x W^T on AMX tiles (Advanced Matrix Extensions), for several positions,
 // with int8 weights (tdpbsud) or bf16 weights (tdpbf16ps). One tile product multiplies a tile A
 // of 16 rows of 64 bytes by a tile B of 16 rows of 64 bytes, each row of B holding 16 columns of
 // 4 bytes (4 int8 or 2 bf16 values along K):
@@ -37,8 +37,13 @@
 namespace recurrent_depth::cpu {
 inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
-// Positions from which the dense kernels use the tiles.
+// Positions per activation tile.
 inline constexpr std::size_t kAmxPositions = 16;
+// Positions from which the dense kernels use the tiles: there they beat the vector kernels
+// (2 threads, K and N of huginn-mini and huginn-0125: bf16 1.1x at 8 positions, 1.5x at 12; int8
+// 0.8-1.1x at 8, 1.1-1.4x at 12).
+inline constexpr std::size_t kAmxMinPositionsBf16 = 8;
+inline constexpr std::size_t kAmxMinPositionsInt8 = 12;
 // The bound on the relative error of an activation in the bf16 tile products (hi + lo).
 inline constexpr double kAmxBf16ActivationError = 1.0 / 65536;
 

@@ -6,7 +6,8 @@
 //   y[m][n] = float(sum_k (q + 128) Q[n][k] - 128 rowsum[n]) * (s_m * scale[n]),
 // whose integer sum is exact. AVX-512 VNNI computes it with vpdpbusd (64 products per
 // instruction); AVX2 sums the signed q Q[n][k] directly (vpmaddubsw + vpmaddwd, see
-// tile_dot_int8); AMX tiles compute them for 16 positions or more (linear_amx.hpp);
+// tile_dot_int8); AMX tiles compute them from kAmxMinPositionsInt8 (12) positions on
+// (linear_amx.hpp);
 // elsewhere a plain integer loop computes the same integers, so every architecture gives the same
 // result, which scalar::linear_int8 defines.
 #pragma once
@@ -253,7 +254,8 @@ inline void linear_int8(ConstMatrixView<float> x, const PackedWeights<std::int8_
   const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
   static_assert(detail::kInt8SumOffset == 128, "the AMX kernel sums the offset bytes");
-  if (x.rows >= kAmxPositions) return linear_int8_amx(q, x_scales, w, y, accumulate, threaded);
+  if (x.rows >= kAmxMinPositionsInt8)
+    return linear_int8_amx(q, x_scales, w, y, accumulate, threaded);
 #endif
   detail::Int8TileKernel kernel{q, x_scales, w, y};
   run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), w.blocks(), accumulate,

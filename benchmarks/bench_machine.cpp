@@ -4,7 +4,8 @@
 // pattern (the ReadBandwidthProbe of rdepth bench, larger);
 // machine/peak_fma runs independent register-resident FMA chains on all threads with the SIMD
 // batch of the selected kernels (kernel_dispatch.hpp);
-// machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (kernels with AVX-512 VNNI).
+// machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (kernels with AVX-512 VNNI) or,
+// on the AMX table, its tile product tdpbsud; machine/peak_bf16_dot the AMX table's tdpbf16ps.
 #include <cstddef>
 
 #include "fixtures.hpp"

@@ -7,8 +7,8 @@
 #   x86_64_v3       -march=x86-64-v3                (AVX2, FMA)
 #   x86_64_v4_vnni  -march=x86-64-v4 -mavx512vnni   (AVX-512 F/BW/CD/DQ/VL, VNNI)
 #   x86_64_v4_amx   the same and -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles for prefill)
-# Default: all three, in that order. Inline functions that a variant shares with the program (those of
-# the C++ library, say) are emitted in each object and the linker keeps the first copy it meets:
+# Default: all three, in that order. Inline functions that a variant shares with the program
+# (those of the C++ library, say) are emitted in each object and the linker keeps the first copy it meets:
 # linked as libraries, the variants come after the program's own objects, and in ascending order
 # among themselves, so that the copy kept is always the most portable one. Not with link-time
 # optimisation, which would merge them across flags. Does nothing on other

@@ -219,10 +219,12 @@ TEST_CASE("dispatch: a prompt long enough for the tile kernels, every table and 
   REQUIRE(reference.rows() == ids.size());
   for (const cpu::CpuKernels* table : cpu::runnable_kernels()) {
     INFO("kernels " << table->name);
-    const Matrix<float> f32 = logits(*table, "f32");
-    CHECK(testing::relative_l2(f32.view(), reference.view()) < 1e-4);
-    CHECK(testing::relative_l2(logits(*table, "bf16").view(), f32.view()) < 1e-4);
-    CHECK(testing::relative_l2(logits(*table, "int8").view(), f32.view()) < 3e-2);
+    Matrix<float> own;  // the compiled table's f32 run is the reference itself
+    if (table != cpu::linked_kernels().front()) own = logits(*table, "f32");
+    const ConstMatrixView<float> f32 = own.rows() > 0 ? own.view() : reference.view();
+    CHECK(testing::relative_l2(f32, reference.view()) < 1e-4);
+    CHECK(testing::relative_l2(logits(*table, "bf16").view(), f32) < 1e-4);
+    CHECK(testing::relative_l2(logits(*table, "int8").view(), f32) < 3e-2);
   }
 }
 

@@ -104,7 +104,10 @@ inline constexpr CpuKernels compiled_kernel_table() {
   k.sum_streams = &detail::sum_streams;
   k.fma_chains = &detail::fma_chains;
   k.fma_chains_flops = &detail::fma_chains_flops;
-#if defined(__AVX512VNNI__) || (defined(__AMX_TILE__) && defined(__AMX_INT8__))
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)  // the prefill kernel's instruction
+  k.int8_dot_chains = &detail::amx_tile_chains<detail::AmxProduct::int8>;
+  k.int8_dot_chains_ops = &detail::amx_tile_chains_ops<detail::AmxProduct::int8>;
+#elif defined(__AVX512VNNI__)
   k.int8_dot_chains = &detail::int8_dot_chains;
   k.int8_dot_chains_ops = &detail::int8_dot_chains_ops;
 #endif

@@ -181,7 +181,7 @@ void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<floa
   if constexpr (PackedWeights<W>::kScaled) {
     linear_int8(x, w, y, accumulate);
   } else {
-    const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);  // below: threads cost more
+    const bool threaded = worth_threads(x.rows, w.rows(), w.cols());
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
     if constexpr (std::is_same_v<W, bf16>)
       if (x.rows >= kAmxMinPositionsBf16) return linear_bf16_amx(x, w, y, accumulate, threaded);

@@ -54,6 +54,11 @@ inline constexpr std::size_t kPanelTiles = 32 / kTileRows;  // weight tiles per 
 
 enum class AmxProduct { int8, bf16 };
 
+// Groups of kAmxPositions positions (activation tiles per block and part).
+inline std::size_t position_groups(std::size_t positions) {
+  return (positions + kAmxPositions - 1) / kAmxPositions;
+}
+
 // The layout of the tile registers (ldtilecfg's 64-byte operand, palette 1): all 8 of 16 rows of
 // 64 bytes. Accumulators 0-3, weight blocks 4-5, activation tiles 6-7.
 struct alignas(64) AmxTileConfig {
@@ -225,11 +230,11 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t t0, std
                           std::size_t rows, const Matrix<std::uint8_t>& activations, std::size_t g0,
                           MatrixView<float> y, bool add, const Value& value,
                           const AfterBlock& after_block) {
-  const std::size_t groups = (y.rows + kAmxPositions - 1) / kAmxPositions;
   alignas(64) Sum c[WeightTiles][Groups][16][kAmxPositions];
   amx_dot_tiles<P, WeightTiles, Groups>(
       panel.row(0), panel.view().stride, activations.row(0) + g0 * kAmxTileBytes,
-      activations.view().stride, groups * kAmxTileBytes, panel.rows(), c, after_block);
+      activations.view().stride, position_groups(y.rows) * kAmxTileBytes, panel.rows(), c,
+      after_block);
   const std::size_t n0 = t0 * kTileRows, real_rows = std::min(count * kTileRows, rows - n0);
   for (int i = 0; i < WeightTiles; ++i) {
     const std::size_t first = n0 + 16 * std::size_t(i);
@@ -262,7 +267,7 @@ template <AmxProduct P, class Sum, class W, class MakeTiles, class Value>
 void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate, bool threaded,
                 const MakeTiles& make_tiles, const Value& value) {
   require(amx_tiles_permitted(), "linear: the operating system refuses this process the AMX tiles");
-  const std::size_t groups = (y.rows + kAmxPositions - 1) / kAmxPositions;
+  const std::size_t groups = position_groups(y.rows);
   thread_local Matrix<std::uint8_t> buffer;
   Matrix<std::uint8_t>& activations = buffer;  // [blocks, parts x groups tiles], the team's
   activations.resize(w.blocks(), kAmxParts<P> * groups * kAmxTileBytes);
@@ -336,7 +341,7 @@ inline void linear_int8_amx(const Matrix<std::uint8_t>& q, std::span<const float
 inline void linear_bf16_amx(ConstMatrixView<float> x, const PackedWeights<bf16>& w,
                             MatrixView<float> y, bool accumulate, bool threaded) {
   using detail::AmxProduct;
-  const std::size_t part = (x.rows + kAmxPositions - 1) / kAmxPositions * detail::kAmxTileBytes;
+  const std::size_t part = detail::position_groups(x.rows) * detail::kAmxTileBytes;
   detail::amx_linear<AmxProduct::bf16, float>(
       w, y, accumulate, threaded,
       [&](std::size_t b, std::uint8_t* tiles) {

@@ -7,9 +7,8 @@
 // whose integer sum is exact. AVX-512 VNNI computes it with vpdpbusd (64 products per
 // instruction); AVX2 sums the signed q Q[n][k] directly (vpmaddubsw + vpmaddwd, see
 // tile_dot_int8); AMX tiles compute them from kAmxMinPositionsInt8 (12) positions on
-// (linear_amx.hpp);
-// elsewhere a plain integer loop computes the same integers, so every architecture gives the same
-// result, which scalar::linear_int8 defines.
+// (linear_amx.hpp); elsewhere a plain integer loop computes the same integers, so every
+// architecture gives the same result, which scalar::linear_int8 defines.
 #pragma once
 
 #include <algorithm>
@@ -251,7 +250,7 @@ inline void linear_int8(ConstMatrixView<float> x, const PackedWeights<std::int8_
   Matrix<std::uint8_t>& q = quantised;  // the caller's buffers, shared by the team
   std::vector<float>& x_scales = scales;
   detail::quantise_activations(x, w.padded_cols(), q, x_scales);
-  const bool threaded = x.rows * w.rows() * w.cols() >= (1u << 18);
+  const bool threaded = worth_threads(x.rows, w.rows(), w.cols());
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
   static_assert(detail::kInt8SumOffset == 128, "the AMX kernel sums the offset bytes");
   if (x.rows >= kAmxMinPositionsInt8)

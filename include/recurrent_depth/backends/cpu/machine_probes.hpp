@@ -4,11 +4,10 @@
 //                    (1 to 4 streams per thread, with or without software prefetch)
 //   fma_chains       independent register-resident FMA chains on all threads, in the SIMD batch
 //                    the kernels use (xsimd's default architecture for the compile flags)
-//   int8_dot_chains  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
-//                    multiply-adds of bytes per instruction; with AMX, the prefill kernel's
-//                    tdpbsud on whole 16 x 64-byte tiles, 16384); only where the build has one
-//   bf16_dot_chains  the same with the AMX tiles' bf16 products (tdpbf16ps), where the bf16
-//                    kernel uses them
+//   int8_dot_chains  the same with AVX-512 VNNI's vpdpbusd (64 multiply-adds of bytes per
+//                    instruction); only where the build has it
+//   amx_tile_chains  products of whole AMX tiles (tdpbsud: 16384 byte products; tdpbf16ps:
+//                    8192 bf16 pairs); the AMX table's int8 and bf16 peaks (kernel_table.hpp)
 #pragma once
 
 #include <algorithm>
@@ -143,14 +142,7 @@ inline double amx_tile_chains_ops(long steps) {
 }
 #endif
 
-#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
-inline int int8_dot_chains(long steps) {
-  return amx_tile_chains<AmxProduct::int8>(steps);
-}
-inline double int8_dot_chains_ops(long steps) {
-  return amx_tile_chains_ops<AmxProduct::int8>(steps);
-}
-#elif defined(__AVX512VNNI__)
+#if defined(__AVX512VNNI__)
 // Operations int8_dot_chains(steps) performs on all threads (2 per byte product).
 inline double int8_dot_chains_ops(long steps) {
   return 2.0 * 64 * kFmaChains * double(steps) * max_threads();

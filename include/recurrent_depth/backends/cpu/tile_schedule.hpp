@@ -30,6 +30,12 @@ inline constexpr std::size_t kPrefetchBytes = 2048;
 inline constexpr int kStreams = 3;
 inline constexpr std::size_t kTileGroup = 16;
 
+// Whether a dense layer of `positions` x [rows, cols] is worth the OpenMP team (below, starting
+// the threads costs more than they save).
+inline bool worth_threads(std::size_t positions, std::size_t rows, std::size_t cols) {
+  return positions * rows * cols >= (std::size_t(1) << 18);
+}
+
 // The kernels' last step: y[m0 + m][n] = value(m, j, n), or += when add, for the Positions
 // positions and the real rows n of the tiles t (j: the row's index among the tiles' rows,
 // i * kTileRows + r); padding rows past `rows` are skipped.

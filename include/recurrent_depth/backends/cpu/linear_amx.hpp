@@ -70,6 +70,14 @@ struct alignas(64) AmxTileConfig {
 };
 static_assert(sizeof(AmxTileConfig) == 64);
 
+// Loads the tile layout from a constant. (GCC 12's _tile_loadconfig tells the compiler that it
+// reads only the first 8 bytes of its operand, so the stores that build a layout on the stack
+// may be dropped.)
+inline void load_tile_config() {
+  static constexpr AmxTileConfig kConfig{};
+  _tile_loadconfig(&kConfig);
+}
+
 // Stores the transpose of 16 rows of 16 32-bit words: tile row r = word r of each input row.
 // Unpacks pair the words, then the 64-bit halves, of neighbouring rows; shuffles of 128-bit
 // quarters finish. (Zero-masked forms: GCC 12 warns about the plain ones' pass-through.)
@@ -276,8 +284,7 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
     const auto [b0, b1] = thread_share(w.blocks());
     for (std::size_t b = b0; b < b1; ++b) make_tiles(b, activations.row(b));
 #pragma omp barrier
-    const AmxTileConfig config;
-    _tile_loadconfig(&config);
+    load_tile_config();
     thread_local Matrix<std::uint8_t> panels[2];  // this thread's
     for (Matrix<std::uint8_t>& panel : panels)
       panel.resize(w.blocks(), kPanelTiles * kTileRows * 64);

@@ -115,8 +115,7 @@ inline int amx_tile_chains(long steps) {
     alignas(64) std::int32_t c[16 * 16];
     std::fill_n(a, 16 * 64, std::uint8_t(0x3F));  // a small bf16 or int8 value either way
     std::fill_n(b, 16 * 64, std::uint8_t(3 + thread_index()));
-    const AmxTileConfig config;
-    _tile_loadconfig(&config);
+    load_tile_config();
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);

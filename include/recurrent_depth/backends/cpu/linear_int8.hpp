@@ -158,7 +158,7 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
     }
     for (int m = 0; m < Positions; ++m) {
       const __m512i xv = _mm512_load_si512(q[m] + b * kInt8Block);
-      for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm512_dpbusd_epi32(acc[m][r], xv, w[r]);
+      for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = dot_bytes_add(acc[m][r], xv, w[r]);
     }
   }
   for (int m = 0; m < Positions; ++m)

@@ -156,7 +156,7 @@ inline int int8_dot_chains(long steps) {
     const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
     for (long s = 0; s < steps; ++s) {
 #pragma GCC unroll 16
-      for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
+      for (int k = 0; k < kFmaChains; ++k) acc[k] = dot_bytes_add(acc[k], a, b);
     }
     alignas(64) int lanes[16];
     for (int k = 0; k < kFmaChains; ++k) {

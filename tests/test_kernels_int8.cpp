@@ -138,6 +138,11 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
       for (std::size_t N : {1, 7, 13})
         for (std::size_t K : {1, 33, 257}) check(M, N, K, M == 17);
     check(40, 67, 1000, true);  // over threads, a long reduction
+    // AMX in column chunks, the integer sums carried from one to the next
+    // (kAmxActivationChunkBytes, 512 KB: 12 positions take 1 KB of activation tiles per 64
+    // columns, so 33000 make two).
+    check(12, 7, 33000, false);
+    check(12, 7, 33000, true);
 
     // The comparison notices a kernel that does not quantise the activations (float x times the
     // int8 weights) and one that forgets the offset correction of the unsigned activations.

@@ -46,9 +46,10 @@ inline constexpr std::size_t kAmxMinPositionsBf16 = 8;
 inline constexpr std::size_t kAmxMinPositionsInt8 = 12;
 // The bound on the relative error of an activation in the bf16 tile products (hi + lo).
 inline constexpr double kAmxBf16ActivationError = 1.0 / 65536;
-// bf16 layers walk the columns in equal chunks whose activation tiles take at most this much, so
-// that they stay in L2 while all the weight rows pass (2 threads, 64 positions: K = 17920 2.4x
-// faster, K = 5280 1.0-1.2x, K <= 3584 one chunk). int8 sums must not be split: one chunk.
+// Layers walk the columns in equal chunks whose activation tiles take at most this much, so that
+// they stay in L2 while all the weight rows pass; each thread keeps its sums in a buffer between
+// chunks (bf16, 2 threads, 64 positions: K = 17920 2.4x faster, K = 5280 1.0-1.2x; K <= 3584 and
+// int8 K <= 5280 take one chunk).
 inline constexpr std::size_t kAmxActivationChunkBytes = std::size_t(512) << 10;
 
 namespace detail {
@@ -185,20 +186,32 @@ inline void amx_products() {
 template <AmxProduct P>
 inline constexpr std::size_t kAmxParts = P == AmxProduct::int8 ? 1 : 2;
 
-// c[i][j] = the sums of the panel's weight tile i against activation group j over all blocks.
-// Block b of weight tile i lies at panel + b * panel_stride + i * kAmxTileBytes; the activation
-// tiles of block b and part p at activations + b * block_stride + p * part_stride, group j one
-// tile further each. after_block(b) runs while the products of block b execute.
+// The accumulators of a panel against two groups: [weight tile i][group j][16 rows][16 sums], in
+// tile register 2 i + j.
+template <class Sum>
+using AmxSums = Sum[2][2][16][kAmxPositions];
+
+// c[i][j] = start[i][j] (zero when start is null) + the sums of the panel's weight tile i against
+// activation group j over the blocks. Block b of weight tile i lies at panel + b * panel_stride +
+// i * kAmxTileBytes; the activation tiles of block b and part p at activations + b * block_stride
+// + p * part_stride, group j one tile further each. after_block(b) runs while the products of
+// block b execute.
 template <AmxProduct P, int WeightTiles, int Groups, class Sum, class AfterBlock>
 inline void amx_dot_tiles(const std::uint8_t* panel, std::size_t panel_stride,
                           const std::uint8_t* activations, std::size_t block_stride,
-                          std::size_t part_stride, std::size_t blocks,
-                          Sum (&c)[WeightTiles][Groups][16][kAmxPositions],
-                          const AfterBlock& after_block) {
-  _tile_zero(0);
-  if constexpr (Groups > 1) _tile_zero(1);
-  if constexpr (WeightTiles > 1) _tile_zero(2);
-  if constexpr (WeightTiles > 1 && Groups > 1) _tile_zero(3);
+                          std::size_t part_stride, std::size_t blocks, const AmxSums<Sum>* start,
+                          AmxSums<Sum>& c, const AfterBlock& after_block) {
+  if (start != nullptr) {
+    _tile_loadd(0, (*start)[0][0], 64);
+    if constexpr (Groups > 1) _tile_loadd(1, (*start)[0][1], 64);
+    if constexpr (WeightTiles > 1) _tile_loadd(2, (*start)[1][0], 64);
+    if constexpr (WeightTiles > 1 && Groups > 1) _tile_loadd(3, (*start)[1][1], 64);
+  } else {
+    _tile_zero(0);
+    if constexpr (Groups > 1) _tile_zero(1);
+    if constexpr (WeightTiles > 1) _tile_zero(2);
+    if constexpr (WeightTiles > 1 && Groups > 1) _tile_zero(3);
+  }
   for (std::size_t b = 0; b < blocks; ++b) {
     const std::uint8_t* weights = panel + b * panel_stride;
     _tile_loadd(4, weights, 64);
@@ -212,9 +225,9 @@ inline void amx_dot_tiles(const std::uint8_t* panel, std::size_t panel_stride,
     after_block(b);
   }
   _tile_stored(0, c[0][0], 64);
-  if constexpr (Groups > 1) _tile_stored(1, c[0][Groups - 1], 64);
-  if constexpr (WeightTiles > 1) _tile_stored(2, c[WeightTiles - 1][0], 64);
-  if constexpr (WeightTiles > 1 && Groups > 1) _tile_stored(3, c[WeightTiles - 1][Groups - 1], 64);
+  if constexpr (Groups > 1) _tile_stored(1, c[0][1], 64);
+  if constexpr (WeightTiles > 1) _tile_stored(2, c[1][0], 64);
+  if constexpr (WeightTiles > 1 && Groups > 1) _tile_stored(3, c[1][1], 64);
 }
 
 // Copies block b of `count` (at most kPanelTiles) weight tiles from tile t0 into the panel
@@ -235,19 +248,22 @@ void copy_panel_block(const PackedWeights<W>& w, std::size_t t0, std::size_t cou
 }
 
 // The panel of weight tiles t0, t0 + 1, ... (`count` of them) over blocks [b0, b1) against
-// groups g0, g0 + 1, ... into y: y[m][n .. n + 15] = value(m, n, sums, mask) (or += when add)
-// from the 16 sums of position m, for the real rows (mask) and positions.
+// groups g0, g0 + 1, ..., starting from the sums in *carried when `resume`. When `suspend`,
+// the sums go back to *carried; otherwise into y: y[m][n .. n + 15] = value(m, n, sums, mask)
+// (or += when add) from the 16 sums of position m, for the real rows (mask) and positions.
 template <AmxProduct P, int WeightTiles, int Groups, class Sum, class Value, class AfterBlock>
 void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t b0, std::size_t b1,
                           std::size_t t0, std::size_t count, std::size_t rows,
                           const Matrix<std::uint8_t>& activations, std::size_t g0,
-                          MatrixView<float> y, bool add, const Value& value,
-                          const AfterBlock& after_block) {
-  alignas(64) Sum c[WeightTiles][Groups][16][kAmxPositions];
+                          AmxSums<Sum>* carried, bool resume, bool suspend, MatrixView<float> y,
+                          bool add, const Value& value, const AfterBlock& after_block) {
+  alignas(64) AmxSums<Sum> sums_here;
+  AmxSums<Sum>& c = suspend ? *carried : sums_here;
   amx_dot_tiles<P, WeightTiles, Groups>(
       panel.row(b0), panel.view().stride, activations.row(b0) + g0 * kAmxTileBytes,
-      activations.view().stride, position_groups(y.rows) * kAmxTileBytes, b1 - b0, c,
-      [&](std::size_t b) { after_block(b0 + b); });
+      activations.view().stride, position_groups(y.rows) * kAmxTileBytes, b1 - b0,
+      resume ? carried : nullptr, c, [&](std::size_t b) { after_block(b0 + b); });
+  if (suspend) return;
   const std::size_t n0 = t0 * kTileRows, real_rows = std::min(count * kTileRows, rows - n0);
   for (int i = 0; i < WeightTiles; ++i) {
     const std::size_t first = n0 + 16 * std::size_t(i);
@@ -273,15 +289,17 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t b0, std
 }
 
 // The tiles' walk on the team: activation tiles built (make_tiles(b, row of block b), parts one
-// after the other) and shared; then, for each chunk of chunk_blocks blocks (the outputs of the
-// later chunks added), each thread runs its weight tiles a panel at a time against the groups of
-// positions, two at a time, and copies the next panel block by block while the tile products of
-// the first two groups execute (two panels per thread, in turn).
+// after the other) and shared; then, for each chunk of blocks (the sums carried from one chunk
+// to the next, the outputs written after the last), each thread runs its weight tiles a panel at a
+// time against the groups of positions, two at a time, and copies the next panel block by block
+// while the tile products of the first two groups execute (two panels per thread, in turn).
 template <AmxProduct P, class Sum, class W, class MakeTiles, class Value>
 void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate, bool threaded,
-                std::size_t chunk_blocks, const MakeTiles& make_tiles, const Value& value) {
+                const MakeTiles& make_tiles, const Value& value) {
   require(amx_tiles_permitted(), "linear: the operating system refuses this process the AMX tiles");
-  const std::size_t groups = position_groups(y.rows);
+  const std::size_t groups = position_groups(y.rows), pairs = (groups + 1) / 2;
+  const std::size_t chunk_blocks =
+      std::max<std::size_t>(1, kAmxActivationChunkBytes / (kAmxParts<P> * groups * kAmxTileBytes));
   const std::size_t chunks = (w.blocks() + chunk_blocks - 1) / chunk_blocks;
   const std::size_t chunk = (w.blocks() + chunks - 1) / chunks;  // equal chunks
   thread_local Matrix<std::uint8_t> buffer;
@@ -300,9 +318,12 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
     const auto count_from = [&](std::size_t t) {
       return t < t1 ? std::min(kPanelTiles, t1 - t) : 0;
     };
+    thread_local Matrix<std::uint8_t> carried;  // this thread's sums between chunks: [panel, pair]
+    if (chunks > 1)
+      carried.resize((t1 - t0 + kPanelTiles - 1) / kPanelTiles * pairs, sizeof(AmxSums<Sum>));
     for (std::size_t c0 = 0; c0 < w.blocks(); c0 += chunk) {
       const std::size_t c1 = std::min(w.blocks(), c0 + chunk);
-      const bool add = accumulate || c0 > 0;
+      const bool resume = c0 > 0, suspend = c1 < w.blocks();
       for (std::size_t b = c0; b < c1 && t0 < t1; ++b)
         copy_panel_block(w, t0, count_from(t0), b, panels[0]);
       for (std::size_t t = t0, k = 0; t < t1; t += kPanelTiles, k ^= 1) {
@@ -314,9 +335,13 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
           const auto copy_next = [&](std::size_t b) {
             if (g == 0 && next > 0) copy_panel_block(w, t + kPanelTiles, next, b, panels[k ^ 1]);
           };
+          AmxSums<Sum>* sums = chunks > 1 ? reinterpret_cast<AmxSums<Sum>*>(
+                                                carried.row((t - t0) / kPanelTiles * pairs + g / 2))
+                                          : nullptr;
           const auto run = [&]<int WeightTiles, int Groups>() {
-            amx_panel_to_outputs<P, WeightTiles, Groups, Sum>(
-                panel, c0, c1, t, count, w.rows(), activations, g, y, add, value, copy_next);
+            amx_panel_to_outputs<P, WeightTiles, Groups, Sum>(panel, c0, c1, t, count, w.rows(),
+                                                              activations, g, sums, resume, suspend,
+                                                              y, accumulate, value, copy_next);
           };
           if (two_tiles && two_groups)
             run.template operator()<2, 2>();
@@ -343,7 +368,7 @@ inline void linear_int8_amx(const Matrix<std::uint8_t>& q, std::span<const float
                             bool accumulate, bool threaded) {
   using detail::AmxProduct;
   detail::amx_linear<AmxProduct::int8, std::int32_t>(
-      w, y, accumulate, threaded, w.blocks(),
+      w, y, accumulate, threaded,
       [&](std::size_t b, std::uint8_t* tiles) { detail::int8_activation_tiles(q, b, tiles); },
       [&](std::size_t m, std::size_t n, __m512i sums, __mmask16 mask) {
         const __m512i corrections = _mm512_mullo_epi32(
@@ -361,10 +386,8 @@ inline void linear_bf16_amx(ConstMatrixView<float> x, const PackedWeights<bf16>&
                             MatrixView<float> y, bool accumulate, bool threaded) {
   using detail::AmxProduct;
   const std::size_t part = detail::position_groups(x.rows) * detail::kAmxTileBytes;
-  const std::size_t chunk_blocks = std::max<std::size_t>(
-      1, kAmxActivationChunkBytes / (detail::kAmxParts<detail::AmxProduct::bf16> * part));
   detail::amx_linear<AmxProduct::bf16, float>(
-      w, y, accumulate, threaded, chunk_blocks,
+      w, y, accumulate, threaded,
       [&](std::size_t b, std::uint8_t* tiles) {
         detail::bf16_activation_tiles(x, b, tiles, tiles + part);
       },

@@ -9,6 +9,7 @@
 // moved into column j (a 16 x 16 transpose of 32-bit words), built once per call for the team. So
 // C = W x^T: 16 weight rows by 16 positions. Two weight tiles against two groups of positions at
 // a time: 4 accumulator tiles, 2 weight tiles and 2 activation tiles fill the 8 tile registers.
+// Long rows go in column chunks (kAmxActivationChunkBytes), the accumulators carried between them.
 //  - int8: the offset activation bytes of linear_int8.hpp; C holds the same exact integer sums
 //    as vpdpbusd (signed weights by unsigned activations).
 //  - bf16: each activation split in two bf16 values, x = hi + lo + e with |e| <= 2^-16 |x|
@@ -48,8 +49,8 @@ inline constexpr std::size_t kAmxMinPositionsInt8 = 12;
 inline constexpr double kAmxBf16ActivationError = 1.0 / 65536;
 // Layers walk the columns in equal chunks whose activation tiles take at most this much, so that
 // they stay in L2 while all the weight rows pass; each thread keeps its sums in a buffer between
-// chunks (bf16, 2 threads, 64 positions: K = 17920 2.4x faster, K = 5280 1.0-1.2x; K <= 3584 and
-// int8 K <= 5280 take one chunk).
+// chunks. At 64 positions (one chunk up to K = 2048 in bf16, 8192 in int8), 2 threads:
+// K = 17920 2.4x faster in bf16 and 1.7x in int8, K = 5280 1.0-1.2x in bf16.
 inline constexpr std::size_t kAmxActivationChunkBytes = std::size_t(512) << 10;
 
 namespace detail {

@@ -138,6 +138,10 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
       for (std::size_t N : {1, 7, 13})
         for (std::size_t K : {1, 33, 257}) check(M, N, K, M == 17);
     check(40, 67, 1000, true);  // over threads, a long reduction
+    // 24 positions or more on VNNI without AMX: the broadcast panels, here in 3 column chunks
+    // (kPanelChunkBlocks), 4 groups of kPanelPositions, a part panel of 13 rows.
+    check(24, 13, 1100, false);
+    check(29, 13, 1100, true);
     // AMX in column chunks, the integer sums carried from one to the next
     // (kAmxActivationChunkBytes, 512 KB: 12 positions take 1 KB of activation tiles per 64
     // columns, so 33000 make two).

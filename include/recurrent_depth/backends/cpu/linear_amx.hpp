@@ -84,36 +84,6 @@ inline void load_tile_config() {
   _tile_loadconfig(&kConfig);
 }
 
-// Stores the transpose of 16 rows of 16 32-bit words: tile row r = word r of each input row.
-// Unpacks pair the words, then the 64-bit halves, of neighbouring rows; shuffles of 128-bit
-// quarters finish. (Zero-masked forms: GCC 12 warns about the plain ones' pass-through.)
-inline void store_transposed(const __m512i (&rows)[16], std::uint8_t* tile) {
-  constexpr __mmask16 all = 0xFFFF;
-  constexpr __mmask8 all64 = 0xFF;
-  __m512i a[16], b[16];
-  for (int i = 0; i < 16; i += 2) {
-    a[i] = _mm512_maskz_unpacklo_epi32(all, rows[i], rows[i + 1]);
-    a[i + 1] = _mm512_maskz_unpackhi_epi32(all, rows[i], rows[i + 1]);
-  }
-  // b[4 i + c], quarter q: word 4 q + c of rows 4 i .. 4 i + 3.
-  for (int i = 0; i < 16; i += 4) {
-    b[i] = _mm512_maskz_unpacklo_epi64(all64, a[i], a[i + 2]);
-    b[i + 1] = _mm512_maskz_unpackhi_epi64(all64, a[i], a[i + 2]);
-    b[i + 2] = _mm512_maskz_unpacklo_epi64(all64, a[i + 1], a[i + 3]);
-    b[i + 3] = _mm512_maskz_unpackhi_epi64(all64, a[i + 1], a[i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {  // word 4 q + c of all rows: quarter q of b[c], ..., b[12 + c]
-    const __m512i s0 = _mm512_maskz_shuffle_i32x4(all, b[c], b[4 + c], 0x44);
-    const __m512i s1 = _mm512_maskz_shuffle_i32x4(all, b[c], b[4 + c], 0xEE);
-    const __m512i s2 = _mm512_maskz_shuffle_i32x4(all, b[8 + c], b[12 + c], 0x44);
-    const __m512i s3 = _mm512_maskz_shuffle_i32x4(all, b[8 + c], b[12 + c], 0xEE);
-    _mm512_storeu_si512(tile + (0 + c) * 64, _mm512_maskz_shuffle_i32x4(all, s0, s2, 0x88));
-    _mm512_storeu_si512(tile + (4 + c) * 64, _mm512_maskz_shuffle_i32x4(all, s0, s2, 0xDD));
-    _mm512_storeu_si512(tile + (8 + c) * 64, _mm512_maskz_shuffle_i32x4(all, s1, s3, 0x88));
-    _mm512_storeu_si512(tile + (12 + c) * 64, _mm512_maskz_shuffle_i32x4(all, s1, s3, 0xDD));
-  }
-}
-
 // The int8 activation tiles of column block b at out (one per group of 16 positions): q's
 // offset bytes, 128 (the offset zero) past the last position.
 inline void int8_activation_tiles(const Matrix<std::uint8_t>& q, std::size_t b, std::uint8_t* out) {

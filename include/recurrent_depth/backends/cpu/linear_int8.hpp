@@ -23,6 +23,7 @@
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
 #include "linear_amx.hpp"
+#include "linear_int8_panels.hpp"
 #include "packed_weights.hpp"
 #include "simd.hpp"
 #include "tile_schedule.hpp"
@@ -255,6 +256,10 @@ inline void linear_int8(ConstMatrixView<float> x, const PackedWeights<std::int8_
   static_assert(detail::kInt8SumOffset == 128, "the AMX kernel sums the offset bytes");
   if (x.rows >= kAmxMinPositionsInt8)
     return linear_int8_amx(q, x_scales, w, y, accumulate, threaded);
+#endif
+#if defined(__AVX512VNNI__)
+  if (x.rows >= kInt8PanelMinPositions)
+    return linear_int8_panels(q, x_scales, w, y, accumulate, threaded);
 #endif
   detail::Int8TileKernel kernel{q, x_scales, w, y};
   run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), w.blocks(), accumulate,

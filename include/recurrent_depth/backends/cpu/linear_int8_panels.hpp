@@ -1,0 +1,173 @@
+// int8 layers of several positions on AVX-512 VNNI with the activations broadcast (the kernel of
+// linear_int8.hpp from kInt8PanelMinPositions positions, where the CPU has no AMX tiles for them).
+// Each thread copies 16 of its 4-row weight tiles (a panel of 64 rows), a chunk of columns at a
+// time, into the order [4-byte groups of the chunk][64 rows][4 bytes], with 16 x 16 transposes of
+// 32-bit words; then every position meets the chunk, kPanelPositions at a time: for each 4-byte
+// group of K, the 4 vectors of that group of 16 rows each take the position's 4 bytes broadcast
+// into all lanes (vpdpbusd). Each accumulator then holds 16 outputs, so no horizontal sums follow,
+// and the panel is copied once for all positions; the sums go to a buffer between chunks. The sums
+// are the exact integers of the other int8 kernels, and the outputs the same float formula on them.
+// Shapes: q [M, padded K] offset bytes, x_scales [M], W [N, K] packed, y [M, N] float32.
+#pragma once
+
+#if defined(__AVX512VNNI__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "../../core/tensor.hpp"
+#include "../../core/threads.hpp"
+#include "packed_weights.hpp"
+#include "simd.hpp"
+
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
+
+// Positions from which int8 layers take the panels: below, the panel copy costs more than the
+// horizontal sums it saves (2 threads, [7168, 1056]: 16 positions even, 24 1.16x, 64 1.37x;
+// [1056, 3584]: even up to 64; huginn-0125's widths at 64: 1.06-1.19x).
+inline constexpr std::size_t kInt8PanelMinPositions = 24;
+
+namespace detail {
+
+inline constexpr std::size_t kPanelRowTiles = 16;        // 4-row tiles per panel: 64 rows
+inline constexpr std::size_t kPanelRowGroups = 4;        // groups of 16 rows per panel
+inline constexpr std::size_t kPanelGroupBytes = 4 * 64;  // one 4-byte group of K for 64 rows
+inline constexpr int kPanelPositions = 6;                // 6 x 4 accumulators
+// Columns per panel chunk, in 64-column blocks: a chunk of the panel (32 KB) stays in L1 while
+// all positions pass; each position's sums are carried from one chunk to the next. (4, 6 or 8
+// blocks: within 5% of each other; one chunk for the whole row: 5-15% slower at 16-32 positions.)
+inline constexpr std::size_t kPanelChunkBlocks = 8;
+
+// Blocks [b0, b1) of the panel of tiles t0 .. t0 + count - 1 (count <= 16; rows past them
+// zero): group g of the chunk's columns at panel + g * kPanelGroupBytes, 16 rows' 4 bytes per
+// 64-byte vector.
+inline void interleave_panel(const PackedWeights<std::int8_t>& w, std::size_t t0, std::size_t count,
+                             std::size_t b0, std::size_t b1, std::uint8_t* panel) {
+  for (std::size_t group = 0; group < kPanelRowGroups; ++group)
+    for (std::size_t b = b0; b < b1; ++b) {
+      __m512i rows[16];
+      for (std::size_t r = 0; r < 16; ++r) {
+        const std::size_t tile = group * 4 + r / kTileRows;
+        rows[r] = tile < count
+                      ? _mm512_load_si512(w.tile(t0 + tile) + (b * kTileRows + r % kTileRows) * 64)
+                      : _mm512_setzero_si512();
+      }
+      store_transposed(rows, panel + ((b - b0) * 16 * kPanelRowGroups + group) * 64,
+                       kPanelGroupBytes);
+    }
+}
+
+// acc[p][g] += the sums of position m0 + p against rows 16 g .. 16 g + 15 of a panel chunk of
+// `groups` 4-byte groups from group k0 of the columns.
+template <int Positions>
+inline void panel_sums(const std::uint8_t* panel, std::size_t k0, std::size_t groups,
+                       const Matrix<std::uint8_t>& q, std::size_t m0,
+                       __m512i (&acc)[Positions][kPanelRowGroups]) {
+  const std::uint8_t* x[Positions];
+  for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + k0 * 4;
+  for (std::size_t k = 0; k < groups; ++k) {
+    const std::uint8_t* rows = panel + k * kPanelGroupBytes;
+    __m512i w[kPanelRowGroups];
+    for (std::size_t g = 0; g < kPanelRowGroups; ++g) w[g] = _mm512_load_si512(rows + g * 64);
+    for (int p = 0; p < Positions; ++p) {
+      std::int32_t bytes;
+      std::memcpy(&bytes, x[p] + k * 4, 4);
+      const __m512i broadcast = _mm512_set1_epi32(bytes);
+      for (std::size_t g = 0; g < kPanelRowGroups; ++g)
+        acc[p][g] = dot_bytes_add(acc[p][g], broadcast, w[g]);
+    }
+  }
+}
+
+}  // namespace detail
+
+// y = x W^T (y += when accumulate) for int8 weights, from x quantised to q and x_scales
+// (linear_int8.hpp).
+inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const float> x_scales,
+                               const PackedWeights<std::int8_t>& w, MatrixView<float> y,
+                               bool accumulate, bool threaded) {
+  using namespace detail;
+  const std::size_t chunks = (w.blocks() + kPanelChunkBlocks - 1) / kPanelChunkBlocks;
+  const std::size_t chunk = (w.blocks() + chunks - 1) / chunks;  // equal chunks
+#pragma omp parallel if (threaded)
+  {
+    thread_local Matrix<std::uint8_t> panel_buffer;
+    thread_local Matrix<std::int32_t> carried_buffer;
+    Matrix<std::uint8_t>& panel = panel_buffer;      // this thread's: [groups, 64 rows x 4 bytes]
+    Matrix<std::int32_t>& carried = carried_buffer;  // this thread's sums between chunks
+    panel.resize(chunk * 16, kPanelGroupBytes);
+    carried.resize(chunks > 1 ? y.rows : 0, kPanelRowGroups * 16);
+    const auto [t0, t1] = thread_share(w.tile_count());
+    for (std::size_t t = t0; t < t1; t += kPanelRowTiles) {
+      const std::size_t count = std::min(kPanelRowTiles, t1 - t);
+      const std::size_t n0 = t * kTileRows, real_rows = std::min(count * kTileRows, w.rows() - n0);
+      for (std::size_t b0 = 0; b0 < w.blocks(); b0 += chunk) {
+        const std::size_t b1 = std::min(w.blocks(), b0 + chunk);
+        interleave_panel(w, t, count, b0, b1, panel.row(0));
+        const auto run = [&]<int Positions>(std::size_t m0) {
+          __m512i acc[Positions][kPanelRowGroups];
+          for (int p = 0; p < Positions; ++p)
+            for (std::size_t g = 0; g < kPanelRowGroups; ++g)
+              acc[p][g] =
+                  b0 > 0 ? _mm512_load_si512(carried.row(m0 + p) + g * 16) : _mm512_setzero_si512();
+          panel_sums<Positions>(panel.row(0), b0 * 16, (b1 - b0) * 16, q, m0, acc);
+          if (b1 < w.blocks()) {
+            for (int p = 0; p < Positions; ++p)
+              for (std::size_t g = 0; g < kPanelRowGroups; ++g)
+                _mm512_store_si512(carried.row(m0 + p) + g * 16, acc[p][g]);
+            return;
+          }
+          for (std::size_t g = 0; g * 16 < real_rows; ++g) {
+            const std::size_t n = n0 + g * 16;
+            const std::size_t outputs = std::min<std::size_t>(16, real_rows - g * 16);
+            const __mmask16 mask = __mmask16((1u << outputs) - 1);
+            const __m512i offsets = _mm512_mullo_epi32(
+                _mm512_maskz_loadu_epi32(mask, w.row_sums().data() + n), _mm512_set1_epi32(128));
+            const __m512 scales = _mm512_maskz_loadu_ps(mask, w.scales().data() + n);
+            for (int p = 0; p < Positions; ++p) {
+              const __m512 exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[p][g], offsets));
+              __m512 v =
+                  _mm512_mul_ps(exact, _mm512_mul_ps(_mm512_set1_ps(x_scales[m0 + p]), scales));
+              float* out = y.row(m0 + p) + n;
+              if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
+              _mm512_mask_storeu_ps(out, mask, v);
+            }
+          }
+        };
+        std::size_t m0 = 0;
+        for (; m0 + kPanelPositions <= y.rows; m0 += kPanelPositions)
+          run.template operator()<kPanelPositions>(m0);
+        switch (y.rows - m0) {
+          case 5:
+            run.template operator()<5>(m0);
+            break;
+          case 4:
+            run.template operator()<4>(m0);
+            break;
+          case 3:
+            run.template operator()<3>(m0);
+            break;
+          case 2:
+            run.template operator()<2>(m0);
+            break;
+          case 1:
+            run.template operator()<1>(m0);
+            break;
+          default:
+            break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu
+
+#endif

@@ -142,6 +142,7 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
     // (kPanelChunkBlocks), 4 groups of kPanelPositions, a part panel of 13 rows.
     check(24, 13, 1100, false);
     check(29, 13, 1100, true);
+    for (std::size_t M : {25, 26, 27}) check(M, 7, 100, M == 26);  // 1, 2 and 3 positions left
     // AMX in column chunks, the integer sums carried from one to the next
     // (kAmxActivationChunkBytes, 512 KB: 12 positions take 1 KB of activation tiles per 64
     // columns, so 33000 make two).

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <utility>
 
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
@@ -143,25 +144,11 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
         std::size_t m0 = 0;
         for (; m0 + kPanelPositions <= y.rows; m0 += kPanelPositions)
           run.template operator()<kPanelPositions>(m0);
-        switch (y.rows - m0) {
-          case 5:
-            run.template operator()<5>(m0);
-            break;
-          case 4:
-            run.template operator()<4>(m0);
-            break;
-          case 3:
-            run.template operator()<3>(m0);
-            break;
-          case 2:
-            run.template operator()<2>(m0);
-            break;
-          case 1:
-            run.template operator()<1>(m0);
-            break;
-          default:
-            break;
-        }
+        // The rest (fewer than kPanelPositions), with their count as the template argument.
+        const auto rest = [&]<int... P>(std::integer_sequence<int, P...>) {
+          ((y.rows - m0 == std::size_t(P + 1) ? run.template operator()<P + 1>(m0) : void()), ...);
+        };
+        rest(std::make_integer_sequence<int, kPanelPositions - 1>());
       }
     }
   }

@@ -5,7 +5,8 @@
 // bytes). Then, with the row sums of Q,
 //   y[m][n] = float(sum_k (q + 128) Q[n][k] - 128 rowsum[n]) * (s_m * scale[n]),
 // whose integer sum is exact. AVX-512 VNNI computes it with vpdpbusd (64 products per
-// instruction); AVX2 sums the signed q Q[n][k] directly (vpmaddubsw + vpmaddwd, see
+// instruction; from kInt8PanelMinPositions (24) positions on, in broadcast panels,
+// linear_int8_panels.hpp); AVX2 sums the signed q Q[n][k] directly (vpmaddubsw + vpmaddwd, see
 // tile_dot_int8); AMX tiles compute them from kAmxMinPositionsInt8 (12) positions on
 // (linear_amx.hpp); elsewhere a plain integer loop computes the same integers, so every
 // architecture gives the same result, which scalar::linear_int8 defines.

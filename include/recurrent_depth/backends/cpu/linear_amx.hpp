@@ -269,10 +269,10 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
                 const MakeTiles& make_tiles, const Value& value) {
   require(amx_tiles_permitted(), "linear: the operating system refuses this process the AMX tiles");
   const std::size_t groups = position_groups(y.rows), pairs = (groups + 1) / 2;
-  const std::size_t chunk_blocks =
-      std::max<std::size_t>(1, kAmxActivationChunkBytes / (kAmxParts<P> * groups * kAmxTileBytes));
-  const std::size_t chunks = (w.blocks() + chunk_blocks - 1) / chunk_blocks;
-  const std::size_t chunk = (w.blocks() + chunks - 1) / chunks;  // equal chunks
+  const std::size_t chunk = equal_chunk(
+      w.blocks(),
+      std::max<std::size_t>(1, kAmxActivationChunkBytes / (kAmxParts<P> * groups * kAmxTileBytes)));
+  const bool chunked = chunk < w.blocks();
   thread_local Matrix<std::uint8_t> buffer;
   Matrix<std::uint8_t>& activations = buffer;  // [blocks, parts x groups tiles], the team's
   activations.resize(w.blocks(), kAmxParts<P> * groups * kAmxTileBytes);
@@ -290,7 +290,7 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
       return t < t1 ? std::min(kPanelTiles, t1 - t) : 0;
     };
     thread_local Matrix<std::uint8_t> carried;  // this thread's sums between chunks: [panel, pair]
-    if (chunks > 1)
+    if (chunked)
       carried.resize((t1 - t0 + kPanelTiles - 1) / kPanelTiles * pairs, sizeof(AmxSums<Sum>));
     for (std::size_t c0 = 0; c0 < w.blocks(); c0 += chunk) {
       const std::size_t c1 = std::min(w.blocks(), c0 + chunk);
@@ -306,9 +306,9 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
           const auto copy_next = [&](std::size_t b) {
             if (g == 0 && next > 0) copy_panel_block(w, t + kPanelTiles, next, b, panels[k ^ 1]);
           };
-          AmxSums<Sum>* sums = chunks > 1 ? reinterpret_cast<AmxSums<Sum>*>(
-                                                carried.row((t - t0) / kPanelTiles * pairs + g / 2))
-                                          : nullptr;
+          AmxSums<Sum>* sums = chunked ? reinterpret_cast<AmxSums<Sum>*>(
+                                             carried.row((t - t0) / kPanelTiles * pairs + g / 2))
+                                       : nullptr;
           const auto run = [&]<int WeightTiles, int Groups>() {
             amx_panel_to_outputs<P, WeightTiles, Groups, Sum>(panel, c0, c1, t, count, w.rows(),
                                                               activations, g, sums, resume, suspend,
@@ -342,11 +342,8 @@ inline void linear_int8_amx(const Matrix<std::uint8_t>& q, std::span<const float
       w, y, accumulate, threaded,
       [&](std::size_t b, std::uint8_t* tiles) { detail::int8_activation_tiles(q, b, tiles); },
       [&](std::size_t m, std::size_t n, __m512i sums, __mmask16 mask) {
-        const __m512i corrections = _mm512_mullo_epi32(
-            _mm512_maskz_loadu_epi32(mask, w.row_sums().data() + n), _mm512_set1_epi32(128));
-        const __m512 scales = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, w.scales().data() + n),
-                                            _mm512_set1_ps(x_scales[m]));
-        return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sums, corrections)), scales);
+        return int8_outputs(sums, w.row_sums().data() + n, w.scales().data() + n, x_scales[m],
+                            mask);
       });
 }
 #endif

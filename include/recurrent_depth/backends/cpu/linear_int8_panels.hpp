@@ -25,6 +25,7 @@
 #include "../../core/threads.hpp"
 #include "packed_weights.hpp"
 #include "simd.hpp"
+#include "tile_schedule.hpp"
 
 namespace recurrent_depth::cpu {
 inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
@@ -94,8 +95,7 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
                                const PackedWeights<std::int8_t>& w, MatrixView<float> y,
                                bool accumulate, bool threaded) {
   using namespace detail;
-  const std::size_t chunks = (w.blocks() + kPanelChunkBlocks - 1) / kPanelChunkBlocks;
-  const std::size_t chunk = (w.blocks() + chunks - 1) / chunks;  // equal chunks
+  const std::size_t chunk = equal_chunk(w.blocks(), kPanelChunkBlocks);
 #pragma omp parallel if (threaded)
   {
     thread_local Matrix<std::uint8_t> panel_buffer;
@@ -103,7 +103,7 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
     Matrix<std::uint8_t>& panel = panel_buffer;      // this thread's: [groups, 64 rows x 4 bytes]
     Matrix<std::int32_t>& carried = carried_buffer;  // this thread's sums between chunks
     panel.resize(chunk * 16, kPanelGroupBytes);
-    carried.resize(chunks > 1 ? y.rows : 0, kPanelRowGroups * 16);
+    carried.resize(chunk < w.blocks() ? y.rows : 0, kPanelRowGroups * 16);
     const auto [t0, t1] = thread_share(w.tile_count());
     for (std::size_t t = t0; t < t1; t += kPanelRowTiles) {
       const std::size_t count = std::min(kPanelRowTiles, t1 - t);
@@ -128,13 +128,9 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
             const std::size_t n = n0 + g * 16;
             const std::size_t outputs = std::min<std::size_t>(16, real_rows - g * 16);
             const __mmask16 mask = __mmask16((1u << outputs) - 1);
-            const __m512i offsets = _mm512_mullo_epi32(
-                _mm512_maskz_loadu_epi32(mask, w.row_sums().data() + n), _mm512_set1_epi32(128));
-            const __m512 scales = _mm512_maskz_loadu_ps(mask, w.scales().data() + n);
             for (int p = 0; p < Positions; ++p) {
-              const __m512 exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[p][g], offsets));
-              __m512 v =
-                  _mm512_mul_ps(exact, _mm512_mul_ps(_mm512_set1_ps(x_scales[m0 + p]), scales));
+              __m512 v = int8_outputs(acc[p][g], w.row_sums().data() + n, w.scales().data() + n,
+                                      x_scales[m0 + p], mask);
               float* out = y.row(m0 + p) + n;
               if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
               _mm512_mask_storeu_ps(out, mask, v);

@@ -29,6 +29,18 @@
 namespace recurrent_depth::cpu {
 inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
+#if defined(__AVX512F__)
+// 16 outputs of the int8 kernels (linear_int8.hpp) from their sums over offset bytes, for the
+// lanes in mask: float(sums - 128 row_sums) * (x_scale * scales).
+inline __m512 int8_outputs(__m512i sums, const std::int32_t* row_sums, const float* scales,
+                           float x_scale, __mmask16 mask) {
+  const __m512i offsets =
+      _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(mask, row_sums), _mm512_set1_epi32(128));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sums, offsets)),
+                       _mm512_mul_ps(_mm512_set1_ps(x_scale), _mm512_maskz_loadu_ps(mask, scales)));
+}
+#endif
+
 #if defined(__AVX512VNNI__)
 // acc + the sums of the 4 products of unsigned bytes u by signed bytes s in each 32-bit lane
 // (vpdpbusd). GCC 12's intrinsic does not tie the accumulator to the result, so in a loop of

@@ -36,6 +36,12 @@ inline bool worth_threads(std::size_t positions, std::size_t rows, std::size_t c
   return positions * rows * cols >= (std::size_t(1) << 18);
 }
 
+// The size of the equal chunks that split `count` into as few as hold at most `most` each.
+inline std::size_t equal_chunk(std::size_t count, std::size_t most) {
+  const std::size_t chunks = std::max<std::size_t>(1, (count + most - 1) / most);
+  return (count + chunks - 1) / chunks;
+}
+
 // The kernels' last step: y[m0 + m][n] = value(m, j, n), or += when add, for the Positions
 // positions and the real rows n of the tiles t (j: the row's index among the tiles' rows,
 // i * kTileRows + r); padding rows past `rows` are skipped.
@@ -58,9 +64,8 @@ template <class Kernel>
 void run_tiles(Kernel& kernel, std::size_t positions, std::size_t blocks, std::size_t chunk_blocks,
                std::size_t t0, std::size_t t1, bool accumulate) {
   // Equal chunks of at most chunk_blocks (each chunk costs a reduction per output).
-  const std::size_t chunks =
-      positions > std::size_t(kTilePositions) ? (blocks + chunk_blocks - 1) / chunk_blocks : 1;
-  const std::size_t chunk = (blocks + chunks - 1) / std::max<std::size_t>(chunks, 1);
+  const std::size_t chunk =
+      positions > std::size_t(kTilePositions) ? equal_chunk(blocks, chunk_blocks) : blocks;
   const std::size_t part = (t1 - t0) / kStreams;  // tiles per stream
   for (std::size_t b0 = 0; b0 < blocks; b0 += chunk) {
     const std::size_t b1 = std::min(blocks, b0 + chunk);

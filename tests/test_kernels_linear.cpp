@@ -224,6 +224,10 @@ TEST_CASE("kernels: matrices are 64-byte aligned, and from 2 MiB on 2 MiB aligne
   CHECK(address(small.row(1)) % kAlignment == 0);
   CHECK(address(large.row(0)) % kHugePageBytes == 0);
   CHECK(address(large.row(599)) % kAlignment == 0);
+  // Rows of a multiple of 16 lines get one more (a column's rows then spread over the cache sets).
+  CHECK(Matrix<float>(4, 1024).stride() == 1040);
+  CHECK(Matrix<float>(4, 1000).stride() == 1008);
+  CHECK(Matrix<float>(1, 1024).stride() == 1024);
   CHECK(alignment_for(kHugePageBytes - 1) == kAlignment);
   CHECK(alignment_for(kHugePageBytes) == kHugePageBytes);
   // Packed weights of that size: the kernels stream them from huge pages where granted.

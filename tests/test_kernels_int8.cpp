@@ -144,10 +144,10 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
     check(29, 13, 1100, true);
     for (std::size_t M : {25, 26, 27}) check(M, 7, 100, M == 26);  // 1, 2 and 3 positions left
     // AMX in column chunks, the integer sums carried from one to the next
-    // (kAmxActivationChunkBytes, 512 KB: 12 positions take 1 KB of activation tiles per 64
-    // columns, so 33000 make two).
-    check(12, 7, 33000, false);
-    check(12, 7, 33000, true);
+    // (kAmxActivationChunkBytes, 768 KB: 12 positions take 1 KB of activation tiles per 64
+    // columns, so 49300 make two).
+    check(12, 7, 49300, false);
+    check(12, 7, 49300, true);
 
     // The comparison notices a kernel that does not quantise the activations (float x times the
     // int8 weights) and one that forgets the offset correction of the unsigned activations.

@@ -63,9 +63,9 @@ void check_linear_sizes(const cpu::CpuKernels& kernels, std::uint64_t seed) {
       for (std::size_t K : {1, 33, 257}) check_linear<W>(kernels, M, N, K, M == 17, rng);
   check_linear<W>(kernels, 40, 67, 1000, true, rng);  // over threads, a long reduction
   // AMX bf16 in column chunks, the sums carried from one to the next (kAmxActivationChunkBytes,
-  // 512 KB: 17 positions take 4 KB of activation tiles per 32 columns, so 4200 make two).
-  check_linear<W>(kernels, 17, 13, 4200, true, rng);
-  check_linear<W>(kernels, 17, 13, 4200, false, rng);
+  // 768 KB: 17 positions take 4 KB of activation tiles per 32 columns, so 6300 make two).
+  check_linear<W>(kernels, 17, 13, 6300, true, rng);
+  check_linear<W>(kernels, 17, 13, 6300, false, rng);
 }
 
 // ---------------------------------------------------------------------------------------------

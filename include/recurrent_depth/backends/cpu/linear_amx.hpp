@@ -49,9 +49,11 @@ inline constexpr std::size_t kAmxMinPositionsInt8 = 12;
 inline constexpr double kAmxBf16ActivationError = 1.0 / 65536;
 // Layers walk the columns in equal chunks whose activation tiles take at most this much, so that
 // they stay in L2 while all the weight rows pass; each thread keeps its sums in a buffer between
-// chunks. At 64 positions (one chunk up to K = 2048 in bf16, 8192 in int8), 2 threads:
-// K = 17920 2.4x faster in bf16 and 1.7x in int8, K = 5280 1.0-1.2x in bf16.
-inline constexpr std::size_t kAmxActivationChunkBytes = std::size_t(512) << 10;
+// chunks. One chunk up to K = 3072 (bf16) or 12288 (int8) at 64 positions, 1536 or 6144 at 128.
+// Against one chunk, 2 threads, 64 positions, K = 17920: 2.4x faster in bf16, 1.7x in int8. Against
+// 512 KB chunks: even at 64 positions; at 128, 1.1-1.4x faster ([7168, 1056] no longer splits in
+// two; [5280, 17920] and [35840, 5280], bf16 and int8); 1 MB: within noise of 768 KB.
+inline constexpr std::size_t kAmxActivationChunkBytes = std::size_t(768) << 10;
 
 namespace detail {
 

@@ -278,9 +278,11 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t b0, std
 // to the next, the outputs written after the last), each thread runs its weight tiles a panel at a
 // time against the groups of positions, two at a time, and copies the next panel block by block
 // while the tile products of the first two groups execute (two panels per thread, in turn). In
-// bf16 with more groups, the panel after that is prefetched into L2 while the last two execute
-// (huginn-mini's fc and Wqkv at 64 positions 1.06-1.15x faster; with a single pair of groups it
-// slowed [1056, 3584] 1.3-1.5x, and int8 layers 1.0-1.2x, so it is left out there).
+// bf16 layers of one chunk and more than one pair of groups, the panel after that is prefetched
+// into L2 while the last pair executes (huginn-mini's fc and Wqkv at 64 positions: 1.06-1.15x
+// faster). Left out where it was slower: a single pair of groups ([1056, 3584] at 32 positions:
+// 1.3-1.5x), int8 (1.0-1.2x), and layers of 6 chunks ([5280, 17920] at 64: 1.1x); layers of 2
+// chunks gained 0-8%.
 template <AmxProduct P, class Sum, class W, class MakeTiles, class Value>
 void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate, bool threaded,
                 const MakeTiles& make_tiles, const Value& value) {
@@ -322,7 +324,7 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
           const bool two_groups = g + 1 < groups;
           const auto fetch_ahead = [&](std::size_t b) {
             if (g == 0 && next > 0) copy_panel_block(w, t + kPanelTiles, next, b, panels[k ^ 1]);
-            if (P == AmxProduct::bf16 && pairs > 1 && g + 2 >= groups)
+            if (P == AmxProduct::bf16 && !chunked && pairs > 1 && g + 2 >= groups)
               prefetch_panel_block(w, t + 2 * kPanelTiles, t1, b);
           };
           AmxSums<Sum>* sums = chunked ? reinterpret_cast<AmxSums<Sum>*>(

@@ -34,8 +34,7 @@ inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 // lanes in mask: float(sums - 128 row_sums) * (x_scale * scales).
 inline __m512 int8_outputs(__m512i sums, const std::int32_t* row_sums, const float* scales,
                            float x_scale, __mmask16 mask) {
-  const __m512i offsets =
-      _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(mask, row_sums), _mm512_set1_epi32(128));
+  const __m512i offsets = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mask, row_sums), 7);
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sums, offsets)),
                        _mm512_mul_ps(_mm512_set1_ps(x_scale), _mm512_maskz_loadu_ps(mask, scales)));
 }

@@ -333,10 +333,9 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
       const std::size_t h = static_cast<std::size_t>(task) / query_blocks;
       const std::size_t t0 = static_cast<std::size_t>(task) % query_blocks * kQueryBlock;
       const std::size_t t1 = std::min(q.rows, t0 + kQueryBlock);
-      std::size_t seen = 0;
-      for (std::size_t t = t0; t < t1; ++t)
-        seen = std::max(seen, detail::keys_seen(key_positions, keys.rows,
-                                                static_cast<std::int64_t>(first_position + t)));
+      // A later position sees every key an earlier one sees: the block's last query sees most.
+      const std::size_t seen = detail::keys_seen(
+          key_positions, keys.rows, static_cast<std::int64_t>(first_position + t1 - 1));
       if (h != lanes_head || seen > lanes_keys) {
         const std::size_t done = h == lanes_head ? lanes_keys / kFloatLanes : 0;
         detail::transpose_head_keys(keys, h, d, seen, done, key_lanes);

@@ -264,10 +264,9 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t b0, std
       alignas(64) std::uint8_t by_position[kAmxTileBytes];
       store_transposed(sums, by_position);
       for (std::size_t p = 0; p < positions; ++p) {
-        float* out = y.row(m0 + p) + first;
-        __m512 v = value(m0 + p, first, _mm512_load_si512(by_position + p * 64), mask);
-        if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
-        _mm512_mask_storeu_ps(out, mask, v);
+        store_outputs(y.row(m0 + p) + first,
+                      value(m0 + p, first, _mm512_load_si512(by_position + p * 64), mask), mask,
+                      add);
       }
     }
   }
@@ -292,6 +291,7 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
       w.blocks(),
       std::max<std::size_t>(1, kAmxActivationChunkBytes / (kAmxParts<P> * groups * kAmxTileBytes)));
   const bool chunked = chunk < w.blocks();
+  const bool prefetch_after_next = P == AmxProduct::bf16 && !chunked && pairs > 1;
   thread_local Matrix<std::uint8_t> buffer;
   Matrix<std::uint8_t>& activations = buffer;  // [blocks, parts x groups tiles], the team's
   activations.resize(w.blocks(), kAmxParts<P> * groups * kAmxTileBytes);
@@ -324,7 +324,7 @@ void amx_linear(const PackedWeights<W>& w, MatrixView<float> y, bool accumulate,
           const bool two_groups = g + 1 < groups;
           const auto fetch_ahead = [&](std::size_t b) {
             if (g == 0 && next > 0) copy_panel_block(w, t + kPanelTiles, next, b, panels[k ^ 1]);
-            if (P == AmxProduct::bf16 && !chunked && pairs > 1 && g + 2 >= groups)
+            if (prefetch_after_next && g + 2 >= groups)
               prefetch_panel_block(w, t + 2 * kPanelTiles, t1, b);
           };
           AmxSums<Sum>* sums = chunked ? reinterpret_cast<AmxSums<Sum>*>(

@@ -129,11 +129,10 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
             const std::size_t outputs = std::min<std::size_t>(16, real_rows - g * 16);
             const __mmask16 mask = __mmask16((1u << outputs) - 1);
             for (int p = 0; p < Positions; ++p) {
-              __m512 v = int8_outputs(acc[p][g], w.row_sums().data() + n, w.scales().data() + n,
-                                      x_scales[m0 + p], mask);
-              float* out = y.row(m0 + p) + n;
-              if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
-              _mm512_mask_storeu_ps(out, mask, v);
+              store_outputs(y.row(m0 + p) + n,
+                            int8_outputs(acc[p][g], w.row_sums().data() + n, w.scales().data() + n,
+                                         x_scales[m0 + p], mask),
+                            mask, accumulate);
             }
           }
         };

@@ -38,6 +38,12 @@ inline __m512 int8_outputs(__m512i sums, const std::int32_t* row_sums, const flo
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sums, offsets)),
                        _mm512_mul_ps(_mm512_set1_ps(x_scale), _mm512_maskz_loadu_ps(mask, scales)));
 }
+
+// The lanes in mask of v written to out, or added to what is there when add.
+inline void store_outputs(float* out, __m512 v, __mmask16 mask, bool add) {
+  if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
+  _mm512_mask_storeu_ps(out, mask, v);
+}
 #endif
 
 #if defined(__AVX512VNNI__)

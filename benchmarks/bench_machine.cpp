@@ -5,7 +5,8 @@
 // machine/peak_fma runs independent register-resident FMA chains on all threads with the SIMD
 // batch of the selected kernels (kernel_dispatch.hpp);
 // machine/peak_int8_dot the same with the int8 kernel's vpdpbusd (kernels with AVX-512 VNNI) or,
-// on the AMX table, its tile product tdpbsud; machine/peak_bf16_dot the AMX table's tdpbf16ps.
+// on the AMX table, its tile product tdpbsud; machine/peak_bf16_dot the AMX table's tdpbf16ps;
+// machine/peak_bf16_vector_dot AVX-512 BF16's vdpbf16ps where the table is built with it.
 #include <cstddef>
 
 #include "fixtures.hpp"
@@ -70,6 +71,11 @@ void register_machine_benchmarks() {
   if (kernels->bf16_dot_chains)
     register_peak("machine/peak_bf16_dot", [kernels](benchmark::State& state) {
       peak_probe(state, kernels->bf16_dot_chains, kernels->bf16_dot_chains_flops, "GFLOP/s");
+    });
+  if (kernels->bf16_vector_dot_chains)
+    register_peak("machine/peak_bf16_vector_dot", [kernels](benchmark::State& state) {
+      peak_probe(state, kernels->bf16_vector_dot_chains, kernels->bf16_vector_dot_chains_flops,
+                 "GFLOP/s");
     });
 }
 

@@ -6,7 +6,8 @@
 # from a one-line source that includes kernel_variant.hpp:
 #   x86_64_v3       -march=x86-64-v3                (AVX2, FMA)
 #   x86_64_v4_vnni  -march=x86-64-v4 -mavx512vnni   (AVX-512 F/BW/CD/DQ/VL, VNNI)
-#   x86_64_v4_amx   the same and -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles for prefill)
+#   x86_64_v4_amx   the same and -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles for
+#                   prefill; every CPU with them has AVX-512 BF16)
 # Default: all three, in that order. Inline functions that a variant shares with the program
 # (those of the C++ library, say) are emitted in each object and the linker keeps the first copy it meets:
 # linked as libraries, the variants come after the program's own objects, and in ascending order
@@ -30,7 +31,7 @@ function(recurrent_depth_add_kernel_variants target)
     elseif(variant STREQUAL "x86_64_v4_vnni")
       set(flags -march=x86-64-v4 -mavx512vnni)
     elseif(variant STREQUAL "x86_64_v4_amx")
-      set(flags -march=x86-64-v4 -mavx512vnni -mamx-tile -mamx-int8 -mamx-bf16)
+      set(flags -march=x86-64-v4 -mavx512vnni -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16)
     else()
       message(FATAL_ERROR "recurrent_depth_add_kernel_variants: unknown variant '${variant}' "
         "(known: x86_64_v3, x86_64_v4_vnni, x86_64_v4_amx)")

@@ -69,6 +69,28 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
         CHECK(out["prefill_fraction_of_bf16_peak"].get<double>() ==
               Approx(out["prefill_gflops"].get<double>() /
                      out["bf16_dot_peak_gflops"].get<double>()));
+      const bool bf16_vector_peak =
+          std::string(weights) == "bf16" && kernels.bf16_vector_dot_chains;
+      REQUIRE(out.contains("bf16_vector_dot_peak_gflops") == bf16_vector_peak);
+      if (bf16_vector_peak)
+        CHECK(out["prefill_fraction_of_bf16_vector_peak"].get<double>() ==
+              Approx(out["prefill_gflops"].get<double>() /
+                     out["bf16_vector_dot_peak_gflops"].get<double>()));
+      // The attainable prompt rate: the lower of the peak of the units the products run on and
+      // reading every weight once per core iteration for the prompt's positions.
+      const double units_peak = int8_peak   ? out["int8_dot_peak_gops"].get<double>()
+                                : bf16_peak ? out["bf16_dot_peak_gflops"].get<double>()
+                                            : out["peak_gflops"].get<double>();
+      CHECK(out["prefill_units_peak_gflops"].get<double>() == Approx(units_peak));
+      CHECK(out["prefill_bandwidth_roofline_tokens_per_second"].get<double>() ==
+            Approx(out["decode_roofline_tokens_per_second"].get<double>() *
+                   out["prompt_tokens"].get<double>()));
+      const double attainable =
+          std::min(units_peak * 1e9 / out["flops_per_token"].get<double>(),
+                   out["prefill_bandwidth_roofline_tokens_per_second"].get<double>());
+      CHECK(out["prefill_attainable_tokens_per_second"].get<double>() == Approx(attainable));
+      CHECK(out["prefill_fraction_of_attainable"].get<double>() ==
+            Approx(out["prefill_tokens_per_second"].get<double>() / attainable));
     }
   }
   // Bytes per token grow with r by one core iteration each; int8 streams about half of bf16

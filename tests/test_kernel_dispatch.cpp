@@ -53,6 +53,11 @@ TEST_CASE("dispatch: the kernel tables linked into the program", "[kernels][disp
     CHECK(table->sum_streams != nullptr);
     CHECK((table->int8_dot_chains == nullptr) == (table->int8_dot_chains_ops == nullptr));
     CHECK((table->bf16_dot_chains == nullptr) == (table->bf16_dot_chains_flops == nullptr));
+    CHECK((table->bf16_vector_dot_chains == nullptr) ==
+          (table->bf16_vector_dot_chains_flops == nullptr));
+    // The vector bf16 probe is there exactly where the table is built for AVX-512 BF16.
+    CHECK((table->bf16_vector_dot_chains != nullptr) ==
+          ((table->cpu_features & cpu::kAvx512bf16) != 0));
     // The bf16 products round activations exactly where they run on the tiles.
     CHECK((table->bf16_dot_chains == nullptr) == (table->bf16_activation_error == 0.0));
   }
@@ -88,6 +93,7 @@ TEST_CASE("dispatch: the variants' features and their order of preference", "[ke
     CHECK((amx->cpu_features & (cpu::kAmxTile | cpu::kAmxInt8)) == (cpu::kAmxTile | cpu::kAmxInt8));
     CHECK(amx->int8_dot_chains != nullptr);
     CHECK(amx->bf16_dot_chains != nullptr);
+    CHECK(amx->bf16_vector_dot_chains != nullptr);  // every CPU with AMX has AVX-512 BF16
     if (v4) CHECK((v4->cpu_features & ~amx->cpu_features) == 0);
     // Runnable exactly where the CPU has the tiles and the operating system grants them.
     if (cpu::missing_cpu_features(amx->cpu_features).empty())

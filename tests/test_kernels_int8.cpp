@@ -98,6 +98,35 @@ TEST_CASE("kernels: int8 quantisation rounds each row to its own scale", "[kerne
   }
 }
 
+TEST_CASE("kernels: activations quantise as quantise_activation, ties to even", "[kernels][int8]") {
+  Rng rng(307);
+  for (std::size_t cols : kColumns) {
+    const std::size_t rows = 9;  // from 8 positions the rows are split over the threads
+    std::vector<float> source = nonzero_vector(rows * cols, rng, 0.01, 3.0);
+    // Row 0 has the scale 1 and halves, which round to the even neighbour.
+    source[0] = 127.0f;
+    const float halves[] = {2.5f, -3.5f, 0.5f, -0.5f, 126.5f, -1.5f};
+    for (std::size_t c = 1; c < cols; ++c) source[c] = halves[c % 6];
+    Matrix<float> x(rows, cols);
+    for (std::size_t r = 0; r < rows; ++r) std::copy_n(source.data() + r * cols, cols, x.row(r));
+    const std::size_t padded = (cols + 63) / 64 * 64;
+    Matrix<std::uint8_t> q;
+    std::vector<float> scales;
+    cpu::detail::quantise_activations(x.view(), padded, q, scales);
+    REQUIRE(scales.size() == rows);
+    CHECK(scales[0] == 1.0f);
+    for (std::size_t r = 0; r < rows; ++r) {
+      INFO("cols " << cols << " row " << r);
+      CHECK(scales[r] == cpu::activation_scale(x.row(r), cols));
+      for (std::size_t c = 0; c < cols; ++c)
+        REQUIRE(q(r, c) == cpu::quantise_activation(x(r, c), scales[r]));
+      for (std::size_t c = cols; c < padded; ++c) REQUIRE(q(r, c) == 128);
+    }
+    if (cols > 4) CHECK(int(q(0, 1)) - 128 == -4);   // -3.5
+    if (cols > 4) CHECK(int(q(0, 4)) - 128 == 126);  // 126.5
+  }
+}
+
 TEST_CASE("kernels: load_floats(int8) converts exactly", "[kernels][int8]") {
   check_int8_loads<cpu::Arch>();
   check_int8_loads<xsimd::sse2>();

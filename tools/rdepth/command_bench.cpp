@@ -2,7 +2,9 @@
 // shape) at r core iterations: prefill tokens/s over a prompt of P tokens and decode tokens/s
 // (median per-token time of N one-token steps), each next to this machine's measured limits (read
 // bandwidth -> decode roofline, probed right before each decode step, the fraction being the
-// median over the steps of each step's against its own probe; FMA peak -> prefill roofline) and
+// median over the steps of each step's against its own probe; FMA, vector bf16, int8 and tile
+// peaks -> prefill rooflines; the attainable prefill rate, the lower of the peak of the units the
+// prompt runs on and the bandwidth roofline times the prompt's positions per weight read) and
 // to a peer measured in the same run (Eigen's float matrix-vector and matrix-matrix products on the
 // core MLP's weight shape, against this library's kernel on the same matrix). Also weight bytes and
 // FLOPs per token, resident memory (after the prefill) and KV cache bytes.
@@ -33,11 +35,15 @@ Arguments bench_arguments() {
       "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
       "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"
       "and FLOPs one token costs, the machine's measured read bandwidth (probed before each\n"
-      "decode step) and FMA peak, the rooflines these give (decode: bandwidth / bytes per token;\n"
-      "prefill: peak / FLOPs per token) and the fraction reached, Eigen's float GEMV/GEMM on the\n"
-      "core MLP's weight shape as a peer next to this library's kernel on the same matrix, the\n"
-      "resident memory after the prefill and the KV cache bytes. --shape builds seeded random\n"
-      "weights in memory (one block's values repeated: the model still holds every block).",
+      "decode step) and peaks (FMA; int8, bf16 tile and bf16 vector dot products where the\n"
+      "kernels have them), the rooflines these give (decode: bandwidth / bytes per token;\n"
+      "prefill: peak / FLOPs per token, and the attainable rate: the lower of the peak of the\n"
+      "units the prompt runs on and P times the decode roofline, every weight being read once\n"
+      "per core iteration for the P positions) and the fractions reached, Eigen's float\n"
+      "GEMV/GEMM on the core MLP's weight shape as a peer next to this library's kernel on the\n"
+      "same matrix, the resident memory after the prefill and the KV cache bytes. --shape\n"
+      "builds seeded random weights in memory (one block's values repeated: the model still\n"
+      "holds every block).",
       {model_flag(),
        {"--shape", "NAME", "seeded random weights: tiny, huginn-mini or huginn-0125"},
        weights_flag(),
@@ -152,6 +158,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double int8_peak = int8_weights ? rd::cpu::int8_dot_peak_gops() : 0.0;
   const bool bf16_weights = weight_format(args) == rd::WeightFormat::bf16;
   const double bf16_peak = bf16_weights ? rd::cpu::bf16_dot_peak_gflops() : 0.0;
+  const double bf16_vector_peak = bf16_weights ? rd::cpu::bf16_vector_dot_peak_gflops() : 0.0;
   const PeerFigures peer = measure_peer(2 * std::size_t(config.intermediate_size),
                                         std::size_t(config.n_embd), prompt_length);
 
@@ -160,6 +167,13 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double decode_roofline = bandwidth * 1e9 / cost.weight_bytes;
   const double prefill_gflops = cost.flops * prefill_tps / 1e9;
   const double prefill_roofline = peak * 1e9 / cost.flops;
+  // What a prompt can reach: the peak of the units its products run on (the tiles or the int8
+  // dot products where the kernels use them, else the FMAs), or reading every weight once per
+  // core iteration for all P positions at the measured bandwidth, whichever is lower.
+  const double units_peak = int8_peak > 0 ? int8_peak : bf16_peak > 0 ? bf16_peak : peak;
+  const double prefill_bandwidth_roofline = decode_roofline * double(prompt_length);
+  const double prefill_attainable =
+      std::min(units_peak * 1e9 / cost.flops, prefill_bandwidth_roofline);
   const std::string weights(rd::weight_format_name(weight_format(args)));
 
   nlohmann::ordered_json out;
@@ -191,6 +205,10 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["prefill_roofline_tokens_per_second"] = prefill_roofline;
   out["prefill_fraction_of_peak"] = prefill_tps / prefill_roofline;
   out["prefill_gflops"] = prefill_gflops;
+  out["prefill_units_peak_gflops"] = units_peak;
+  out["prefill_bandwidth_roofline_tokens_per_second"] = prefill_bandwidth_roofline;
+  out["prefill_attainable_tokens_per_second"] = prefill_attainable;
+  out["prefill_fraction_of_attainable"] = prefill_tps / prefill_attainable;
   if (int8_peak > 0) {  // int8 matmuls run on the integer dot-product units, not the FMAs
     out["int8_dot_peak_gops"] = int8_peak;
     out["prefill_fraction_of_int8_peak"] = prefill_gflops / int8_peak;
@@ -198,6 +216,10 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   if (bf16_peak > 0) {  // bf16 matmuls of a prompt run on the AMX tiles, not the FMAs
     out["bf16_dot_peak_gflops"] = bf16_peak;
     out["prefill_fraction_of_bf16_peak"] = prefill_gflops / bf16_peak;
+  }
+  if (bf16_vector_peak > 0) {  // AVX-512 BF16's dot products: the vector units' bf16 peak
+    out["bf16_vector_dot_peak_gflops"] = bf16_vector_peak;
+    out["prefill_fraction_of_bf16_vector_peak"] = prefill_gflops / bf16_vector_peak;
   }
   out["peer"] = {
       {"what", "Eigen float GEMV/GEMM on the core MLP fc shape, vs this library's f32 kernel"},
@@ -222,6 +244,14 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   if (bf16_peak > 0)
     std::printf("           (bf16 matmuls: %5.1f%% of the AMX bf16 tile peak, %.0f GFLOP/s)\n",
                 100.0 * prefill_gflops / bf16_peak, bf16_peak);
+  if (bf16_vector_peak > 0)
+    std::printf("           (%5.1f%% of the AVX-512 BF16 vector dot-product peak, %.0f GFLOP/s)\n",
+                100.0 * prefill_gflops / bf16_vector_peak, bf16_vector_peak);
+  std::printf(
+      "           %5.1f%% of the attainable %.2f tok/s: the lower of the units' peak (%.2f tok/s) "
+      "and reading the weights once per iteration for the %zu tokens (%.2f tok/s)\n",
+      100.0 * prefill_tps / prefill_attainable, prefill_attainable, units_peak * 1e9 / cost.flops,
+      prompt_length, prefill_bandwidth_roofline);
   const auto [low, high] = std::minmax_element(step_bandwidth.begin(), step_bandwidth.end());
   std::printf(
       "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s; "

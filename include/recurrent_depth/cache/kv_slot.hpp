@@ -12,29 +12,32 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/row_buffer.hpp"
 #include "../core/tensor.hpp"
 
 namespace recurrent_depth {
 
 class KvSlot {
  public:
-  explicit KvSlot(std::size_t width) : width_(width) {}
+  explicit KvSlot(std::size_t width) : width_(width), keys_(width), values_(width) {}
 
-  // Stores rows k[t], v[t] at positions first + t.
+  // Stores rows k[t], v[t] at positions first + t (the storage grows once per call).
   void write(std::size_t first, ConstMatrixView<float> k, ConstMatrixView<float> v) {
+    if (first + k.rows > row_of_position_.size()) row_of_position_.resize(first + k.rows, -1);
+    std::size_t fresh = 0;
+    for (std::size_t t = 0; t < k.rows; ++t) fresh += row_of_position_[first + t] < 0 ? 1 : 0;
+    keys_.resize(keys_.rows() + fresh);
+    values_.resize(values_.rows() + fresh);
     for (std::size_t t = 0; t < k.rows; ++t) {
       const std::size_t position = first + t;
-      if (position >= row_of_position_.size()) row_of_position_.resize(position + 1, -1);
       std::int32_t& row = row_of_position_[position];
       if (row < 0) {
         row = static_cast<std::int32_t>(positions_.size());
         dense_ = dense_ && position == positions_.size();
         positions_.push_back(static_cast<std::int32_t>(position));
-        keys_.resize(keys_.size() + width_);
-        values_.resize(values_.size() + width_);
       }
-      std::memcpy(keys_.data() + row * width_, k.row(t), width_ * sizeof(float));
-      std::memcpy(values_.data() + row * width_, v.row(t), width_ * sizeof(float));
+      std::memcpy(keys_.row(std::size_t(row)), k.row(t), width_ * sizeof(float));
+      std::memcpy(values_.row(std::size_t(row)), v.row(t), width_ * sizeof(float));
     }
   }
 
@@ -44,15 +47,13 @@ class KvSlot {
     std::size_t kept = 0;
     for (std::size_t row = 0; row < positions_.size(); ++row) {
       if (static_cast<std::size_t>(positions_[row]) >= length) continue;
-      std::memmove(keys_.data() + kept * width_, keys_.data() + row * width_,
-                   width_ * sizeof(float));
-      std::memmove(values_.data() + kept * width_, values_.data() + row * width_,
-                   width_ * sizeof(float));
+      std::memmove(keys_.row(kept), keys_.row(row), width_ * sizeof(float));
+      std::memmove(values_.row(kept), values_.row(row), width_ * sizeof(float));
       positions_[kept++] = positions_[row];
     }
     positions_.resize(kept);
-    keys_.resize(kept * width_);
-    values_.resize(kept * width_);
+    keys_.resize(kept);
+    values_.resize(kept);
     row_of_position_.assign(length, -1);
     for (std::size_t row = 0; row < kept; ++row)
       row_of_position_[positions_[row]] = std::int32_t(row);
@@ -74,14 +75,14 @@ class KvSlot {
   // Copies the key and value of the entry at `position` (which must exist).
   void copy_entry(std::size_t position, float* key, float* value) const {
     const std::size_t row = static_cast<std::size_t>(row_of_position_[position]);
-    std::memcpy(key, keys_.data() + row * width_, width_ * sizeof(float));
-    std::memcpy(value, values_.data() + row * width_, width_ * sizeof(float));
+    std::memcpy(key, keys_.row(row), width_ * sizeof(float));
+    std::memcpy(value, values_.row(row), width_ * sizeof(float));
   }
-  std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
+  std::size_t bytes() const { return 2 * entries() * width_ * sizeof(float); }
 
  private:
   std::size_t width_;
-  std::vector<float> keys_, values_;
+  RowBuffer keys_, values_;                    // [entries, width]
   std::vector<std::int32_t> positions_;        // position of each entry
   std::vector<std::int32_t> row_of_position_;  // entry of each position, -1 if none
   bool dense_ = true;

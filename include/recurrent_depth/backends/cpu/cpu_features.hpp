@@ -38,6 +38,7 @@ enum CpuFeature : unsigned {
   kAmxTile = 1u << 13,
   kAmxInt8 = 1u << 14,
   kAmxBf16 = 1u << 15,
+  kAvx512bf16 = 1u << 16,
 };
 
 // Whether the operating system lets this process use the AMX tile registers. Linux grants them
@@ -88,6 +89,7 @@ inline std::string missing_cpu_features(unsigned features) {
   need(kAvx512dq, __builtin_cpu_supports("avx512dq"), "avx512dq");
   need(kAvx512vl, __builtin_cpu_supports("avx512vl"), "avx512vl");
   need(kAvx512vnni, __builtin_cpu_supports("avx512vnni"), "avx512vnni");
+  need(kAvx512bf16, __builtin_cpu_supports("avx512bf16"), "avx512bf16");
   if (features & kAmxTile)  // asks the operating system only for kernels that use the tiles
     need(kAmxTile, cpuid_7_edx_bit(24) && amx_tiles_permitted(), "amx-tile");
   need(kAmxInt8, cpuid_7_edx_bit(25), "amx-int8");
@@ -144,6 +146,9 @@ inline constexpr unsigned compiled_cpu_features() {
 #endif
 #if defined(__AVX512VNNI__)
   features |= kAvx512vnni;
+#endif
+#if defined(__AVX512BF16__)
+  features |= kAvx512bf16;
 #endif
 #if defined(__AMX_TILE__)
   features |= kAmxTile;

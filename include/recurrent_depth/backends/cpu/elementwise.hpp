@@ -100,7 +100,10 @@ inline void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
 inline void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
                                 std::span<const float> bias, ConstMatrixView<float> cos_sin,
                                 std::size_t first_position) {
-  for (std::size_t r = 0; r < x.rows; ++r) {
+  const auto rows = static_cast<std::ptrdiff_t>(x.rows);
+#pragma omp parallel for if (detail::worth_threading(x.rows, x.cols))
+  for (std::ptrdiff_t row = 0; row < rows; ++row) {
+    const auto r = static_cast<std::size_t>(row);
     const float* angles = cos_sin.row(first_position + r);
     for (std::size_t h = 0; h < heads; ++h) {
       float* v = x.row(r) + h * head_dim;

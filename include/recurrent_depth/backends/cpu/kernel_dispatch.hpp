@@ -4,8 +4,8 @@
 // which defines RECURRENT_DEPTH_WITH_KERNELS_<VARIANT> for the program:
 //   x86_64_v3       -march=x86-64-v3 (AVX2, FMA)
 //   x86_64_v4_vnni  -march=x86-64-v4 -mavx512vnni (AVX-512 F/BW/CD/DQ/VL and VNNI)
-//   x86_64_v4_amx   the same and -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles, where the OS grants
-//                   them)
+//   x86_64_v4_amx   the same and -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles, where
+//                   the OS grants them)
 // selected_kernels() is the table with the most CPU features the running CPU has (the compiled
 // one on a tie), or the one named by the environment variable RECURRENT_DEPTH_KERNELS.
 #pragma once

@@ -61,6 +61,9 @@ struct CpuKernels {
   // The AMX tiles' bf16 products where the bf16 kernel uses them, else null.
   int (*bf16_dot_chains)(long steps);
   double (*bf16_dot_chains_flops)(long steps);
+  // AVX-512 BF16's vector dot products (vdpbf16ps) where the table is built with them, else null.
+  float (*bf16_vector_dot_chains)(long steps);
+  double (*bf16_vector_dot_chains_flops)(long steps);
 
   // y = x W^T (y += x W^T when accumulate), for any stored weight format.
   void linear(ConstMatrixView<float> x, const PackedWeights<float>& w, MatrixView<float> y,
@@ -114,6 +117,10 @@ inline constexpr CpuKernels compiled_kernel_table() {
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
   k.bf16_dot_chains = &detail::amx_tile_chains<detail::AmxProduct::bf16>;
   k.bf16_dot_chains_flops = &detail::amx_tile_chains_ops<detail::AmxProduct::bf16>;
+#endif
+#if defined(__AVX512BF16__)
+  k.bf16_vector_dot_chains = &detail::bf16_vector_dot_chains;
+  k.bf16_vector_dot_chains_flops = &detail::bf16_vector_dot_chains_flops;
 #endif
   return k;
 }

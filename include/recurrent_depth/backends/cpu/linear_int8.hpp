@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "../../core/error.hpp"
@@ -87,6 +88,19 @@ inline void quantise_activations(ConstMatrixView<float> x, std::size_t padded,
     std::size_t k = 0;
     if (std::isfinite(scale)) {  // as quantise_activation, kFloatLanes values at a time
       const FloatBatch step(scale), low(-127.0f), high(127.0f), offset(128.0f);
+#if defined(__AVX512F__)
+      if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+        // Rounded to nearest even (the default rounding mode, as nearbyint), clamped, offset and
+        // narrowed in registers.
+        const __m512i low_int = _mm512_set1_epi32(-127), high_int = _mm512_set1_epi32(127);
+        for (; k + 16 <= x.cols; k += 16) {
+          const __m512i v = _mm512_cvtps_epi32(_mm512_div_ps(_mm512_loadu_ps(row + k), step));
+          const __m512i clamped = _mm512_min_epi32(_mm512_max_epi32(v, low_int), high_int);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k),
+                           _mm512_cvtepi32_epi8(_mm512_add_epi32(clamped, _mm512_set1_epi32(128))));
+        }
+      }
+#endif
       alignas(64) std::int32_t lanes[kFloatLanes];
       for (; k + kFloatLanes <= x.cols; k += kFloatLanes) {
         const FloatBatch v =

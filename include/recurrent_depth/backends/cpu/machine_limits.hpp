@@ -11,6 +11,8 @@
 //                       where the kernels have none
 //   bf16_dot_peak_gflops  the AMX tiles' bf16 products (tdpbf16ps) where the bf16 kernel uses
 //                       them; 0 elsewhere
+//   bf16_vector_dot_peak_gflops  AVX-512 BF16's vector dot products (vdpbf16ps) where the
+//                       kernels are built with them; 0 elsewhere
 // Each returns the best of a few timed passes (the machine may be shared: the best pass is the
 // closest to what it can do).
 #pragma once
@@ -125,6 +127,15 @@ inline double bf16_dot_peak_gflops(int passes = 5) {
   const CpuKernels& kernels = selected_kernels();
   if (!kernels.bf16_dot_chains) return 0.0;
   return detail::peak_rate(kernels.bf16_dot_chains, kernels.bf16_dot_chains_flops, passes);
+}
+
+// Peak bf16 vector dot-product throughput (vdpbf16ps) in GFLOP/s on all threads; 0 when the
+// kernels are built without AVX-512 BF16.
+inline double bf16_vector_dot_peak_gflops(int passes = 5) {
+  const CpuKernels& kernels = selected_kernels();
+  if (!kernels.bf16_vector_dot_chains) return 0.0;
+  return detail::peak_rate(kernels.bf16_vector_dot_chains, kernels.bf16_vector_dot_chains_flops,
+                           passes);
 }
 
 }  // namespace recurrent_depth::cpu

@@ -6,6 +6,10 @@
 //                    the kernels use (xsimd's default architecture for the compile flags)
 //   int8_dot_chains  the same with AVX-512 VNNI's vpdpbusd (64 multiply-adds of bytes per
 //                    instruction); only where the build has it
+//   bf16_vector_dot_chains  the same with AVX-512 BF16's vdpbf16ps (16 lanes, each adding the
+//                    products of a pair of bf16 values); only where the build has it. The kernels
+//                    do not use it (it would round activations to bf16): it is the vector bf16 peak
+//                    a prompt's rate is quoted against beside the FMA and tile peaks
 //   amx_tile_chains  products of whole AMX tiles (tdpbsud: 16384 byte products; tdpbf16ps:
 //                    8192 bf16 pairs); the AMX table's int8 and bf16 peaks (kernel_table.hpp)
 #pragma once
@@ -163,6 +167,33 @@ inline int int8_dot_chains(long steps) {
       _mm512_store_si512(lanes, acc[k]);
       sink += lanes[0];
     }
+  }
+  return sink;
+}
+#endif
+
+#if defined(__AVX512BF16__)
+// FLOPs bf16_vector_dot_chains(steps) performs on all threads (2 per product of a pair, 2 pairs
+// per lane).
+inline double bf16_vector_dot_chains_flops(long steps) {
+  return 2.0 * 2 * 16 * kFmaChains * double(steps) * max_threads();
+}
+
+inline float bf16_vector_dot_chains(long steps) {
+  float sink = 0.0f;
+#pragma omp parallel reduction(+ : sink)
+  {
+    __m512 acc[kFmaChains];
+    for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_set1_ps(1e-3f * float(k + thread_index()));
+    const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(-1e-3f), _mm512_set1_ps(3e-3f));
+    for (long s = 0; s < steps; ++s) {
+#pragma GCC unroll 16
+      for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
+    }
+    FloatBatch total(0.0f);
+    for (int k = 0; k < kFmaChains; ++k) total += FloatBatch(acc[k]);
+    sink += xsimd::hadd(total);
   }
   return sink;
 }

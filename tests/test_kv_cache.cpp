@@ -280,3 +280,51 @@ TEST_CASE("kv_cache: the cache holds slots by id, commits and truncates", "[kv_c
   CHECK(cache.bytes() == 0);
   CHECK(cache.find(0) == nullptr);
 }
+
+TEST_CASE("kv_cache: a prompt's rows written by the threads land at their positions",
+          "[kv_cache]") {
+  // Enough values (rows x width >= 2^16) for the copy to be split over the threads; five of the
+  // positions exist already (replaced in place), the others are new.
+  constexpr std::size_t width = 257, rows = 300;
+  Rng rng(11);
+  std::vector<float> keys(rows * width), values(rows * width);
+  for (float& x : keys) x = static_cast<float>(rng.uniform()) + 1.0f;
+  for (float& x : values) x = static_cast<float>(rng.uniform()) - 2.0f;
+  const ConstMatrixView<float> k(keys.data(), rows, width), v(values.data(), rows, width);
+  KvSlot slot(width);
+  // Positions 100-104 first: they are entries 0-4, so entry and position differ for every row.
+  slot.write(100, k.middle_rows(0, 5), v.middle_rows(0, 5));
+  slot.write(0, k, v);
+  REQUIRE(slot.entries() == rows);
+  std::vector<float> key(width), value(width);
+  for (std::size_t position = 0; position < rows; ++position) {
+    slot.copy_entry(position, key.data(), value.data());
+    REQUIRE(std::equal(key.begin(), key.end(), k.row(position)));
+    REQUIRE(std::equal(value.begin(), value.end(), v.row(position)));
+  }
+  CHECK(slot.bytes() == 2 * rows * width * sizeof(float));
+}
+
+TEST_CASE("kv_cache: RowBuffer keeps its rows as it grows, copies deeply, moves", "[kv_cache]") {
+  RowBuffer rows(7);
+  CHECK(rows.rows() == 0);
+  for (std::size_t n = 1; n <= 40; ++n) {  // grows past its first capacities
+    rows.resize(n);
+    std::fill_n(rows.row(n - 1), 7, float(n));
+    REQUIRE(rows.capacity() >= n);
+    for (std::size_t r = 0; r < n; ++r) REQUIRE(rows.row(r)[6] == float(r + 1));
+  }
+  RowBuffer copy = rows;
+  copy.row(3)[0] = -1.0f;
+  CHECK(rows.row(3)[0] == 4.0f);
+  CHECK(copy.rows() == 40);
+  CHECK(copy.row(39)[6] == 40.0f);
+  rows.resize(10);  // shrinking keeps the first rows
+  CHECK(rows.row(9)[0] == 10.0f);
+  RowBuffer moved = std::move(copy);
+  CHECK(moved.rows() == 40);
+  CHECK(moved.row(3)[0] == -1.0f);
+  copy = moved;  // a moved-from buffer takes a copy
+  CHECK(copy.rows() == 40);
+  CHECK(copy.width() == 7);
+}

@@ -36,8 +36,15 @@ class KvSlot {
         dense_ = dense_ && position == positions_.size();
         positions_.push_back(static_cast<std::int32_t>(position));
       }
-      std::memcpy(keys_.row(std::size_t(row)), k.row(t), width_ * sizeof(float));
-      std::memcpy(values_.row(std::size_t(row)), v.row(t), width_ * sizeof(float));
+    }
+    // A prompt's rows land on fresh pages: their first touch (the kernel's page faults) is split
+    // over the threads.
+    const auto rows = static_cast<std::ptrdiff_t>(k.rows);
+#pragma omp parallel for schedule(static) if (k.rows * width_ >= (std::size_t(1) << 16))
+    for (std::ptrdiff_t t = 0; t < rows; ++t) {
+      const auto row = static_cast<std::size_t>(row_of_position_[first + std::size_t(t)]);
+      std::memcpy(keys_.row(row), k.row(std::size_t(t)), width_ * sizeof(float));
+      std::memcpy(values_.row(row), v.row(std::size_t(t)), width_ * sizeof(float));
     }
   }
 
@@ -62,12 +69,18 @@ class KvSlot {
       dense_ = dense_ && positions_[row] == std::int32_t(row);
   }
 
-  std::size_t entries() const { return positions_.size(); }
+  std::size_t entries() const {
+    return positions_.size();
+  }
   bool has(std::size_t position) const {
     return position < row_of_position_.size() && row_of_position_[position] >= 0;
   }
-  ConstMatrixView<float> keys() const { return {keys_.data(), entries(), width_}; }
-  ConstMatrixView<float> values() const { return {values_.data(), entries(), width_}; }
+  ConstMatrixView<float> keys() const {
+    return {keys_.data(), entries(), width_};
+  }
+  ConstMatrixView<float> values() const {
+    return {values_.data(), entries(), width_};
+  }
   // Position of each entry; empty when entry j is at position j for all j.
   std::span<const std::int32_t> key_positions() const {
     return dense_ ? std::span<const std::int32_t>{} : std::span<const std::int32_t>(positions_);
@@ -78,7 +91,9 @@ class KvSlot {
     std::memcpy(key, keys_.row(row), width_ * sizeof(float));
     std::memcpy(value, values_.row(row), width_ * sizeof(float));
   }
-  std::size_t bytes() const { return 2 * entries() * width_ * sizeof(float); }
+  std::size_t bytes() const {
+    return 2 * entries() * width_ * sizeof(float);
+  }
 
  private:
   std::size_t width_;

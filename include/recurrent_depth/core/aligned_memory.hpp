@@ -32,13 +32,19 @@ struct AlignedFree {
 template <class T>
 using AlignedArray = std::unique_ptr<T[], AlignedFree>;
 
+// Whether a large array is advised onto huge pages (weights and activations, allocated once) or
+// left on the default pages (the KV cache, which grows during a prompt: on a machine with
+// fragmented memory, the first touch of an advised huge page can wait on the kernel compacting
+// memory; huginn-mini's prompts ran 5x slower with their KV cache advised).
+enum class PageAdvice { huge_pages, default_pages };
+
 // An uninitialised array of `count` T (T trivially constructible).
 template <class T>
-AlignedArray<T> allocate_aligned(std::size_t count) {
+AlignedArray<T> allocate_aligned(std::size_t count, PageAdvice advice = PageAdvice::huge_pages) {
   const std::size_t bytes = count * sizeof(T), alignment = alignment_for(bytes);
   void* p = ::operator new[](bytes, std::align_val_t{alignment});
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (alignment == kHugePageBytes)  // advice only: a refusal changes nothing
+  if (alignment == kHugePageBytes && advice == PageAdvice::huge_pages)  // advice only
     (void)madvise(p, bytes / kHugePageBytes * kHugePageBytes, MADV_HUGEPAGE);
 #endif
   return AlignedArray<T>(static_cast<T*>(p), AlignedFree{alignment});

@@ -1,5 +1,5 @@
 // RowBuffer: a growable array of rows of `width` floats, contiguous (row r at data() + r *
-// width), in aligned memory (huge pages once large, aligned_memory.hpp). It grows by doubling
+// width), in aligned memory on the default pages (aligned_memory.hpp). It grows by doubling
 // its capacity and leaves new rows uninitialised, so that appending a prompt's rows costs at
 // most one allocation and no zeroing (the KV cache's storage: a std::vector grown row by row
 // zeroed every row and, on 4 KiB pages, faulted them in one by one).
@@ -47,7 +47,8 @@ class RowBuffer {
 
  private:
   void grow(std::size_t capacity) {
-    AlignedArray<float> fresh = allocate_aligned<float>(capacity * width_);
+    AlignedArray<float> fresh =
+        allocate_aligned<float>(capacity * width_, PageAdvice::default_pages);
     std::copy_n(data(), rows_ * width_, fresh.get());
     data_ = std::move(fresh);
     capacity_ = capacity;

@@ -27,7 +27,7 @@ void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
 }
 
 // int8 weights q [N, K] with a scale per row, x quantised per position (linear_int8.hpp):
-// y = float(sum_k round(x / s_m) q[n][k]) * (s_m * scale[n]).
+// y = float(sum_k round(x * (1/s_m)) q[n][k]) * (s_m * scale[n]).
 inline void linear_int8(ConstMatrixView<float> x, ConstMatrixView<std::int8_t> q,
                         std::span<const float> row_scales, MatrixView<float> y,
                         bool accumulate = false) {

@@ -59,10 +59,7 @@ inline float max_of(const float* s, std::size_t n) {
   FloatBatch largest(-std::numeric_limits<float>::infinity());
   std::size_t i = 0;
   for (; i + kFloatLanes <= n; i += kFloatLanes) largest = xsimd::max(largest, load_floats(s + i));
-  alignas(64) float lanes[kFloatLanes];
-  largest.store_aligned(lanes);
-  float result = lanes[0];
-  for (std::size_t j = 1; j < kFloatLanes; ++j) result = std::max(result, lanes[j]);
+  float result = max_lane(largest);
   for (; i < n; ++i) result = std::max(result, s[i]);
   return result;
 }

@@ -52,9 +52,7 @@ inline float activation_scale(const float* x, std::size_t n) {
     largest_lanes = xsimd::max(largest_lanes, xsimd::abs(v));
     finite_lanes = finite_lanes && xsimd::isfinite(v);
   }
-  alignas(64) float lanes[kFloatLanes];
-  largest_lanes.store_aligned(lanes);
-  float largest = *std::max_element(lanes, lanes + kFloatLanes);
+  float largest = max_lane(largest_lanes);
   bool finite = xsimd::all(finite_lanes);
   for (std::size_t k = whole; k < n; ++k) {
     largest = std::max(largest, std::abs(x[k]));

@@ -74,6 +74,18 @@ struct PanelPrefetch {
   const PackedWeights<std::int8_t>* w = nullptr;
   std::size_t t0 = 0, b0 = 0, tile_lines = 0, lines = 0, done = 0;
 
+  // The chunk after blocks [.., b1) of the panel from tile t (chunks of `chunk` blocks): the same
+  // tiles' next columns, or the next panel's first; nothing past the thread's last tile t1.
+  PanelPrefetch(const PackedWeights<std::int8_t>& weights, std::size_t t, std::size_t b1,
+                std::size_t t1, std::size_t chunk)
+      : w(&weights),
+        t0(b1 < weights.blocks() ? t : t + kPanelRowTiles),
+        b0(b1 < weights.blocks() ? b1 : 0) {
+    if (t0 >= t1) return;
+    tile_lines = (std::min(weights.blocks(), b0 + chunk) - b0) * kTileRows;
+    lines = std::min(kPanelRowTiles, t1 - t0) * tile_lines;
+  }
+
   void next() {
     if (done >= lines) return;
     __builtin_prefetch(reinterpret_cast<const char*>(w->tile(t0 + done / tile_lines)) +
@@ -117,6 +129,7 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
                                bool accumulate, bool threaded) {
   using namespace detail;
   const std::size_t chunk = equal_chunk(w.blocks(), kPanelChunkBlocks);
+  const std::size_t position_runs = (y.rows + kPanelPositions - 1) / kPanelPositions;
 #pragma omp parallel if (threaded)
   {
     thread_local Matrix<std::uint8_t> panel_buffer;
@@ -132,18 +145,10 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
       for (std::size_t b0 = 0; b0 < w.blocks(); b0 += chunk) {
         const std::size_t b1 = std::min(w.blocks(), b0 + chunk);
         interleave_panel(w, t, count, b0, b1, panel.row(0));
-        // The next chunk: the same tiles' next columns, or the next panel's first.
-        PanelPrefetch prefetch{&w, b1 < w.blocks() ? t : t + kPanelRowTiles,
-                               b1 < w.blocks() ? b1 : 0};
-        if (prefetch.t0 < t1) {
-          const std::size_t next_b1 = std::min(w.blocks(), prefetch.b0 + chunk);
-          prefetch.tile_lines = (next_b1 - prefetch.b0) * kTileRows;
-          prefetch.lines = std::min(kPanelRowTiles, t1 - prefetch.t0) * prefetch.tile_lines;
-        }
+        PanelPrefetch prefetch(w, t, b1, t1, chunk);
         // Groups of the chunk all positions pass, per line to prefetch.
         const std::size_t every = std::max<std::size_t>(
-            1, (b1 - b0) * 16 * ((y.rows + kPanelPositions - 1) / kPanelPositions) /
-                   std::max<std::size_t>(1, prefetch.lines));
+            1, (b1 - b0) * 16 * position_runs / std::max<std::size_t>(1, prefetch.lines));
         const auto run = [&]<int Positions>(std::size_t m0) {
           __m512i acc[Positions][kPanelRowGroups];
           for (int p = 0; p < Positions; ++p)

@@ -99,6 +99,15 @@ using Arch = xsimd::default_arch;
 using FloatBatch = xsimd::batch<float, Arch>;
 inline constexpr std::size_t kFloatLanes = FloatBatch::size;
 
+// The largest of v's lanes (xsimd 8 has no horizontal maximum).
+inline float max_lane(FloatBatch v) {
+  alignas(64) float lanes[kFloatLanes];
+  v.store_aligned(lanes);
+  float largest = lanes[0];
+  for (std::size_t i = 1; i < kFloatLanes; ++i) largest = largest < lanes[i] ? lanes[i] : largest;
+  return largest;
+}
+
 template <class A = Arch>
 inline xsimd::batch<float, A> load_floats(const float* p) {
   return xsimd::batch<float, A>::load_unaligned(p);

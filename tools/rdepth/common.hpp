@@ -28,6 +28,8 @@ int command_inspect(const std::vector<std::string>& args);
 int command_tokenize(const std::vector<std::string>& args);
 int command_chat(const std::vector<std::string>& args);
 int command_bench(const std::vector<std::string>& args);
+int command_eval(const std::vector<std::string>& args);
+int command_trace(const std::vector<std::string>& args);
 
 inline constexpr const char* kDefaultWeights = "bf16";
 

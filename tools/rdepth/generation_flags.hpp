@@ -108,6 +108,13 @@ inline rd::tokenizer::Tokenizer load_tokenizer(const std::filesystem::path& dir,
   return tokenizer;
 }
 
+// One token's text; ids the tokenizer lacks (a model's padded vocabulary) are written "#id".
+inline std::string token_text(const rd::tokenizer::Tokenizer& tokenizer, std::int32_t id) {
+  if (id < 0 || static_cast<std::size_t>(id) >= tokenizer.vocab_size())
+    return "#" + std::to_string(id);
+  return tokenizer.decode(std::span<const std::int32_t>(&id, 1), false);
+}
+
 inline std::size_t decoded_count(const rd::Generation& g) {
   return g.tokens.empty() ? 0 : g.tokens.size() - 1;
 }

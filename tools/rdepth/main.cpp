@@ -20,7 +20,9 @@ constexpr const char* kUsage =
     "  inspect   config, stored tensors, parameter counts, weight and KV cache memory of a model\n"
     "  tokenize  text to token ids and back with a tokenizer.json\n"
     "  chat      interactive multi-turn chat with the model's chat template\n"
-    "  bench     prefill and decode speed next to the machine's measured limits and a peer\n";
+    "  bench     prefill and decode speed next to the machine's measured limits and a peer\n"
+    "  eval      exact-match accuracy of greedy answers on task files, per number of iterations\n"
+    "  trace     latent dynamics per token and iteration: norms, distances, early decodes\n";
 
 struct Command {
   std::string_view name;
@@ -31,6 +33,7 @@ constexpr Command kCommands[] = {
     {"forward", rdepth::command_forward}, {"generate", rdepth::command_generate},
     {"inspect", rdepth::command_inspect}, {"tokenize", rdepth::command_tokenize},
     {"chat", rdepth::command_chat},       {"bench", rdepth::command_bench},
+    {"eval", rdepth::command_eval},       {"trace", rdepth::command_trace},
 };
 
 int dispatch(int argc, char** argv) {

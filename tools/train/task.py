@@ -1,0 +1,111 @@
+# The task: chains of variable assignments modulo 10, where each hop of a chain needs one more
+# step of computation. A program interleaves a few chains ("a=3;" starts one, "b=a+4;" extends it)
+# in an order where every variable is defined before it is used, then asks for a variable: "b?"
+# is answered "7". The answer to a chain of n links needs n dependent look-ups, so a fixed shallow
+# pass cannot resolve long chains, while more core iterations can. Character-level text, one token
+# per character, through a Hugging Face tokenizer.json written by `write_tokenizer`.
+import json
+import random
+import string
+
+SPECIALS = ["<|begin_text|>", "<|end_text|>", "<|pad|>"]
+CHARS = list(string.ascii_lowercase) + list(string.digits) + list("=+;?\n ")
+VOCAB = SPECIALS + CHARS
+BOS, EOS, PAD = 0, 1, 2
+VOCAB_SIZE = 64  # the rows of the embedding: len(VOCAB) padded to a multiple of 16
+
+# Splits: chain lengths (links after the literal) and chains per program.
+SPLITS = {
+    "train": {"links": (1, 5), "chains": (2, 3)},
+    "heldout": {"links": (1, 5), "chains": (2, 3)},
+    "harder": {"links": (7, 9), "chains": (2, 2)},
+}
+
+
+def make_program(rng, links, chains):
+    """One problem: (prompt, answer, hops) plus every variable's value for extra training targets."""
+    n_chains = rng.randint(*chains)
+    lengths = [rng.randint(*links) for _ in range(n_chains)]
+    lengths[0] = rng.randint(max(links[0], (links[0] + links[1] + 1) // 2), links[1])  # a long one
+    names = rng.sample(string.ascii_lowercase, sum(lengths) + n_chains)
+    chain_steps = []
+    for length in lengths:
+        own = [names.pop() for _ in range(length + 1)]
+        steps = [(own[0], None, rng.randint(0, 9))]
+        steps += [(own[i], own[i - 1], rng.randint(1, 9)) for i in range(1, length + 1)]
+        chain_steps.append(steps)
+    # Interleave the chains at random, keeping each chain's order.
+    order = [c for c, steps in enumerate(chain_steps) for _ in steps]
+    rng.shuffle(order)
+    values, hops, parts, cursor = {}, {}, [], [0] * n_chains
+    for c in order:
+        name, source, number = chain_steps[c][cursor[c]]
+        cursor[c] += 1
+        if source is None:
+            values[name], hops[name] = number, 0
+            parts.append(f"{name}={number};")
+        else:
+            values[name], hops[name] = (values[source] + number) % 10, hops[source] + 1
+            parts.append(f"{name}={source}+{number};")
+    target = chain_steps[0][-1][0]  # the end of the long chain
+    return "".join(parts), target, values, hops
+
+
+def eval_problem(rng, split):
+    spec = SPLITS[split]
+    program, target, values, hops = make_program(rng, spec["links"], spec["chains"])
+    return {"prompt": f"{program}{target}?", "answer": str(values[target]), "hops": hops[target]}
+
+
+def train_text(rng, queries=6):
+    """A training sequence: a program and several answered queries, the long chain's end first."""
+    spec = SPLITS["train"]
+    program, target, values, _ = make_program(rng, spec["links"], spec["chains"])
+    asked = [target] + rng.sample(sorted(values), min(queries - 1, len(values)))
+    return program + "".join(f"{v}?{values[v]};" for v in asked)
+
+
+def encode(text, bos=True):
+    """Token ids of `text`, <|begin_text|> first as the tokenizer's post-processor adds it."""
+    index = {c: i for i, c in enumerate(VOCAB)}
+    return [BOS] * bos + [index[c] for c in text]
+
+
+def write_tasks(path, split, count, seed):
+    rng = random.Random(f"{split}-{seed}")
+    with open(path, "w") as f:
+        for _ in range(count):
+            f.write(json.dumps(eval_problem(rng, split)) + "\n")
+
+
+def write_tokenizer(path):
+    """A byte-level BPE with one token per character and no merges (printable ASCII maps to itself
+    under the byte-level alphabet; space is 'Ġ', newline 'Ċ')."""
+    byte_char = {" ": "\u0120", "\n": "\u010a"}
+    vocab = {t: i for i, t in enumerate(SPECIALS)}
+    vocab.update({byte_char.get(c, c): len(SPECIALS) + i for i, c in enumerate(CHARS)})
+    added = [
+        {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+         "normalized": False, "special": True}
+        for i, t in enumerate(SPECIALS)
+    ]
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                  "use_regex": False}
+    tokenizer = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": None, "pre_tokenizer": byte_level, "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": SPECIALS[BOS], "type_id": 0}},
+                       {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": SPECIALS[BOS], "type_id": 0}},
+                     {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {SPECIALS[BOS]: {"id": SPECIALS[BOS], "ids": [BOS],
+                                               "tokens": [SPECIALS[BOS]]}}},
+        "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                  "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": []},
+    }
+    with open(path, "w") as f:
+        json.dump(tokenizer, f, ensure_ascii=False, indent=1)

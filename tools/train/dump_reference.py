@@ -2,7 +2,7 @@
 # Writes the reference vectors of a trained model: PyTorch's float32 logits and latents for a few
 # prompts of its task at r = 1 and r = mean_recurrence from a zero initial state, as
 # DIR/reference.safetensors (input_ids [1, T] I64, forward_r{R}_logits [1, T, vocab],
-# forward_r{R}_latents [1, T, n_embd]). The C++ engine must reproduce them (tests/test_shipped_model.cpp).
+# forward_r{R}_latents [1, T, n_embd]) and the prompt's text as DIR/reference.json. The C++ engine must reproduce them (tests/test_shipped_model.cpp).
 #
 #   python3 tools/train/dump_reference.py models/variable_chains
 import json
@@ -44,6 +44,8 @@ def main():
         out[f"forward_r{steps}_logits"] = model.decode(state, table)
         out[f"forward_r{steps}_latents"] = model.transformer.ln_f(state)
     write_safetensors(os.path.join(directory, "reference.safetensors"), out)
+    with open(os.path.join(directory, "reference.json"), "w") as f:
+        json.dump({"text": text, "note": "input_ids = <|begin_text|> + text, one id per character"}, f)
 
 
 if __name__ == "__main__":

@@ -14,25 +14,36 @@ VOCAB = SPECIALS + CHARS
 BOS, EOS, PAD = 0, 1, 2
 VOCAB_SIZE = 64  # the rows of the embedding: len(VOCAB) padded to a multiple of 16
 
+# Two kinds: "add" ("b=a+4": each link adds a digit) and "copy" ("b=a": the answer is the chain's
+# first digit, so more chains per program keep a guess among the program's digits unlikely).
 # Splits: chain lengths (links after the literal) and chains per program.
 SPLITS = {
-    "train": {"links": (1, 5), "chains": (2, 3)},
-    "heldout": {"links": (1, 5), "chains": (2, 3)},
-    "harder": {"links": (7, 9), "chains": (2, 2)},
+    "add": {
+        "train": {"links": (1, 5), "chains": (2, 3)},
+        "heldout": {"links": (1, 5), "chains": (2, 3)},
+        "harder": {"links": (7, 9), "chains": (2, 2)},
+    },
+    "copy": {
+        "train": {"links": (1, 5), "chains": (3, 4)},
+        "heldout": {"links": (1, 5), "chains": (3, 4)},
+        "harder": {"links": (6, 7), "chains": (3, 3)},
+    },
 }
 
 
-def make_program(rng, links, chains):
+def make_program(rng, links, chains, add=True):
     """One problem: (prompt, answer, hops) plus every variable's value for extra training targets."""
     n_chains = rng.randint(*chains)
     lengths = [rng.randint(*links) for _ in range(n_chains)]
     lengths[0] = rng.randint(max(links[0], (links[0] + links[1] + 1) // 2), links[1])  # a long one
     names = rng.sample(string.ascii_lowercase, sum(lengths) + n_chains)
+    roots = None if add else rng.sample(range(10), n_chains)  # copy: distinct first digits
     chain_steps = []
-    for length in lengths:
+    for c, length in enumerate(lengths):
         own = [names.pop() for _ in range(length + 1)]
-        steps = [(own[0], None, rng.randint(0, 9))]
-        steps += [(own[i], own[i - 1], rng.randint(1, 9)) for i in range(1, length + 1)]
+        steps = [(own[0], None, rng.randint(0, 9) if add else roots[c])]
+        steps += [(own[i], own[i - 1], rng.randint(1, 9) if add else 0)
+                  for i in range(1, length + 1)]
         chain_steps.append(steps)
     # Interleave the chains at random, keeping each chain's order.
     order = [c for c, steps in enumerate(chain_steps) for _ in steps]
@@ -46,21 +57,21 @@ def make_program(rng, links, chains):
             parts.append(f"{name}={number};")
         else:
             values[name], hops[name] = (values[source] + number) % 10, hops[source] + 1
-            parts.append(f"{name}={source}+{number};")
+            parts.append(f"{name}={source}+{number};" if add else f"{name}={source};")
     target = chain_steps[0][-1][0]  # the end of the long chain
     return "".join(parts), target, values, hops
 
 
-def eval_problem(rng, split):
-    spec = SPLITS[split]
-    program, target, values, hops = make_program(rng, spec["links"], spec["chains"])
+def eval_problem(rng, split, kind="add"):
+    spec = SPLITS[kind][split]
+    program, target, values, hops = make_program(rng, spec["links"], spec["chains"], kind == "add")
     return {"prompt": f"{program}{target}?", "answer": str(values[target]), "hops": hops[target]}
 
 
-def train_text(rng, queries=6):
+def train_text(rng, kind="add", queries=6):
     """A training sequence: a program and several answered queries, the long chain's end first."""
-    spec = SPLITS["train"]
-    program, target, values, _ = make_program(rng, spec["links"], spec["chains"])
+    spec = SPLITS[kind]["train"]
+    program, target, values, _ = make_program(rng, spec["links"], spec["chains"], kind == "add")
     asked = [target] + rng.sample(sorted(values), min(queries - 1, len(values)))
     return program + "".join(f"{v}?{values[v]};" for v in asked)
 
@@ -71,11 +82,11 @@ def encode(text, bos=True):
     return [BOS] * bos + [index[c] for c in text]
 
 
-def write_tasks(path, split, count, seed):
+def write_tasks(path, split, count, seed, kind="add"):
     rng = random.Random(f"{split}-{seed}")
     with open(path, "w") as f:
         for _ in range(count):
-            f.write(json.dumps(eval_problem(rng, split)) + "\n")
+            f.write(json.dumps(eval_problem(rng, split, kind)) + "\n")
 
 
 def write_tokenizer(path):

@@ -68,10 +68,10 @@ def sample_iterations(rng, mean, backprop):
     return total, min(total, backprop)
 
 
-def make_batch(rng, size, excluded):
+def make_batch(rng, size, excluded, kind="add"):
     texts = []
     while len(texts) < size:
-        text = task.train_text(rng)
+        text = task.train_text(rng, kind)
         if text.split("?")[0][:-1] not in excluded:  # the program, without the first query
             texts.append(text)
     ids = [task.encode(t) for t in texts]
@@ -123,6 +123,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--task", choices=sorted(task.SPLITS), default="add")
     parser.add_argument("--steps", type=int, default=1800, help="optimizer steps")
     parser.add_argument("--minutes", type=float, default=90.0, help="stop early past this time")
     parser.add_argument("--batch", type=int, default=32)
@@ -139,7 +140,7 @@ def main():
     rng = random.Random(args.seed)
     os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
     for split, count in (("heldout", 1000), ("harder", 1000)):
-        task.write_tasks(os.path.join(args.out, "tasks", f"{split}.jsonl"), split, count, seed=0)
+        task.write_tasks(os.path.join(args.out, "tasks", f"{split}.jsonl"), split, count, 0, args.task)
     heldout = load_tasks(os.path.join(args.out, "tasks", "heldout.jsonl"))
     harder = load_tasks(os.path.join(args.out, "tasks", "harder.jsonl"))
     excluded = {p["prompt"][:-2] for p in heldout + harder}  # the programs
@@ -162,7 +163,7 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        ids, targets = make_batch(rng, args.batch, excluded)
+        ids, targets = make_batch(rng, args.batch, excluded, args.task)
         total, grad_steps = sample_iterations(rng, CONFIG["mean_recurrence"], CONFIG["mean_backprop_depth"])
         logits = model(ids, total, grad_steps)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -192,6 +193,14 @@ def main():
     write_model_dir(model, CONFIG, args.out)
     with open(os.path.join(args.out, "training_log.json"), "w") as f:
         json.dump(log, f)
+    mean = CONFIG["mean_recurrence"]
+    card = {"task": args.task, "seed": args.seed, "steps": step, "batch": args.batch, "lr": args.lr,
+            "threads": args.threads, "training_seconds": log["training_seconds"],
+            "mean_recurrence": mean, "mean_backprop_depth": CONFIG["mean_backprop_depth"],
+            "heldout_accuracy_at_mean": next(r["heldout"] for r in table if r["steps"] == mean),
+            "table": table, "command": " ".join(sys.argv)}
+    with open(os.path.join(args.out, "evaluation.json"), "w") as f:
+        json.dump(card, f, indent=1)
 
 
 if __name__ == "__main__":

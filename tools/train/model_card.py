@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+# Writes a trained model directory's model card (README.md) and loss curve (loss_curve.png) from
+# the files train.py left there: evaluation.json (recipe and accuracy table) and
+# training_log.json (the loss of every step). Needs Debian's python3-matplotlib.
+#
+#   python3 tools/train/model_card.py models/variable_chains
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def loss_curve(log, path):
+    losses = [s["loss"] for s in log["steps"]]
+    window = 25
+    smooth = [sum(losses[max(0, i - window + 1): i + 1]) / len(losses[max(0, i - window + 1): i + 1])
+              for i in range(len(losses))]
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+    ax[0].plot(losses, color="0.75", lw=0.6, label="per step")
+    ax[0].plot(smooth, color="C0", lw=1.5, label=f"mean of {window}")
+    ax[0].set_xlabel("optimizer step")
+    ax[0].set_ylabel("cross-entropy on answers and their ';'")
+    ax[0].legend()
+    evals = log["evals"]
+    ax[1].plot([e["step"] for e in evals], [e["heldout_accuracy_at_mean"] for e in evals], "o-")
+    ax[1].set_xlabel("optimizer step")
+    ax[1].set_ylabel(f"held-out accuracy at r = {log['config']['mean_recurrence']}")
+    ax[1].set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    directory = sys.argv[1]
+    with open(os.path.join(directory, "evaluation.json")) as f:
+        card = json.load(f)
+    with open(os.path.join(directory, "training_log.json")) as f:
+        log = json.load(f)
+    with open(os.path.join(directory, "config.json")) as f:
+        config = json.load(f)
+    loss_curve(log, os.path.join(directory, "loss_curve.png"))
+    rows = "\n".join(f"| {r['steps']} | {100 * r['heldout']:.1f}% | {100 * r['harder']:.1f}% |"
+                     for r in card["table"])
+    h, m = config["n_embd"], config["intermediate_size"]
+    blocks = config["n_layers_in_prelude"] + config["n_layers_in_recurrent_block"] + config["n_layers_in_coda"]
+    params = blocks * (4 * h * h + 3 * h * m + 4 * h + 2 * h) + 2 * h * h + config["vocab_size"] * h + h
+    text = f"""# variable_chains: a recurrent-depth model that needs depth
+
+A model of the Huginn architecture ({config['n_layers_in_prelude']} prelude,
+{config['n_layers_in_recurrent_block']} core and {config['n_layers_in_coda']} coda sandwich blocks,
+width {h}, {config['n_heads']} heads, MLP {m}, {params / 1e6:.2f} M parameters, float32), trained by
+`tools/train/train.py` on chains of variable assignments modulo 10. It is the default model of
+`scripts/demo.sh` and the README.
+
+## Task
+A program defines a few chains of variables; each link adds a digit modulo 10, and every variable
+is defined before it is used. The question asks for the end of the longest chain:
+
+    x=3;k=7;b=x+4;q=k+1;c=b+2;c?      ->  9
+
+The answer needs one look-up per link, in order, so a fixed number of layers can only follow a
+fixed number of links. Training and held-out problems have 2-3 chains of 1-5 links (the asked
+chain has 3-5); the harder split has 2 chains of 7-9 links (the asked one 8-9): longer than any
+chain seen in training. Prompts are text through `tokenizer.json` (one token per character,
+`<|begin_text|>` first); the answer is one digit. `tasks/heldout.jsonl` and `tasks/harder.jsonl`
+hold 1000 problems each (generated from seed 0, excluded from training).
+
+## Recipe (the paper's)
+- Per step, r = Poisson(LogNormal(log {card['mean_recurrence']} - 1/8, 1/2)) + 1 core iterations,
+  gradients through the last {card['mean_backprop_depth']} only; the initial state is random
+  (truncated normal, std sqrt(2/5)); the adapter reads [state ; e].
+- Loss on every answer digit and the ';' after it (6 questions per program, the longest chain's end
+  first); freshly generated programs, never a held-out one.
+- AdamW (lr {card['lr']}, betas 0.9/0.95, weight decay 0.1), 100 warm-up steps, cosine to a tenth;
+  batch {card['batch']}; {card['steps']} steps; seed {card['seed']}; {card['threads']} thread(s).
+- Training time: {card['training_seconds'] / 60:.0f} minutes on one core of the project's 2-core
+  machine. Command: `{card['command']}` (`tools/train/train_shipped_model.sh` runs it and the rest).
+
+## Accuracy (exact match of the greedy answer, zero initial state, PyTorch float32)
+
+| r | held-out | harder (longer chains) |
+|---:|---:|---:|
+{rows}
+
+`rdepth eval --model models/variable_chains --tasks models/variable_chains/tasks/heldout.jsonl,models/variable_chains/tasks/harder.jsonl`
+gives this table with the C++ engine. `loss_curve.png` shows the training loss and the held-out
+accuracy during training. `reference.safetensors` holds PyTorch's logits and latents for one
+prompt at r = 1 and r = {card['mean_recurrence']}; the tests check the engine against them.
+"""
+    with open(os.path.join(directory, "README.md"), "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()

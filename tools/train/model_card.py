@@ -14,6 +14,32 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+TASK_TEXT = {
+    "copy": """A program defines three or four chains of variables: a chain starts with a digit (`k=7`), each
+link copies the previous variable (`q=k`), and every variable is defined before it is used. The
+question asks for the end of the longest chain:
+
+    x=3;k=7;b=x;q=k;c=b;c?      ->  3
+
+The answer needs one look-up per link, in order, so a fixed number of layers can only follow a
+fixed number of links; the chains start with distinct digits, so a guess among the program's
+digits is right one time in three or four. Training and held-out programs have 3-4 chains of 1-5
+links (the asked chain has 3-5); the harder split has 3 chains of 6-7 links (the asked one 7):
+longer than any chain seen in training.
+""",
+    "add": """A program defines a few chains of variables; each link adds a digit modulo 10
+(`b=a+4`), and every variable is defined before it is used. The question asks for the end of the
+longest chain:
+
+    x=3;k=7;b=x+4;q=k+1;c=b+2;c?      ->  9
+
+The answer needs one look-up and one addition per link, in order. Training and held-out problems
+have 2-3 chains of 1-5 links (the asked chain has 3-5); the harder split has 2 chains of 7-9 links
+(the asked one 8-9): longer than any chain seen in training.
+""",
+}
+
+
 def loss_curve(log, path):
     losses = [s["loss"] for s in log["steps"]]
     window = 25
@@ -53,21 +79,14 @@ def main():
 A model of the Huginn architecture ({config['n_layers_in_prelude']} prelude,
 {config['n_layers_in_recurrent_block']} core and {config['n_layers_in_coda']} coda sandwich blocks,
 width {h}, {config['n_heads']} heads, MLP {m}, {params / 1e6:.2f} M parameters, float32), trained by
-`tools/train/train.py` on chains of variable assignments modulo 10. It is the default model of
+`tools/train/train.py` on chains of variable assignments. It is the default model of
 `scripts/demo.sh` and the README.
 
 ## Task
-A program defines a few chains of variables; each link adds a digit modulo 10, and every variable
-is defined before it is used. The question asks for the end of the longest chain:
-
-    x=3;k=7;b=x+4;q=k+1;c=b+2;c?      ->  9
-
-The answer needs one look-up per link, in order, so a fixed number of layers can only follow a
-fixed number of links. Training and held-out problems have 2-3 chains of 1-5 links (the asked
-chain has 3-5); the harder split has 2 chains of 7-9 links (the asked one 8-9): longer than any
-chain seen in training. Prompts are text through `tokenizer.json` (one token per character,
-`<|begin_text|>` first); the answer is one digit. `tasks/heldout.jsonl` and `tasks/harder.jsonl`
-hold 1000 problems each (generated from seed 0, excluded from training).
+{TASK_TEXT[card['task']]}
+Prompts are text through `tokenizer.json` (one token per character, `<|begin_text|>` first); the
+answer is one digit. `tasks/heldout.jsonl` and `tasks/harder.jsonl` hold 1000 problems each
+(generated from seed 0, excluded from training).
 
 ## Recipe (the paper's)
 - Per step, r = Poisson(LogNormal(log {card['mean_recurrence']} - 1/8, 1/2)) + 1 core iterations,

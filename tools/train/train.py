@@ -132,9 +132,13 @@ def main():
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--width", type=int, default=CONFIG["n_embd"])
     parser.add_argument("--mlp", type=int, default=CONFIG["intermediate_size"])
+    parser.add_argument("--prelude", type=int, default=CONFIG["n_layers_in_prelude"])
+    parser.add_argument("--coda", type=int, default=CONFIG["n_layers_in_coda"])
     args = parser.parse_args()
 
-    CONFIG.update(n_embd=args.width, intermediate_size=args.mlp)
+    CONFIG.update(n_embd=args.width, intermediate_size=args.mlp, n_layers_in_prelude=args.prelude,
+                  n_layers_in_coda=args.coda)
+    CONFIG["n_layers"] = args.prelude + CONFIG["n_layers_in_recurrent_block"] + args.coda
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)

@@ -2,7 +2,8 @@
 # Writes the reference vectors of a trained model: PyTorch's float32 logits and latents for a few
 # prompts of its task at r = 1 and r = mean_recurrence from a zero initial state, as
 # DIR/reference.safetensors (input_ids [1, T] I64, forward_r{R}_logits [1, T, vocab],
-# forward_r{R}_latents [1, T, n_embd]) and the prompt's text as DIR/reference.json. The C++ engine must reproduce them (tests/test_shipped_model.cpp).
+# forward_r{R}_latents [1, T, n_embd]) and the prompt's text as DIR/reference.json. The C++ engine
+# must reproduce them (tests/test_shipped_model.cpp).
 #
 #   python3 tools/train/dump_reference.py models/variable_chains
 import json
@@ -32,8 +33,11 @@ def load_model(directory):
 def main():
     directory = sys.argv[1]
     model = load_model(directory)
+    card = os.path.join(directory, "evaluation.json")
+    kind = json.load(open(card))["task"] if os.path.exists(card) else "add"
     rng = random.Random("reference")
-    text = task.eval_problem(rng, "heldout")["prompt"] + "5;" + task.eval_problem(rng, "heldout")["prompt"]
+    first, second = (task.eval_problem(rng, "heldout", kind)["prompt"] for _ in range(2))
+    text = f"{first}5;{second}"  # two programs, the first answered
     ids = torch.tensor([task.encode(text)])
     out = {"input_ids": ids}
     for steps in (1, model.cfg["mean_recurrence"]):

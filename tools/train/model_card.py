@@ -99,7 +99,7 @@ answer is one digit. `tasks/heldout.jsonl` and `tasks/harder.jsonl` hold 1000 pr
 - Training time: {card['training_seconds'] / 60:.0f} minutes on one core of the project's 2-core
   machine. Command: `{card['command']}` (`tools/train/train_shipped_model.sh` runs it and the rest).
 
-## Accuracy (exact match of the greedy answer, zero initial state, PyTorch float32)
+## Accuracy (exact match of the greedy answer, zero initial state, PyTorch float32, the first 200 problems of each split)
 
 | r | held-out | harder (longer chains) |
 |---:|---:|---:|

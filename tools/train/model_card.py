@@ -69,18 +69,25 @@ def main():
     with open(os.path.join(directory, "config.json")) as f:
         config = json.load(f)
     loss_curve(log, os.path.join(directory, "loss_curve.png"))
+    at_mean = card["heldout_accuracy_at_mean"]
+    at_one = card["table"][0]["heldout"]
+    status = (f"At r = 1 it answers {100 * at_one:.1f}% of the held-out problems, at r = "
+              f"{card['mean_recurrence']} {100 * at_mean:.1f}%.")
+    if at_mean < 0.9 or at_mean - at_one < 0.3:
+        status += (" **It has not learned the task yet**: the accuracy hardly depends on r, "
+                   "so it guesses instead of following the chains; a longer training is needed.")
     rows = "\n".join(f"| {r['steps']} | {100 * r['heldout']:.1f}% | {100 * r['harder']:.1f}% |"
                      for r in card["table"])
     h, m = config["n_embd"], config["intermediate_size"]
     blocks = config["n_layers_in_prelude"] + config["n_layers_in_recurrent_block"] + config["n_layers_in_coda"]
     params = blocks * (4 * h * h + 3 * h * m + 4 * h + 2 * h) + 2 * h * h + config["vocab_size"] * h + h
-    text = f"""# variable_chains: a recurrent-depth model that needs depth
+    text = f"""# variable_chains: a task that needs depth, and a recurrent-depth model trained on it
 
 A model of the Huginn architecture ({config['n_layers_in_prelude']} prelude,
 {config['n_layers_in_recurrent_block']} core and {config['n_layers_in_coda']} coda sandwich blocks,
 width {h}, {config['n_heads']} heads, MLP {m}, {params / 1e6:.2f} M parameters, float32), trained by
 `tools/train/train.py` on chains of variable assignments. It is the default model of
-`scripts/demo.sh` and the README.
+`scripts/demo.sh` and the README. {status}
 
 ## Task
 {TASK_TEXT[card['task']]}

@@ -79,13 +79,7 @@ inline std::string model_dir(const std::string& model) {
 
 // A tensor of a safetensors file as [product of leading dims, last dim].
 inline Matrix<float> matrix(const SafetensorsFile& file, const std::string& name) {
-  const TensorInfo& t = file.at(name);
-  const auto cols = static_cast<std::size_t>(t.shape.back());
-  std::vector<float> values(t.numel());
-  read_values(t, std::span<float>(values));
-  Matrix<float> m(values.size() / cols, cols);
-  for (std::size_t r = 0; r < m.rows(); ++r) std::copy_n(&values[r * cols], cols, m.row(r));
-  return m;
+  return tensor_matrix(file, name);
 }
 
 // The first `count` ids, comma-separated (a --prompt-ids value).

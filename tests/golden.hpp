@@ -20,6 +20,17 @@ inline std::filesystem::path data_dir() {
   return RECURRENT_DEPTH_TEST_DATA;
 }
 
+// A tensor of a safetensors file as a matrix [product of leading dims, last dim].
+inline Matrix<float> tensor_matrix(const SafetensorsFile& file, const std::string& name) {
+  const TensorInfo& t = file.at(name);
+  const auto cols = static_cast<std::size_t>(t.shape.back());
+  std::vector<float> values(t.numel());
+  read_values(t, std::span<float>(values));
+  Matrix<float> m(values.size() / cols, cols);
+  for (std::size_t r = 0; r < m.rows(); ++r) std::copy_n(&values[r * cols], cols, m.row(r));
+  return m;
+}
+
 struct Golden {
   explicit Golden(const std::string& model)
       : directory(data_dir() / model),
@@ -32,16 +43,7 @@ struct Golden {
   }
 
   // The tensor `name` as a matrix [product of leading dims, last dim].
-  Matrix<float> matrix(const std::string& name) const {
-    const TensorInfo& t = file.at(name);
-    const std::size_t cols = static_cast<std::size_t>(t.shape.back());
-    std::vector<float> values(t.numel());
-    read_values(t, std::span<float>(values));
-    Matrix<float> m(values.size() / cols, cols);
-    for (std::size_t r = 0; r < m.rows(); ++r)
-      for (std::size_t c = 0; c < cols; ++c) m(r, c) = values[r * cols + c];
-    return m;
-  }
+  Matrix<float> matrix(const std::string& name) const { return tensor_matrix(file, name); }
 
   // golden.json's "adaptive" table, stored as an object or as a Python dict string.
   nlohmann::json adaptive_table() const {

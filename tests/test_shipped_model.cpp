@@ -30,16 +30,6 @@ nlohmann::json read_json(const std::filesystem::path& path) {
   return nlohmann::json::parse(in);
 }
 
-Matrix<float> tensor(const SafetensorsFile& file, const std::string& name) {
-  const TensorInfo& t = file.at(name);
-  const auto cols = static_cast<std::size_t>(t.shape.back());
-  std::vector<float> values(t.numel());
-  read_values(t, std::span<float>(values));
-  Matrix<float> m(values.size() / cols, cols);
-  for (std::size_t r = 0; r < m.rows(); ++r) std::copy_n(&values[r * cols], cols, m.row(r));
-  return m;
-}
-
 }  // namespace
 
 TEST_CASE("shipped model: the engine reproduces PyTorch's logits and latents", "[shipped]") {
@@ -57,8 +47,10 @@ TEST_CASE("shipped model: the engine reproduces PyTorch's logits and latents", "
     const ForwardResult out = model.forward(session, ids, with_steps(steps));
     const std::string prefix = "forward_r" + std::to_string(steps) + "_";
     INFO("r = " << steps);
-    CHECK(relative_l2(out.logits.view(), tensor(reference, prefix + "logits").view()) < 1e-4);
-    CHECK(relative_l2(out.latents.view(), tensor(reference, prefix + "latents").view()) < 1e-4);
+    CHECK(relative_l2(out.logits.view(), tensor_matrix(reference, prefix + "logits").view()) <
+          1e-4);
+    CHECK(relative_l2(out.latents.view(), tensor_matrix(reference, prefix + "latents").view()) <
+          1e-4);
   }
 }
 

@@ -129,29 +129,39 @@ class Arguments {
     return x;
   }
 
-  // A comma-separated list of integers in [minimum, maximum], e.g. "3,17,5".
-  std::optional<std::vector<std::int64_t>> integer_list(std::string_view name, std::int64_t minimum,
-                                                        std::int64_t maximum) const {
+  // The comma-separated items of a flag's value, e.g. "a.jsonl,b.jsonl"; an empty item is an
+  // error that names the flag and `example`.
+  std::optional<std::vector<std::string>> string_list(std::string_view name,
+                                                      std::string_view example) const {
     const auto value = get(name);
     if (!value) return std::nullopt;
-    std::vector<std::int64_t> list;
+    std::vector<std::string> list;
     std::size_t start = 0;
     while (true) {
       const std::size_t comma = value->find(',', start);
-      const std::string item =
-          value->substr(start, comma == std::string::npos ? comma : comma - start);
-      if (item.empty()) {
-        fail(name, " expects comma-separated integers like 3,17,5, got '", *value, "' (empty item ",
-             list.size(), ")");
+      list.push_back(value->substr(start, comma == std::string::npos ? comma : comma - start));
+      if (list.back().empty()) {
+        fail(name, " expects comma-separated ", example, ", got '", *value, "' (empty item ",
+             list.size() - 1, ")");
       }
+      if (comma == std::string::npos) return list;
+      start = comma + 1;
+    }
+  }
+
+  // A comma-separated list of integers in [minimum, maximum], e.g. "3,17,5".
+  std::optional<std::vector<std::int64_t>> integer_list(std::string_view name, std::int64_t minimum,
+                                                        std::int64_t maximum) const {
+    const auto items = string_list(name, "integers like 3,17,5");
+    if (!items) return std::nullopt;
+    std::vector<std::int64_t> list;
+    for (const std::string& item : *items) {
       const std::int64_t n = parse_integer(name, item);
       if (n < minimum || n > maximum) {
         fail(name, ": item ", list.size(), " is ", item, ", expected ", minimum,
              " <= value <= ", maximum);
       }
       list.push_back(n);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
     }
     return list;
   }

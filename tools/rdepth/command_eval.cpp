@@ -83,17 +83,6 @@ TaskFile read_tasks(const std::string& path, const rd::tokenizer::Tokenizer& tok
   return file;
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = text.find(',', start);
-    parts.push_back(text.substr(start, comma == std::string::npos ? comma : comma - start));
-    if (comma == std::string::npos) return parts;
-    start = comma + 1;
-  }
-}
-
 // The first `count` problems of `file`: prompt, expected answer, and the answer at each r.
 void show_problems(const TaskFile& file, const std::vector<rd::ExactMatchResult>& results,
                    const rd::tokenizer::Tokenizer& tokenizer, std::size_t count) {
@@ -127,7 +116,8 @@ int command_eval(const std::vector<std::string>& words) {
   }
   const std::filesystem::path dir = model_directory(args);
   const rd::WeightFormat format = weight_format(args);
-  const std::string task_list = args.required("--tasks");
+  args.required("--tasks");
+  const std::vector<std::string> task_paths = *args.string_list("--tasks", "file names");
   std::vector<int> depths = {1, 2, 4, 8, 16, 32, 64};
   if (const auto list = args.integer_list("--steps", 1, std::numeric_limits<int>::max()))
     depths.assign(list->begin(), list->end());
@@ -147,8 +137,7 @@ int command_eval(const std::vector<std::string>& words) {
   const rd::tokenizer::Tokenizer tokenizer =
       load_tokenizer(dir, config, "rdepth eval encodes the prompts and answers with it");
   std::vector<TaskFile> files;
-  for (const std::string& path : split_commas(task_list)) {
-    if (path.empty()) fail("--tasks ", task_list, ": an empty file name in the list");
+  for (const std::string& path : task_paths) {
     files.push_back(
         read_tasks(path, tokenizer, limit, static_cast<std::size_t>(config.block_size)));
   }

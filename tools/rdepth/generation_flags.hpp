@@ -110,8 +110,10 @@ inline rd::tokenizer::Tokenizer load_tokenizer(const std::filesystem::path& dir,
 
 // One token's text; ids the tokenizer lacks (a model's padded vocabulary) are written "#id".
 inline std::string token_text(const rd::tokenizer::Tokenizer& tokenizer, std::int32_t id) {
-  if (id < 0 || static_cast<std::size_t>(id) >= tokenizer.vocab_size())
-    return "#" + std::to_string(id);
+  if (id < 0 || static_cast<std::size_t>(id) >= tokenizer.vocab_size()) {
+    std::string text(1, '#');
+    return text.append(std::to_string(id));
+  }
   return tokenizer.decode(std::span<const std::int32_t>(&id, 1), false);
 }
 

@@ -74,9 +74,13 @@ class LatentRecorder final : public ExitDecider {
   int steps_;
 };
 
-inline double distance(const std::vector<float>& a, const std::vector<float>& b) {
+// ||a - b||, or ||a|| without b.
+inline double distance(std::span<const float> a, std::span<const float> b = {}) {
   double sum = 0.0;
-  for (std::size_t k = 0; k < a.size(); ++k) sum += (double(a[k]) - b[k]) * (double(a[k]) - b[k]);
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    const double d = double(a[k]) - (b.empty() ? 0.0 : double(b[k]));
+    sum += d * d;
+  }
   return std::sqrt(sum);
 }
 
@@ -97,8 +101,7 @@ LatentTrace trace_latents(const Model& model, Session& session, std::span<const 
     const auto& states = recorder.states_[t];
     std::vector<LatentStep> steps;
     for (std::size_t i = 1; i < states.size(); ++i) {
-      steps.push_back({detail::distance(states[i], std::vector<float>(states[i].size())),
-                       detail::distance(states[i], states[i - 1]),
+      steps.push_back({detail::distance(states[i]), detail::distance(states[i], states[i - 1]),
                        detail::distance(states[i], states.back()),
                        recorder.decodes_[t][i - 1].first, recorder.decodes_[t][i - 1].second});
     }

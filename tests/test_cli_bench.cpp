@@ -56,21 +56,22 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
       const cpu::CpuKernels& kernels = cpu::selected_kernels();
       CHECK(out["kernels"] == kernels.name);
       CHECK(out["simd"] == kernels.simd);
-      const bool int8_peak = std::string(weights) == "int8" && kernels.int8_dot_chains;
+      const bool int8_peak = std::string(weights) == "int8" && kernels.int8_dot_peak;
       REQUIRE(out.contains("int8_dot_peak_gops") == int8_peak);
       if (int8_peak)
         CHECK(
             out["prefill_fraction_of_int8_peak"].get<double>() ==
             Approx(out["prefill_gflops"].get<double>() / out["int8_dot_peak_gops"].get<double>()));
       // bf16 weights with kernels that multiply them on the AMX tiles: against the tiles' peak.
-      const bool bf16_peak = std::string(weights) == "bf16" && kernels.bf16_dot_chains;
+      const bool bf16_peak = std::string(weights) == "bf16" && kernels.bf16_tile_peak;
       REQUIRE(out.contains("bf16_dot_peak_gflops") == bf16_peak);
       if (bf16_peak)
         CHECK(out["prefill_fraction_of_bf16_peak"].get<double>() ==
               Approx(out["prefill_gflops"].get<double>() /
                      out["bf16_dot_peak_gflops"].get<double>()));
-      const bool bf16_vector_peak =
-          std::string(weights) == "bf16" && kernels.bf16_vector_dot_chains;
+      const bool bf16_vector_peak = std::string(weights) == "bf16" &&
+                                    kernels.bf16_vector_dot_peak &&
+                                    kernels.bf16_vector_dot_peak(1) > 0;
       REQUIRE(out.contains("bf16_vector_dot_peak_gflops") == bf16_vector_peak);
       if (bf16_vector_peak)
         CHECK(out["prefill_fraction_of_bf16_vector_peak"].get<double>() ==
@@ -78,9 +79,12 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
                      out["bf16_vector_dot_peak_gflops"].get<double>()));
       // The attainable prompt rate: the lower of the peak of the units the products run on and
       // reading every weight once per core iteration for the prompt's positions.
+      const double vector_peak =
+          std::max(out["peak_gflops"].get<double>(),
+                   bf16_vector_peak ? out["bf16_vector_dot_peak_gflops"].get<double>() : 0.0);
       const double units_peak = int8_peak   ? out["int8_dot_peak_gops"].get<double>()
                                 : bf16_peak ? out["bf16_dot_peak_gflops"].get<double>()
-                                            : out["peak_gflops"].get<double>();
+                                            : vector_peak;
       CHECK(out["prefill_units_peak_gflops"].get<double>() == Approx(units_peak));
       CHECK(out["prefill_bandwidth_roofline_tokens_per_second"].get<double>() ==
             Approx(out["decode_roofline_tokens_per_second"].get<double>() *

@@ -51,15 +51,11 @@ TEST_CASE("dispatch: the kernel tables linked into the program", "[kernels][disp
     CHECK(table->linear_int8 != nullptr);
     CHECK(table->rms_norm != nullptr);
     CHECK(table->sum_streams != nullptr);
-    CHECK((table->int8_dot_chains == nullptr) == (table->int8_dot_chains_ops == nullptr));
-    CHECK((table->bf16_dot_chains == nullptr) == (table->bf16_dot_chains_flops == nullptr));
-    CHECK((table->bf16_vector_dot_chains == nullptr) ==
-          (table->bf16_vector_dot_chains_flops == nullptr));
-    // The vector bf16 probe is there exactly where the table is built for AVX-512 BF16.
-    CHECK((table->bf16_vector_dot_chains != nullptr) ==
-          ((table->cpu_features & cpu::kAvx512bf16) != 0));
+    CHECK(table->fma_peak != nullptr);
+    // The vector bf16 probe is there exactly where the table is built for AVX-512.
+    CHECK((table->bf16_vector_dot_peak != nullptr) == ((table->cpu_features & cpu::kAvx512f) != 0));
     // The bf16 products round activations exactly where they run on the tiles.
-    CHECK((table->bf16_dot_chains == nullptr) == (table->bf16_activation_error == 0.0));
+    CHECK((table->bf16_tile_peak == nullptr) == (table->bf16_activation_error == 0.0));
   }
   CHECK(names.size() == linked.size());
   CHECK(linears.size() == linked.size());
@@ -80,20 +76,20 @@ TEST_CASE("dispatch: the variants' features and their order of preference", "[ke
     CHECK((v3->cpu_features & (cpu::kAvx2 | cpu::kFma)) == (cpu::kAvx2 | cpu::kFma));
     CHECK((v3->cpu_features & cpu::kAvx512f) == 0);
     CHECK(v3->float_lanes == 8);
-    CHECK(v3->int8_dot_chains == nullptr);
+    CHECK(v3->int8_dot_peak == nullptr);
   }
   if (v4) {
     CHECK((v4->cpu_features & (cpu::kAvx512bw | cpu::kAvx512vnni)) ==
           (cpu::kAvx512bw | cpu::kAvx512vnni));
     CHECK(v4->float_lanes == 16);
-    CHECK(v4->int8_dot_chains != nullptr);
+    CHECK(v4->int8_dot_peak != nullptr);
   }
   if (v3 && v4) CHECK((v3->cpu_features & ~v4->cpu_features) == 0);
   if (amx) {
     CHECK((amx->cpu_features & (cpu::kAmxTile | cpu::kAmxInt8)) == (cpu::kAmxTile | cpu::kAmxInt8));
-    CHECK(amx->int8_dot_chains != nullptr);
-    CHECK(amx->bf16_dot_chains != nullptr);
-    CHECK(amx->bf16_vector_dot_chains != nullptr);  // every CPU with AMX has AVX-512 BF16
+    CHECK(amx->int8_dot_peak != nullptr);
+    CHECK(amx->bf16_tile_peak != nullptr);
+    CHECK(amx->bf16_vector_dot_peak != nullptr);
     if (v4) CHECK((v4->cpu_features & ~amx->cpu_features) == 0);
     // Runnable exactly where the CPU has the tiles and the operating system grants them.
     if (cpu::missing_cpu_features(amx->cpu_features).empty())

@@ -168,9 +168,13 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double prefill_gflops = cost.flops * prefill_tps / 1e9;
   const double prefill_roofline = peak * 1e9 / cost.flops;
   // What a prompt can reach: the peak of the units its products run on (the tiles or the int8
-  // dot products where the kernels use them, else the FMAs), or reading every weight once per
-  // core iteration for all P positions at the measured bandwidth, whichever is lower.
-  const double units_peak = int8_peak > 0 ? int8_peak : bf16_peak > 0 ? bf16_peak : peak;
+  // dot products where the kernels use them; for bf16 on vectors the faster of the FMAs and
+  // AVX-512 BF16's dot products, though the kernels use the FMAs; else the FMAs), or reading
+  // every weight once per core iteration for all P positions at the measured bandwidth,
+  // whichever is lower.
+  const double units_peak = int8_peak > 0   ? int8_peak
+                            : bf16_peak > 0 ? bf16_peak
+                                            : std::max(peak, bf16_vector_peak);
   const double prefill_bandwidth_roofline = decode_roofline * double(prompt_length);
   const double prefill_attainable =
       std::min(units_peak * 1e9 / cost.flops, prefill_bandwidth_roofline);

@@ -51,19 +51,16 @@ struct CpuKernels {
                            std::span<const std::int32_t> key_positions);
   void (*add)(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out);
 
-  // The machine probes in the same instructions (machine_probes.hpp); int8_dot_chains is null
-  // where the table has no int8 dot-product instruction.
+  // The machine probes in the same instructions (machine_probes.hpp): peaks in 1e9 operations
+  // per second on the team, from `passes` timed passes per thread. int8_dot_peak is null where
+  // the table has no int8 dot-product instruction; bf16_tile_peak where the bf16 kernel does not
+  // use the AMX tiles; bf16_vector_dot_peak where the table is not built for AVX-512 (it returns
+  // 0 where the CPU lacks AVX-512 BF16).
   float (*sum_streams)(const float* p, std::size_t n, ReadPattern pattern);
-  float (*fma_chains)(long steps);
-  double (*fma_chains_flops)(long steps);
-  int (*int8_dot_chains)(long steps);
-  double (*int8_dot_chains_ops)(long steps);
-  // The AMX tiles' bf16 products where the bf16 kernel uses them, else null.
-  int (*bf16_dot_chains)(long steps);
-  double (*bf16_dot_chains_flops)(long steps);
-  // AVX-512 BF16's vector dot products (vdpbf16ps) where the table is built with them, else null.
-  float (*bf16_vector_dot_chains)(long steps);
-  double (*bf16_vector_dot_chains_flops)(long steps);
+  double (*fma_peak)(int passes);
+  double (*int8_dot_peak)(int passes);
+  double (*bf16_tile_peak)(int passes);
+  double (*bf16_vector_dot_peak)(int passes);
 
   // y = x W^T (y += x W^T when accumulate), for any stored weight format.
   void linear(ConstMatrixView<float> x, const PackedWeights<float>& w, MatrixView<float> y,
@@ -105,22 +102,17 @@ inline constexpr CpuKernels compiled_kernel_table() {
   k.causal_attention = &causal_attention;
   k.add = &add;
   k.sum_streams = &detail::sum_streams;
-  k.fma_chains = &detail::fma_chains;
-  k.fma_chains_flops = &detail::fma_chains_flops;
+  k.fma_peak = &detail::fma_peak;
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)  // the prefill kernel's instruction
-  k.int8_dot_chains = &detail::amx_tile_chains<detail::AmxProduct::int8>;
-  k.int8_dot_chains_ops = &detail::amx_tile_chains_ops<detail::AmxProduct::int8>;
+  k.int8_dot_peak = &detail::amx_tile_peak<detail::AmxProduct::int8>;
 #elif defined(__AVX512VNNI__)
-  k.int8_dot_chains = &detail::int8_dot_chains;
-  k.int8_dot_chains_ops = &detail::int8_dot_chains_ops;
+  k.int8_dot_peak = &detail::int8_dot_peak;
 #endif
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
-  k.bf16_dot_chains = &detail::amx_tile_chains<detail::AmxProduct::bf16>;
-  k.bf16_dot_chains_flops = &detail::amx_tile_chains_ops<detail::AmxProduct::bf16>;
+  k.bf16_tile_peak = &detail::amx_tile_peak<detail::AmxProduct::bf16>;
 #endif
-#if defined(__AVX512BF16__)
-  k.bf16_vector_dot_chains = &detail::bf16_vector_dot_chains;
-  k.bf16_vector_dot_chains_flops = &detail::bf16_vector_dot_chains_flops;
+#if defined(__AVX512F__)
+  k.bf16_vector_dot_peak = &detail::bf16_vector_dot_peak;
 #endif
   return k;
 }

@@ -2,9 +2,10 @@
 // (PackedWeights: float, bf16, or int8 with a scale per row), y [positions, out] float32.
 // One kernel serves decode (one position) and prefill (many); tile_schedule.hpp says how the
 // tiles are walked (columns in chunks of at most 32 KB of tile when more than 4 positions share
-// them). Float and bf16 weights are widened in registers and meet float x; int8 weights meet x
-// quantised to 8 bits (linear_int8.hpp). With AMX, bf16 weights meet x split in two bf16 parts
-// on the tiles from kAmxMinPositionsBf16 (8) positions on (linear_amx.hpp).
+// them); from kGemmMinPositions (32) positions on, float and bf16 weights go to the register-tiled
+// GEMM of linear_gemm.hpp instead. Float and bf16 weights are widened in registers and meet float
+// x; int8 weights meet x quantised to 8 bits (linear_int8.hpp). With AMX, bf16 weights meet x split
+// in two bf16 parts on the tiles from kAmxMinPositionsBf16 (8) positions on (linear_amx.hpp).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "../../core/error.hpp"
 #include "../../core/tensor.hpp"
 #include "linear_amx.hpp"
+#include "linear_gemm.hpp"
 #include "linear_int8.hpp"
 #include "packed_weights.hpp"
 #include "simd.hpp"
@@ -186,6 +188,7 @@ void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<floa
     if constexpr (std::is_same_v<W, bf16>)
       if (x.rows >= kAmxMinPositionsBf16) return linear_bf16_amx(x, w, y, accumulate, threaded);
 #endif
+    if (x.rows >= kGemmMinPositions) return linear_gemm(x, w, y, accumulate, threaded);
     thread_local Matrix<float> prepared;
     Matrix<float>& xb = prepared;  // the caller's copy of x in the loaders' layout, shared
     detail::prepare_x<W>(x, w.padded_cols(), xb);

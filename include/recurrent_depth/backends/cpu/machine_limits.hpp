@@ -12,9 +12,10 @@
 //   bf16_dot_peak_gflops  the AMX tiles' bf16 products (tdpbf16ps) where the bf16 kernel uses
 //                       them; 0 elsewhere
 //   bf16_vector_dot_peak_gflops  AVX-512 BF16's vector dot products (vdpbf16ps) where the
-//                       kernels are built with them; 0 elsewhere
-// Each returns the best of a few timed passes (the machine may be shared: the best pass is the
-// closest to what it can do).
+//                       kernels are built for AVX-512 and the CPU has them; 0 elsewhere
+// The peaks are timed per thread and summed over the team (machine_probes.hpp); the bandwidth
+// is the best of a few timed passes (the machine may be shared: the best pass is the closest to
+// what it can do).
 #pragma once
 
 #include <algorithm>
@@ -94,48 +95,33 @@ class ReadBandwidthProbe {
   ReadPattern pattern_;
 };
 
-namespace detail {
-
-// The best rate of chains(steps) over `passes` runs, in 1e9 of what ops(steps) counts per second.
-template <class Sink>
-double peak_rate(Sink (*chains)(long), double (*ops)(long), int passes) {
-  constexpr long kSteps = 1 << 21;
-  volatile Sink sink = 0;
-  const double seconds = best_seconds(passes, [&] { sink = sink + chains(kSteps); });
-  return ops(kSteps) / seconds / 1e9;
-}
-
-}  // namespace detail
+// The default number of timed passes per thread of each peak probe (about 10 ms in all).
+inline constexpr int kPeakPasses = 32;
 
 // Peak float32 FMA throughput in GFLOP/s (2 FLOP per lane per FMA) on all threads.
-inline double fma_peak_gflops(int passes = 5) {
-  const CpuKernels& kernels = selected_kernels();
-  return detail::peak_rate(kernels.fma_chains, kernels.fma_chains_flops, passes);
+inline double fma_peak_gflops(int passes = kPeakPasses) {
+  return selected_kernels().fma_peak(passes);
 }
 
 // Peak int8 dot-product throughput in GOP/s (2 operations per byte product) on all threads; 0
 // when the kernels have no int8 dot-product instruction (the int8 kernel then runs a plain loop).
-inline double int8_dot_peak_gops(int passes = 5) {
+inline double int8_dot_peak_gops(int passes = kPeakPasses) {
   const CpuKernels& kernels = selected_kernels();
-  if (!kernels.int8_dot_chains) return 0.0;
-  return detail::peak_rate(kernels.int8_dot_chains, kernels.int8_dot_chains_ops, passes);
+  return kernels.int8_dot_peak ? kernels.int8_dot_peak(passes) : 0.0;
 }
 
 // Peak bf16 tile-product throughput in GFLOP/s on all threads; 0 when the bf16 kernel multiplies
 // on the FMAs (then fma_peak_gflops is its limit).
-inline double bf16_dot_peak_gflops(int passes = 5) {
+inline double bf16_dot_peak_gflops(int passes = kPeakPasses) {
   const CpuKernels& kernels = selected_kernels();
-  if (!kernels.bf16_dot_chains) return 0.0;
-  return detail::peak_rate(kernels.bf16_dot_chains, kernels.bf16_dot_chains_flops, passes);
+  return kernels.bf16_tile_peak ? kernels.bf16_tile_peak(passes) : 0.0;
 }
 
 // Peak bf16 vector dot-product throughput (vdpbf16ps) in GFLOP/s on all threads; 0 when the
-// kernels are built without AVX-512 BF16.
-inline double bf16_vector_dot_peak_gflops(int passes = 5) {
+// kernels are not built for AVX-512 or the CPU lacks AVX-512 BF16.
+inline double bf16_vector_dot_peak_gflops(int passes = kPeakPasses) {
   const CpuKernels& kernels = selected_kernels();
-  if (!kernels.bf16_vector_dot_chains) return 0.0;
-  return detail::peak_rate(kernels.bf16_vector_dot_chains, kernels.bf16_vector_dot_chains_flops,
-                           passes);
+  return kernels.bf16_vector_dot_peak ? kernels.bf16_vector_dot_peak(passes) : 0.0;
 }
 
 }  // namespace recurrent_depth::cpu

@@ -98,6 +98,8 @@ inline void store_transposed(const __m512i (&rows)[16], std::uint8_t* out,
 using Arch = xsimd::default_arch;
 using FloatBatch = xsimd::batch<float, Arch>;
 inline constexpr std::size_t kFloatLanes = FloatBatch::size;
+// Vector registers the kernels' register tiles may fill: 32 with AVX-512, 16 with AVX2 or SSE.
+inline constexpr int kVectorRegisters = std::is_base_of_v<xsimd::avx512f, Arch> ? 32 : 16;
 
 // The largest of v's lanes (xsimd 8 has no horizontal maximum).
 inline float max_lane(FloatBatch v) {

@@ -1,0 +1,168 @@
+// Dense layers y = x W^T for many positions (a prompt) with float or bf16 weights, on the FMA
+// units: x [M, K] float32, W [N, K] in PackedWeights' row tiles, y [M, N] float32.
+// A register tile holds kGemmRows weight rows by kGemmPositions positions of sums, the positions
+// along the SIMD lanes: each step k loads the kGemmPositionBatches batches of x^T[k] and meets
+// them with each row's W[n][k] broadcast from memory (on AVX-512, 12 rows by 32 positions: 24
+// accumulators, 2 loads and 12 broadcasts for 24 FMAs, so the FMAs bound the loop).
+//  - x^T is packed once per call for the team, by blocks of kGemmPositions positions padded with
+//    zeros: xt[block][k][p] = x[block * kGemmPositions + p][k].
+//  - Each thread takes a share of the groups of kGemmRowTiles row tiles and walks K in chunks
+//    (at most kGemmChunkColumns): it widens the group's rows of the chunk to float once (bf16
+//    weights: a 16-bit shift; the rows then lie kGemmChunkColumns floats apart, in L1 and L2),
+//    and passes every position block of the chunk over them (x^T's chunk stays in L2).
+//  - The weights keep the one layout that decode streams: no second copy of a model.
+// Activations stay float32: the sums are those of scalar::linear up to the order of additions.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+
+#include "../../core/tensor.hpp"
+#include "../../core/threads.hpp"
+#include "packed_weights.hpp"
+#include "simd.hpp"
+#include "tile_schedule.hpp"
+
+namespace recurrent_depth::cpu {
+inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
+
+// The register tile: 32 vector registers (AVX-512) hold 3 row tiles by 2 batches of positions;
+// 16 (AVX2, SSE) hold 1 row tile by 3 batches.
+inline constexpr bool kWideRegisterFile = kVectorRegisters == 32;
+inline constexpr std::size_t kGemmRowTiles = kWideRegisterFile ? 3 : 1;
+inline constexpr std::size_t kGemmPositionBatches = kWideRegisterFile ? 2 : 3;
+inline constexpr std::size_t kGemmRows = kGemmRowTiles * kTileRows;
+inline constexpr std::size_t kGemmPositions = kGemmPositionBatches * kFloatLanes;
+// Columns per chunk of K (a multiple of every format's block): x^T's chunk of one position block
+// takes 256 KB and a group's widened rows 96 KB on AVX-512 (L2).
+inline constexpr std::size_t kGemmChunkColumns = 2048;
+// Positions from which linear() takes this kernel rather than the tile kernel (linear.hpp).
+inline constexpr std::size_t kGemmMinPositions = 32;
+
+namespace detail {
+
+// x [M, K] -> xt [blocks, K * kGemmPositions]: row `block` holds x^T of its positions, k-major,
+// zeros past M.
+inline void pack_positions(ConstMatrixView<float> x, MatrixView<float> xt) {
+  const auto blocks = static_cast<std::ptrdiff_t>(xt.rows);
+#pragma omp for schedule(static)
+  for (std::ptrdiff_t b = 0; b < blocks; ++b) {
+    float* out = xt.row(static_cast<std::size_t>(b));
+    const std::size_t m0 = static_cast<std::size_t>(b) * kGemmPositions;
+    const std::size_t count = std::min(kGemmPositions, x.rows - m0);
+    for (std::size_t p = 0; p < kGemmPositions; ++p) {
+      const float* row = p < count ? x.row(m0 + p) : nullptr;
+      for (std::size_t k = 0; k < x.cols; ++k) out[k * kGemmPositions + p] = row ? row[k] : 0.0f;
+    }
+  }
+}
+
+// rows(j, c) = W[row j of the tiles from `first`][k0 + c] as float, c < columns (k0 and the
+// chunk on whole blocks of the format; the tiles' padding past K reads as zeros). The tiles'
+// chunk is read in its order of memory, and the same chunk of the `next` tiles is prefetched
+// into L2 meanwhile: it arrives while this group's products run.
+template <class W>
+void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles, std::size_t next,
+                std::size_t k0, std::size_t columns, MatrixView<float> rows) {
+  constexpr std::size_t kBlock = PackedWeights<W>::kBlock;
+  const std::size_t b0 = k0 / kBlock, b1 = (k0 + columns + kBlock - 1) / kBlock;
+  for (std::size_t i = 0; i < tiles; ++i) {
+    const W* tile = w.tile(first + i);
+    const W* ahead = next + i < w.tile_count() ? w.tile(next + i) : nullptr;
+    for (std::size_t b = b0; b < b1; ++b)
+      for (std::size_t slot = 0; slot < kTileRows; ++slot) {
+        const std::size_t offset = (b * kTileRows + slot) * kBlock;
+        if (ahead) __builtin_prefetch(ahead + offset, 0, 2);
+        float* out = rows.row(i * kTileRows + slot) + (b - b0) * kBlock;
+        for (std::size_t c = 0; c < kBlock; c += kFloatLanes)
+          load_floats(tile + offset + c).store_aligned(out + c);
+      }
+  }
+}
+
+// sums[r][p] = sum over k < columns of rows(r, k) xt[k][p], for the RowTiles tiles' rows.
+template <std::size_t RowTiles>
+inline void gemm_register_tile(ConstMatrixView<float> rows, const float* xt, std::size_t columns,
+                               float (&sums)[kGemmRows][kGemmPositions]) {
+  constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
+  FloatBatch acc[kRows][kBatches];
+  for (std::size_t r = 0; r < kRows; ++r)
+    for (std::size_t b = 0; b < kBatches; ++b) acc[r][b] = FloatBatch(0.0f);
+  for (std::size_t k = 0; k < columns; ++k) {
+    FloatBatch xv[kBatches];
+    for (std::size_t b = 0; b < kBatches; ++b)
+      xv[b] = FloatBatch::load_aligned(xt + k * kGemmPositions + b * kFloatLanes);
+    for (std::size_t r = 0; r < kRows; ++r) {
+      const FloatBatch w(rows.row(r)[k]);
+      for (std::size_t b = 0; b < kBatches; ++b) acc[r][b] = xsimd::fma(w, xv[b], acc[r][b]);
+    }
+  }
+  for (std::size_t r = 0; r < kRows; ++r)
+    for (std::size_t b = 0; b < kBatches; ++b) acc[r][b].store_aligned(&sums[r][b * kFloatLanes]);
+}
+
+// y[m0 + p][n0 + r] = (or +=) sums[r][p] for the real positions and rows.
+inline void store_gemm_tile(const float (&sums)[kGemmRows][kGemmPositions], std::size_t rows,
+                            std::size_t positions, std::size_t n0, std::size_t m0, bool add,
+                            MatrixView<float> y) {
+  for (std::size_t p = 0; p < positions; ++p) {
+    float* out = y.row(m0 + p) + n0;
+    for (std::size_t r = 0; r < rows; ++r) out[r] = add ? out[r] + sums[r][p] : sums[r][p];
+  }
+}
+
+// One group of `tiles` row tiles from `first` against every position block, columns [k0, k1).
+template <class W>
+void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::size_t positions,
+                    std::size_t first, std::size_t tiles, std::size_t k0, std::size_t k1, bool add,
+                    MatrixView<float> rows, MatrixView<float> y) {
+  widen_rows(w, first, tiles, first + tiles, k0, k1 - k0, rows);
+  const std::size_t n0 = first * kTileRows;
+  const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
+  alignas(64) float sums[kGemmRows][kGemmPositions];
+  for (std::size_t block = 0; block < xt.rows; ++block) {
+    const float* x_chunk = xt.row(block) + k0 * kGemmPositions;
+    if (tiles == kGemmRowTiles)
+      gemm_register_tile<kGemmRowTiles>(rows, x_chunk, k1 - k0, sums);
+    else if constexpr (kGemmRowTiles > 2)
+      (tiles == 2 ? gemm_register_tile<2> : gemm_register_tile<1>)(rows, x_chunk, k1 - k0, sums);
+    else
+      gemm_register_tile<1>(rows, x_chunk, k1 - k0, sums);
+    const std::size_t m0 = block * kGemmPositions;
+    store_gemm_tile(sums, real_rows, std::min(kGemmPositions, positions - m0), n0, m0, add, y);
+  }
+}
+
+}  // namespace detail
+
+// y = x W^T, or y += x W^T when accumulate; the team (when threaded) shares the row groups.
+template <class W>
+void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<float> y,
+                 bool accumulate, bool threaded) {
+  thread_local Matrix<float> packed_positions;
+  Matrix<float>& xt = packed_positions;  // the caller's, shared by the team
+  xt.resize((x.rows + kGemmPositions - 1) / kGemmPositions, x.cols * kGemmPositions);
+  const std::size_t groups = (w.tile_count() + kGemmRowTiles - 1) / kGemmRowTiles;
+  // Equal chunks of K on whole blocks of 32 columns (every format's block divides 32).
+  const std::size_t step = (equal_chunk(x.cols, kGemmChunkColumns) + 31) / 32 * 32;
+#pragma omp parallel if (threaded)
+  {
+    detail::pack_positions(x, xt);  // ends on the team's barrier
+    thread_local Matrix<float> widened;
+    widened.resize(kGemmRows, kGemmChunkColumns);
+    const auto [g0, g1] = thread_share(groups);
+    for (std::size_t k0 = 0; k0 < x.cols; k0 += step) {
+      const std::size_t k1 = std::min(x.cols, k0 + step);
+      for (std::size_t g = g0; g < g1; ++g) {
+        const std::size_t first = g * kGemmRowTiles;
+        const std::size_t tiles = std::min(kGemmRowTiles, w.tile_count() - first);
+        detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, accumulate || k0 > 0, widened,
+                               y);
+      }
+    }
+  }
+}
+
+}  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE
+}  // namespace recurrent_depth::cpu

@@ -49,6 +49,7 @@ TEST_CASE("dispatch: the kernel tables linked into the program", "[kernels][disp
     CHECK(table->float_lanes >= 1);
     CHECK(table->linear_f32 != nullptr);
     CHECK(table->linear_int8 != nullptr);
+    CHECK(table->linear_q4 != nullptr);
     CHECK(table->rms_norm != nullptr);
     CHECK(table->sum_streams != nullptr);
     CHECK((table->int8_dot_chains == nullptr) == (table->int8_dot_chains_ops == nullptr));

@@ -30,7 +30,7 @@ using Clock = std::chrono::steady_clock;
 Arguments bench_arguments() {
   return Arguments(
       "bench",
-      "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8] [--steps R]\n"
+      "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8|q4] [--steps R]\n"
       "                    [--prompt P] [--gen N] [--threads N] [--json]",
       "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
       "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"

@@ -92,12 +92,15 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
                         float (&sums)[Positions][Tiles * kTileRows]) {
   constexpr std::size_t kRows = Tiles * kTileRows;
 #if defined(__AVX512VNNI__)
+  // (Blends and zero-masked forms throughout: GCC 12 warns about the undefined pass-through of
+  // the plain inserts, broadcasts, permutes and conversions.)
+  constexpr __mmask16 all = 0xFFFF, high_half = 0xFF00;
   const __m512i nibble_mask =
-      _mm512_inserti64x4(_mm512_set1_epi8(0x0F), _mm256_set1_epi8(char(0xF0)), 1);
+      _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8(0x0F), _mm512_set1_epi8(char(0xF0)));
   __m512i scale_index[kTileRows];  // lanes 0-7: row r's first scale, 8-15: its second
   for (std::size_t r = 0; r < kTileRows; ++r)
-    scale_index[r] =
-        _mm512_inserti64x4(_mm512_set1_epi32(int(2 * r)), _mm256_set1_epi32(int(2 * r + 1)), 1);
+    scale_index[r] = _mm512_mask_blend_epi32(high_half, _mm512_set1_epi32(int(2 * r)),
+                                             _mm512_set1_epi32(int(2 * r + 1)));
   __m512 acc[Positions][kRows];
   for (int m = 0; m < Positions; ++m)
     for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm512_setzero_ps();
@@ -112,23 +115,25 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
       prefetch_q4_block(tiles[i], nibbles);
       const __m128i bf16_scales =
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(tiles[i] + scales));
-      const __m512 tile_scales = _mm512_zextps256_ps512(
-          _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bf16_scales), 16)));
+      const __m512i widened =
+          _mm512_maskz_cvtepu16_epi32(0xFF, _mm256_zextsi128_si256(bf16_scales));
+      const __m512 tile_scales = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFF, widened, 16));
       for (std::size_t r = 0; r < kTileRows; ++r) {
-        const __m512i packed = _mm512_broadcast_i64x4(_mm256_load_si256(
-            reinterpret_cast<const __m256i*>(tiles[i] + nibbles + r * kQ4RowBlockBytes)));
+        const __m512i packed = _mm512_maskz_broadcast_i64x4(
+            0xFF, _mm256_load_si256(
+                      reinterpret_cast<const __m256i*>(tiles[i] + nibbles + r * kQ4RowBlockBytes)));
         const __m512i q = _mm512_and_si512(packed, nibble_mask);
-        const __m512 d = _mm512_permutexvar_ps(scale_index[r], tile_scales);
+        const __m512 d = _mm512_maskz_permutexvar_ps(all, scale_index[r], tile_scales);
         for (int m = 0; m < Positions; ++m) {
           __m512& sum = acc[m][i * kTileRows + r];
-          sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_bytes_add(start[m], q, xv[m])), d, sum);
+          const __m512i group = dot_bytes_add(start[m], q, xv[m]);
+          sum = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(all, group), d, sum);
         }
       }
     }
   }
   const __m512 unshift =
-      _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
-                                             _mm256_castps_si256(_mm256_set1_ps(1.0f / 16)), 1));
+      _mm512_mask_blend_ps(high_half, _mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f / 16));
   // The horizontal sums, kFloatLanes accumulators at a time (zeros after the last).
   constexpr std::size_t kSums = Positions * kRows;
   constexpr std::size_t kPadded = (kSums + kFloatLanes - 1) / kFloatLanes * kFloatLanes;

@@ -60,9 +60,7 @@ class PackedQ4Weights {
   template <class Source>
   static PackedQ4Weights from_rows(std::span<const Source> source, std::size_t rows,
                                    std::size_t cols) {
-    require(source.size() == rows * cols, "PackedQ4Weights: ", source.size(), " values for [", rows,
-            ", ", cols, "]");
-    return from_view(ConstMatrixView<Source>(source.data(), rows, cols));
+    return from_view(rows_view(source, rows, cols, "PackedQ4Weights"));
   }
 
   template <class Source>
@@ -167,20 +165,20 @@ class PackedQ4Weights {
       const std::size_t c0 = g * kQ4Group, c1 = std::min(cols_, c0 + kQ4Group);
       float extreme = 0.0f;
       for (std::size_t c = c0; c < c1; ++c) {
-        const float v = widen(row[c]);
+        const float v = load_scalar(row + c);
         if (!std::isfinite(v)) return false;
         if (std::abs(v) > std::abs(extreme)) extreme = v;
       }
       float opposite = 0.0f;
       for (std::size_t c = c0; c < c1; ++c)
-        if ((widen(row[c]) > 0.0f) != (extreme > 0.0f))
-          opposite = std::max(opposite, std::abs(widen(row[c])));
+        if ((load_scalar(row + c) > 0.0f) != (extreme > 0.0f))
+          opposite = std::max(opposite, std::abs(load_scalar(row + c)));
       const bf16 stored = q4_group_scale(extreme, opposite);
       *scale_address(r, g) = stored;
       const float scale = to_float(stored);
       for (std::size_t c = c0; c < c1; ++c) {
         std::uint8_t* byte = nibble_address(r, c);
-        const std::uint8_t q = q4_quantise(widen(row[c]), scale);
+        const std::uint8_t q = q4_quantise(load_scalar(row + c), scale);
         *byte = c % kQ4Block < kQ4Group ? std::uint8_t((*byte & 0xF0) | q)
                                         : std::uint8_t((*byte & 0x0F) | (q << 4));
       }
@@ -188,12 +186,6 @@ class PackedQ4Weights {
     for (std::size_t g = (cols_ + kQ4Group - 1) / kQ4Group; g < groups(); ++g)
       *scale_address(r, g) = bf16{0};
     return true;
-  }
-  static float widen(float v) {
-    return v;
-  }
-  static float widen(bf16 v) {
-    return to_float(v);
   }
 
   std::size_t rows_ = 0, cols_ = 0, blocks_ = 0;

@@ -27,6 +27,16 @@ void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
     }
 }
 
+// Position m of x quantised as the int8 and q4 kernels do (linear_int8.hpp), into xq (signed, as
+// integers); returns the step s_m.
+inline float quantise_position(ConstMatrixView<float> x, std::size_t m,
+                               std::vector<std::int64_t>& xq) {
+  const float step = activation_scale(x.row(m), x.cols);
+  for (std::size_t k = 0; k < x.cols; ++k)
+    xq[k] = std::int64_t(quantise_activation(x(m, k), step)) - 128;
+  return step;
+}
+
 // int8 weights q [N, K] with a scale per row, x quantised per position (linear_int8.hpp):
 // y = float(sum_k round(x * (1/s_m)) q[n][k]) * (s_m * scale[n]).
 inline void linear_int8(ConstMatrixView<float> x, ConstMatrixView<std::int8_t> q,
@@ -34,9 +44,7 @@ inline void linear_int8(ConstMatrixView<float> x, ConstMatrixView<std::int8_t> q
                         bool accumulate = false) {
   std::vector<std::int64_t> xq(x.cols);
   for (std::size_t m = 0; m < x.rows; ++m) {
-    const float step = activation_scale(x.row(m), x.cols);
-    for (std::size_t k = 0; k < x.cols; ++k)
-      xq[k] = std::int64_t(quantise_activation(x(m, k), step)) - 128;
+    const float step = quantise_position(x, m, xq);
     for (std::size_t n = 0; n < q.rows; ++n) {
       std::int64_t sum = 0;
       for (std::size_t k = 0; k < x.cols; ++k) sum += xq[k] * q(n, k);
@@ -57,9 +65,7 @@ inline void linear_q4(ConstMatrixView<float> x, ConstMatrixView<std::uint8_t> q,
                       bool accumulate = false, MatrixView<double>* term_sizes = nullptr) {
   std::vector<std::int64_t> xq(x.cols);
   for (std::size_t m = 0; m < x.rows; ++m) {
-    const float step = activation_scale(x.row(m), x.cols);
-    for (std::size_t k = 0; k < x.cols; ++k)
-      xq[k] = std::int64_t(quantise_activation(x(m, k), step)) - 128;
+    const float step = quantise_position(x, m, xq);
     for (std::size_t n = 0; n < q.rows; ++n) {
       double sum = 0.0, size = 0.0;
       for (std::size_t k0 = 0; k0 < x.cols; k0 += kQ4Group) {

@@ -232,7 +232,7 @@ TEST_CASE("dispatch: a prompt long enough for the tile kernels, every table and 
     CHECK(testing::relative_l2(f32, reference.view()) < 1e-4);
     CHECK(testing::relative_l2(logits(*table, "bf16").view(), f32) < 1e-4);
     CHECK(testing::relative_l2(logits(*table, "int8").view(), f32) < 3e-2);
-    CHECK(testing::relative_l2(logits(*table, "q4").view(), f32) < 0.25);
+    CHECK(testing::relative_l2(logits(*table, "q4").view(), f32) < 0.3);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "kernel_test_support.hpp"
@@ -186,36 +187,16 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
     for (std::size_t n = 0; n < 5; ++n)
       for (std::size_t k = 0; k < 100; ++k)
         unshifted(n, k) = u.dequantised(n, k) + 8 * u.scales(n, k / 32);
-    cpu::scalar::linear(x.cview(), unshifted.view(), wrong.view());
+    cpu::scalar::linear(x.cview(), std::as_const(unshifted).view(), wrong.view());
     CHECK(q4_error_ratio(w.groups(), {}, sizes.view(), reference.view(), wrong.view()) > 1.0);
   });
 }
 
 TEST_CASE("kernels: q4 linear stays within the activation rounding bound", "[kernels][q4]") {
   for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
-    // y - x . w' = sum_k (s round(x_k / s) - x_k) w'_k, each term at most s / 2 |w'_k|, w' the
-    // dequantised weights.
     Rng rng(404);
-    for (std::size_t K : {33, 257, 1000}) {
-      const std::size_t M = 3, N = 9;
-      Strided x(M, K);
-      x.randomize(rng, 0.001, 5.0);
-      const Q4Weights w = random_q4(N, K, rng);
-      const Unpacked u(w);
-      Matrix<float> fast(M, N), exact(M, N);
-      kernels.linear(x.cview(), w, fast.view());
-      cpu::scalar::linear(x.cview(), u.dequantised.view(), exact.view());
-      for (std::size_t m = 0; m < M; ++m) {
-        const double step = cpu::activation_scale(x.view.row(m), K);
-        for (std::size_t n = 0; n < N; ++n) {
-          double magnitude = 0.0;
-          for (std::size_t k = 0; k < K; ++k) magnitude += std::abs(double(u.dequantised(n, k)));
-          const double error = std::abs(double(fast(m, n)) - exact(m, n));
-          INFO("K " << K << " m " << m << " n " << n);
-          CHECK(error <= 0.5 * step * magnitude * (1 + 1e-5) + 1e-5 * std::abs(fast(m, n)));
-        }
-      }
-    }
+    check_activation_rounding_bound(kernels, rng, random_q4,
+                                    [](const Q4Weights& w) { return Unpacked(w).dequantised; });
   });
 }
 
@@ -224,15 +205,12 @@ TEST_CASE("kernels: gather_rows of q4 rows applies the groups' scales", "[kernel
   const std::size_t vocab = 11, width = 77;
   const std::vector<float> source = nonzero_vector(vocab * width, rng, 0.05, 2.0);
   const Q4Weights table = Q4Weights::from_rows(std::span<const float>(source), vocab, width);
-  const std::vector<std::int32_t> ids = {3, 0, 10, 3};
-  Matrix<float> out(ids.size(), width);
-  CpuBackend::gather_rows(table, ids, 1.5f, out.view());
-  for (std::size_t t = 0; t < ids.size(); ++t)
-    for (std::size_t c = 0; c < width; ++c) {
-      const auto id = static_cast<std::size_t>(ids[t]);
-      const float scale = table.scale(id, c / 32);
-      CHECK(out(t, c) == 1.5f * (scale * float(int(table.value(id, c)) - 8)));
-      CHECK(std::abs(out(t, c) - 1.5f * source[id * width + c]) <=
-            0.75f * std::abs(scale) * (1.0f + 1e-5f));
-    }
+  check_gather_rows(
+      table, source,
+      [&](std::size_t id, std::size_t c) {
+        return 1.5f * (table.scale(id, c / 32) * float(int(table.value(id, c)) - 8));
+      },
+      [&](std::size_t id, std::size_t c) {
+        return 0.75f * std::abs(table.scale(id, c / 32)) * (1.0f + 1e-5f);
+      });
 }

@@ -61,9 +61,9 @@ inline std::vector<MatmulShape> block_matmuls(const rd::ModelConfig& c) {
 // y [T, rows] = x [T, cols] W^T with the raw kernel, weights packed by PackedWeights::from_rows.
 template <class Precision>
 struct LinearFixture : RotatingFixture {
-  using Storage = typename Precision::Storage;
   using Source = typename Precision::Source;
-  std::vector<rd::cpu::PackedWeights<Storage>> weights;
+  using Packed = rd::CpuBackend::Weights<Precision>;
+  std::vector<Packed> weights;
   MatmulShape shape;
   rd::Matrix<float> x, y;
 
@@ -73,11 +73,13 @@ struct LinearFixture : RotatingFixture {
         .read<Source>(kBlockName + shape.tensor,
                       {std::int64_t(shape.rows), std::int64_t(shape.cols)},
                       std::span<Source>(source));
-    count = copies_for(shape.rows * shape.cols * sizeof(Storage));
+    const auto pack = [&] {
+      return Packed::from_rows(std::span<const Source>(source), shape.rows, shape.cols);
+    };
+    weights.push_back(pack());
+    count = copies_for(weights.front().bytes());
     weights.reserve(count);
-    for (std::size_t i = 0; i < count; ++i)
-      weights.push_back(rd::cpu::PackedWeights<Storage>::from_rows(std::span<const Source>(source),
-                                                                   shape.rows, shape.cols));
+    while (weights.size() < count) weights.push_back(pack());
   }
   void resize_inputs(std::size_t positions) {
     if (x.rows() != positions) x = random_matrix(positions, shape.cols, kSeed + 2);

@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
 
   rdbench::register_machine_benchmarks();
   for (const char* shape : rdbench::kShapes) {
-    for (rd::WeightFormat format :
-         {rd::WeightFormat::bf16, rd::WeightFormat::int8, rd::WeightFormat::f32}) {
+    for (rd::WeightFormat format : {rd::WeightFormat::bf16, rd::WeightFormat::int8,
+                                    rd::WeightFormat::q4, rd::WeightFormat::f32}) {
       rdbench::register_kernel_benchmarks(shape, format);
       rdbench::register_block_benchmarks(shape, format);
     }

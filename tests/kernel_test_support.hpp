@@ -20,6 +20,7 @@
 
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
 #include "recurrent_depth/backends/cpu/kernel_dispatch.hpp"
+#include "recurrent_depth/backends/cpu/scalar_reference.hpp"
 #include "recurrent_depth/core/random.hpp"
 
 namespace recurrent_depth::kernel_test {
@@ -157,6 +158,53 @@ inline std::vector<float> start_outputs(Strided& fast, Strided& reference, bool 
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t n = 0; n < N; ++n) fast.view(m, n) = reference.view(m, n) = initial[m * N + n];
   return initial;
+}
+
+// Gathers rows {3, 0, 10, 3} of an 11-row embedding table packed from `source` at scale 1.5 and
+// checks each value: exactly gathered(id, c) (the stored value times its scales, in the gather's
+// order), and within error(id, c) of 1.5 x the source value.
+template <class Table, class Gathered, class Error>
+void check_gather_rows(const Table& table, const std::vector<float>& source, Gathered&& gathered,
+                       Error&& error) {
+  const std::size_t width = table.cols();
+  const std::vector<std::int32_t> ids = {3, 0, 10, 3};
+  Matrix<float> out(ids.size(), width);
+  CpuBackend::gather_rows(table, ids, 1.5f, out.view());
+  for (std::size_t t = 0; t < ids.size(); ++t)
+    for (std::size_t c = 0; c < width; ++c) {
+      const auto id = static_cast<std::size_t>(ids[t]);
+      CHECK(out(t, c) == gathered(id, c));
+      CHECK(std::abs(out(t, c) - 1.5f * source[id * width + c]) <= error(id, c));
+    }
+}
+
+// A kernel with quantised weights (make(N, K, rng) packs random ones, dequantise(w) gives them
+// back as float [N, K]) against the float product with the dequantised weights w':
+// y - x . w' = sum_k (s round(x_k / s) - x_k) w'_k, each term at most s / 2 |w'_k| (s: the
+// position's activation step).
+template <class Make, class Dequantise>
+void check_activation_rounding_bound(const cpu::CpuKernels& kernels, Rng& rng, Make&& make,
+                                     Dequantise&& dequantise) {
+  for (std::size_t K : {33, 257, 1000}) {
+    const std::size_t M = 3, N = 9;
+    Strided x(M, K);
+    x.randomize(rng, 0.001, 5.0);
+    const auto w = make(N, K, rng);
+    const Matrix<float> restored = dequantise(w);
+    Matrix<float> fast(M, N), exact(M, N);
+    kernels.linear(x.cview(), w, fast.view());
+    cpu::scalar::linear(x.cview(), restored.view(), exact.view());
+    for (std::size_t m = 0; m < M; ++m) {
+      const double step = cpu::activation_scale(x.view.row(m), K);
+      for (std::size_t n = 0; n < N; ++n) {
+        double magnitude = 0.0;
+        for (std::size_t k = 0; k < K; ++k) magnitude += std::abs(double(restored(n, k)));
+        const double error = std::abs(double(fast(m, n)) - exact(m, n));
+        INFO("K " << K << " m " << m << " n " << n);
+        CHECK(error <= 0.5 * step * magnitude * (1 + 1e-5) + 1e-5 * std::abs(fast(m, n)));
+      }
+    }
+  }
 }
 
 }  // namespace recurrent_depth::kernel_test

@@ -124,6 +124,10 @@ TEST_CASE("rdepth chat: end of input quits; --system and flags reach the session
   CHECK(run.out == turn.text + "\n");
   CHECK(stat(run.err, "prefilled") == std::vector<std::size_t>{turn.prompt.size()});
   CHECK(run.err.find("3 tokens,") != std::string::npos);
+
+  const Run q4 = chat_with("Bonjour", " --max-new-tokens 2 --steps 2 --weights q4");  // 4-bit
+  REQUIRE_SUCCESS(q4);
+  CHECK(q4.err.find("2 tokens,") != std::string::npos);
 }
 
 TEST_CASE("rdepth chat: bad commands are reported and the chat goes on", "[cli][chat]") {

@@ -21,6 +21,9 @@ double bound(const std::string& model, const std::string& weights) {
   return model == "tiny_variant" && weights == "bf16" ? 2e-2 : 1e-4;
 }
 
+// The relative L2 error of q4 logits against the reference (test_golden.cpp states it).
+constexpr double kQ4GoldenBound = 0.3;
+
 }  // namespace
 
 TEST_CASE("rdepth forward matches the reference at every r", "[cli]") {
@@ -54,6 +57,49 @@ TEST_CASE("rdepth forward matches the reference at every r", "[cli]") {
       }
     }
   }
+}
+
+// Every command that has --weights takes q4: forward within the golden bound of q4 storage
+// (test_golden.cpp), generate, inspect (fewer weight bytes than int8), trace and eval on the
+// shipped model. (bench: test_cli_bench.cpp; chat: test_chat_cli.cpp.)
+TEST_CASE("rdepth takes --weights q4 in every command", "[cli][q4]") {
+  const Golden golden("tiny_huginn");
+  const std::string model = " --model " + model_dir("tiny_huginn") + " --threads 1";
+  const fs::path out = scratch("q4_forward.safetensors");
+  const Run forward = rdepth("forward" + model + " --input " +
+                             quote((golden.directory / "golden.safetensors").string()) +
+                             " --output " + quote(out.string()) + " --steps 4 --weights q4");
+  REQUIRE_SUCCESS(forward);
+  CHECK(relative_l2(matrix(SafetensorsFile::open(out), "logits"),
+                    golden.matrix("forward_r4_logits")) < kQ4GoldenBound);
+
+  const Run generate =
+      rdepth("generate" + model + " --prompt-ids 1,2,3 --max-new-tokens 4 --weights q4 --json");
+  REQUIRE_SUCCESS(generate);
+  CHECK(nlohmann::json::parse(generate.out)["weights"] == "q4");
+  CHECK(nlohmann::json::parse(generate.out)["tokens"].size() == 4);
+
+  const auto inspect = [&](const std::string& weights) {
+    const Run run = rdepth("inspect" + model + " --json --weights " + weights);
+    REQUIRE_SUCCESS(run);
+    const nlohmann::json json = nlohmann::json::parse(run.out);
+    CHECK(json["weights"] == weights);
+    return json["weight_bytes"].get<double>();
+  };
+  CHECK(inspect("q4") < 0.6 * inspect("int8"));
+
+  const std::string shipped =
+      " --model " + quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "variable_chains").string());
+  const Run trace = rdepth("trace" + shipped + " --prompt 'x=3;x?' --steps 2 --json --weights q4");
+  REQUIRE_SUCCESS(trace);
+  CHECK(nlohmann::json::parse(trace.out)["tokens"].size() == 7);  // BOS first
+  const Run eval = rdepth(
+      "eval" + shipped + " --tasks " +
+      quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "variable_chains" / "tasks" / "heldout.jsonl")
+                .string()) +
+      " --limit 3 --steps 2 --json --weights q4");
+  REQUIRE_SUCCESS(eval);
+  CHECK(nlohmann::json::parse(eval.out)["weights"] == "q4");
 }
 
 TEST_CASE("rdepth forward --prefill decodes through the KV cache", "[cli]") {
@@ -214,6 +260,7 @@ TEST_CASE("rdepth rejects bad input with exit code 1 and a message", "[cli]") {
       {forward + " --prefill 0", "--prefill"},
       {forward + " --prefill 10", "--prefill"},
       {forward + " --weights int3", "int3"},
+      {forward + " --weights q5", "expected f32, bf16, int8 or q4"},
       {forward + " --bogus 3", "--bogus"},
       {forward + " stray", "stray"},
       {forward + " --steps 1 --steps 2", "more than once"},

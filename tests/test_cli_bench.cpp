@@ -17,7 +17,7 @@ using namespace recurrent_depth::testing::cli;
 TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][bench]") {
   for (const std::string& source :
        {std::string("--shape tiny"), "--model " + model_dir("tiny_huginn")}) {
-    for (const char* weights : {"f32", "bf16", "int8"}) {
+    for (const char* weights : {"f32", "bf16", "int8", "q4"}) {
       INFO(source << " " << weights);
       const Run run = rdepth("bench " + source + " --weights " + weights +
                              " --steps 3 --prompt 5 --gen 3 --threads 1 --json");
@@ -107,6 +107,9 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
   const double r2 = bytes("--steps 2"), r3 = bytes("--steps 3"), r4 = bytes("--steps 4");
   CHECK(r4 - r3 == Approx(r3 - r2));
   CHECK(bytes("--steps 3 --weights int8") < 0.7 * bytes("--steps 3 --weights bf16"));
+  // q4: 4.5 bits per weight against int8's 8 (both padded alike: 128 columns) and a row's scale
+  // and sum: 72 bytes per row against 136.
+  CHECK(bytes("--steps 3 --weights q4") < 0.55 * bytes("--steps 3 --weights int8"));
 }
 
 TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {
@@ -118,6 +121,7 @@ TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {
       {"bench --shape tiny --gen -1", "--gen"},
       {"bench --shape tiny --prompt 250 --gen 10", "exceed the context"},
       {"bench --shape tiny --weights int4", "unknown weight format"},
+      {"bench --shape tiny --weights Q4", "expected f32, bf16, int8 or q4"},
   };
   for (const auto& [arguments, message] : cases) {
     INFO(arguments);

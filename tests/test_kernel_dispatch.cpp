@@ -49,6 +49,7 @@ TEST_CASE("dispatch: the kernel tables linked into the program", "[kernels][disp
     CHECK(table->float_lanes >= 1);
     CHECK(table->linear_f32 != nullptr);
     CHECK(table->linear_int8 != nullptr);
+    CHECK(table->linear_q4 != nullptr);
     CHECK(table->rms_norm != nullptr);
     CHECK(table->sum_streams != nullptr);
     CHECK(table->fma_peak != nullptr);
@@ -197,8 +198,8 @@ TEST_CASE("dispatch: rdepth runs the golden model on every kernel table the CPU 
 // AMX tiles, and the table runs of the golden model above are f32: a longer prompt (the golden one
 // repeated to 40 tokens) runs each table in every weight format. f32 on each table matches the
 // compiled table; bf16 matches f32 on the same table (the golden weights are bf16 values, so only
-// the activations' rounding may differ: within the golden tolerance); int8 stays within its stated
-// bound (test_golden.cpp) of f32.
+// the activations' rounding may differ: within the golden tolerance); int8 and q4 stay within their
+// stated bounds (test_golden.cpp) of f32.
 TEST_CASE("dispatch: a prompt long enough for the tile kernels, every table and weight format",
           "[kernels][dispatch][cli]") {
   const testing::Golden golden("tiny_huginn");
@@ -227,6 +228,7 @@ TEST_CASE("dispatch: a prompt long enough for the tile kernels, every table and 
     CHECK(testing::relative_l2(f32, reference.view()) < 1e-4);
     CHECK(testing::relative_l2(logits(*table, "bf16").view(), f32) < 1e-4);
     CHECK(testing::relative_l2(logits(*table, "int8").view(), f32) < 3e-2);
+    CHECK(testing::relative_l2(logits(*table, "q4").view(), f32) < 0.3);
   }
 }
 

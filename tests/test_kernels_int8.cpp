@@ -201,29 +201,12 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
 
 TEST_CASE("kernels: int8 linear stays within the activation rounding bound", "[kernels][int8]") {
   for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
-    // y - x . (scale q) = scale sum_k (s round(x_k / s) - x_k) q_k, each term at most s / 2 |q_k|.
     Rng rng(304);
-    for (std::size_t K : {33, 257, 1000}) {
-      const std::size_t M = 3, N = 9;
-      Strided x(M, K);
-      x.randomize(rng, 0.001, 5.0);
-      const Int8Weights w = random_int8(N, K, rng);
-      const Matrix<std::int8_t> q = unpacked(w);
-      Matrix<float> fast(M, N), exact(M, N);
-      kernels.linear(x.cview(), w, fast.view());
-      cpu::scalar::linear(x.cview(), q.view(), exact.view());
-      for (std::size_t m = 0; m < M; ++m) {
-        const double step = cpu::activation_scale(x.view.row(m), K);
-        for (std::size_t n = 0; n < N; ++n) {
-          double magnitude = 0.0;
-          for (std::size_t k = 0; k < K; ++k) magnitude += std::abs(double(q(n, k)));
-          const double scale = w.scales()[n];
-          const double error = std::abs(double(fast(m, n)) - scale * exact(m, n));
-          INFO("K " << K << " m " << m << " n " << n);
-          CHECK(error <= 0.5 * step * scale * magnitude * (1 + 1e-5) + 1e-5 * std::abs(fast(m, n)));
-        }
-      }
-    }
+    check_activation_rounding_bound(kernels, rng, random_int8, [](const Int8Weights& w) {
+      Matrix<float> restored(w.rows(), w.cols());
+      for (std::size_t r = 0; r < w.rows(); ++r) w.read_row(r, 1.0f, restored.row_span(r));
+      return restored;
+    });
   });
 }
 
@@ -232,14 +215,10 @@ TEST_CASE("kernels: gather_rows of int8 rows applies each row's scale", "[kernel
   const std::size_t vocab = 11, width = 37;
   const std::vector<float> source = nonzero_vector(vocab * width, rng, 0.05, 2.0);
   const Int8Weights table = Int8Weights::from_rows(std::span<const float>(source), vocab, width);
-  const std::vector<std::int32_t> ids = {3, 0, 10, 3};
-  Matrix<float> out(ids.size(), width);
-  CpuBackend::gather_rows(table, ids, 1.5f, out.view());
-  for (std::size_t t = 0; t < ids.size(); ++t)
-    for (std::size_t c = 0; c < width; ++c) {
-      const auto id = static_cast<std::size_t>(ids[t]);
-      CHECK(out(t, c) == float(table.value(id, c)) * (1.5f * table.scales()[id]));
-      CHECK(std::abs(out(t, c) - 1.5f * source[id * width + c]) <=
-            0.75f * table.scales()[id] * (1.0f + 1e-5f));
-    }
+  check_gather_rows(
+      table, source,
+      [&](std::size_t id, std::size_t c) {
+        return float(table.value(id, c)) * (1.5f * table.scales()[id]);
+      },
+      [&](std::size_t id, std::size_t) { return 0.75f * table.scales()[id] * (1.0f + 1e-5f); });
 }

@@ -30,8 +30,8 @@ using Clock = std::chrono::steady_clock;
 Arguments bench_arguments() {
   return Arguments(
       "bench",
-      "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8] [--steps R]\n"
-      "                    [--prompt P] [--gen N] [--threads N] [--json]",
+      "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8|q4]\n"
+      "                    [--steps R] [--prompt P] [--gen N] [--threads N] [--json]",
       "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
       "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"
       "and FLOPs one token costs, the machine's measured read bandwidth (probed before each\n"

@@ -30,7 +30,7 @@ Arguments chat_arguments() {
       "                   [--continuous] [--temperature T --top-k K --top-p P --min-p M] "
       "[--repetition-penalty X]\n"
       "                   [--seed S] [--draft-steps D [--lookahead L] [--accept-ratio X]]\n"
-      "                   [--weights f32|bf16|int8] [--threads N]",
+      "                   [--weights f32|bf16|int8|q4] [--threads N]",
       "Chats with the model in DIR (config.json, weights, tokenizer.json and optionally\n"
       "generation_config.json). Each line read from stdin is a user message; the reply streams\n"
       "to stdout, then a line of statistics goes to stderr: tokens, tokens/s, core iterations per\n"

@@ -38,7 +38,8 @@ inline FlagSpec model_flag() {
 }
 inline FlagSpec weights_flag() {
   return {"--weights", "FMT",
-          std::string("weight storage: f32, bf16 or int8 (per-row scales) (default ") +
+          std::string("weight storage: f32, bf16, int8 (per-row scales) or q4 (4-bit, a scale "
+                      "per 32 weights) (default ") +
               kDefaultWeights + ")"};
 }
 inline FlagSpec threads_flag() {
@@ -70,10 +71,10 @@ inline std::filesystem::path model_directory(const Arguments& args) {
 
 inline rd::WeightFormat weight_format(const Arguments& args) {
   const std::string text = args.get("--weights").value_or(kDefaultWeights);
-  if (text == "f32") return rd::WeightFormat::f32;
-  if (text == "bf16") return rd::WeightFormat::bf16;
-  if (text == "int8") return rd::WeightFormat::int8;
-  fail("--weights ", text, ": unknown weight format, expected f32, bf16 or int8");
+  for (const rd::WeightFormat format : {rd::WeightFormat::f32, rd::WeightFormat::bf16,
+                                        rd::WeightFormat::int8, rd::WeightFormat::q4})
+    if (text == rd::weight_format_name(format)) return format;
+  fail("--weights ", text, ": unknown weight format, expected f32, bf16, int8 or q4");
 }
 
 inline void apply_threads(const Arguments& args) {

@@ -1,7 +1,8 @@
 // Embedding policy: token rows of wte [vocab, n_embd] scaled by sqrt(n_embd), and the output head
 // logits = x head^T [T, vocab]. The head is wte itself (tied) unless the checkpoint stores a
 // different `lm_head.weight`; a stored copy equal to wte (as in the released Huginn-0125) is
-// shared, not loaded twice.
+// shared, not loaded twice. The table is stored in the model's weight format, except that 4-bit
+// models keep it in int8 (EmbeddingPrecision, core/precision.hpp).
 #pragma once
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "../core/precision.hpp"
 #include "../io/config.hpp"
 #include "weight_loading.hpp"
 
@@ -19,6 +21,8 @@ namespace recurrent_depth {
 struct ScaledTiedEmbedding {
   template <class Backend, class Precision>
   class Layer {
+    using Stored = EmbeddingPrecision<Precision>;  // the table's own storage (int8 for q4)
+
    public:
     void load(const Checkpoint& checkpoint, const std::string& name, const ModelConfig& config) {
       const TensorInfo& table = checkpoint.at(name + ".weight");
@@ -29,14 +33,14 @@ struct ScaledTiedEmbedding {
       rows_ = static_cast<std::size_t>(table.shape[0]);
       const auto width = static_cast<std::size_t>(config.n_embd);
       scale_ = std::sqrt(static_cast<float>(config.n_embd));
-      table_ = load_matrix<Backend, Precision>(checkpoint, name + ".weight", rows_, width);
+      table_ = load_matrix<Backend, Stored>(checkpoint, name + ".weight", rows_, width);
       const TensorInfo* head = checkpoint.find("lm_head.weight");
       if (head) {
         const bool duplicate = config.tie_embeddings && same_bytes(*head, table);
         checkpoint.release(*head);  // the comparison touched every page of both
         checkpoint.release(table);
         if (!duplicate)
-          head_ = load_matrix<Backend, Precision>(checkpoint, "lm_head.weight", rows_, width);
+          head_ = load_matrix<Backend, Stored>(checkpoint, "lm_head.weight", rows_, width);
       }
     }
 
@@ -61,8 +65,8 @@ struct ScaledTiedEmbedding {
 
     std::size_t rows_ = 0;
     float scale_ = 1.0f;
-    WeightsOf<Backend, Precision> table_;
-    std::optional<WeightsOf<Backend, Precision>> head_;
+    WeightsOf<Backend, Stored> table_;
+    std::optional<WeightsOf<Backend, Stored>> head_;
   };
 };
 

@@ -5,17 +5,30 @@
 #include <cstddef>
 #include <string_view>
 
+#include "../../core/precision.hpp"
 #include "cpu_features.hpp"
 #include "elementwise.hpp"
 #include "kernel_dispatch.hpp"
 
 namespace recurrent_depth {
 
+namespace cpu {
+// The packed matrix of each weight storage: PackedWeights, or PackedQ4Weights for Q4.
+template <class Storage>
+struct PackedFormat {
+  using type = PackedWeights<Storage>;
+};
+template <>
+struct PackedFormat<Q4Groups> {
+  using type = PackedQ4Weights;
+};
+}  // namespace cpu
+
 struct CpuBackend {
   static constexpr std::string_view name = "cpu";
 
   template <class Precision>
-  using Weights = cpu::PackedWeights<typename Precision::Storage>;
+  using Weights = typename cpu::PackedFormat<typename Precision::Storage>::type;
 
   // Throws when this CPU cannot run the program as compiled (cpu_features.hpp) or the kernels
   // asked for (RECURRENT_DEPTH_KERNELS); selects the kernels.
@@ -26,6 +39,10 @@ struct CpuBackend {
 
   template <class W>
   static void linear(ConstMatrixView<float> x, const cpu::PackedWeights<W>& w, MatrixView<float> y,
+                     bool accumulate = false) {
+    cpu::selected_kernels().linear(x, w, y, accumulate);
+  }
+  static void linear(ConstMatrixView<float> x, const cpu::PackedQ4Weights& w, MatrixView<float> y,
                      bool accumulate = false) {
     cpu::selected_kernels().linear(x, w, y, accumulate);
   }
@@ -57,9 +74,9 @@ struct CpuBackend {
     cpu::selected_kernels().add(a, b, out);
   }
   static void copy(ConstMatrixView<float> in, MatrixView<float> out) { cpu::copy(in, out); }
-  template <class W>
-  static void gather_rows(const cpu::PackedWeights<W>& table, std::span<const std::int32_t> ids,
-                          float scale, MatrixView<float> out) {
+  template <class Packed>
+  static void gather_rows(const Packed& table, std::span<const std::int32_t> ids, float scale,
+                          MatrixView<float> out) {
     cpu::gather_rows(table, ids, scale, out);
   }
 };

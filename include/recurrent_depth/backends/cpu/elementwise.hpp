@@ -140,9 +140,10 @@ inline void copy(ConstMatrixView<float> in, MatrixView<float> out) {
   for (std::size_t r = 0; r < out.rows; ++r) std::copy(in.row(r), in.row(r) + in.cols, out.row(r));
 }
 
-// out[t] = table[ids[t]] * scale, widened to float (times the row's own scale for int8).
-template <class W>
-void gather_rows(const PackedWeights<W>& table, std::span<const std::int32_t> ids, float scale,
+// out[t] = table[ids[t]] * scale, widened to float (times the row's own scale for int8, the
+// groups' for q4); table: PackedWeights or PackedQ4Weights.
+template <class Packed>
+void gather_rows(const Packed& table, std::span<const std::int32_t> ids, float scale,
                  MatrixView<float> out) {
   for (std::size_t t = 0; t < ids.size(); ++t)
     table.read_row(static_cast<std::size_t>(ids[t]), scale, out.row_span(t));

@@ -14,7 +14,9 @@
 #include "cpu_features.hpp"
 #include "elementwise.hpp"
 #include "linear.hpp"
+#include "linear_q4.hpp"
 #include "machine_probes.hpp"
+#include "packed_q4.hpp"
 #include "packed_weights.hpp"
 
 #define RECURRENT_DEPTH_STRINGIFY_NAME(name) #name
@@ -37,6 +39,7 @@ struct CpuKernels {
   Linear<float> linear_f32;
   Linear<bf16> linear_bf16;
   Linear<std::int8_t> linear_int8;
+  void (*linear_q4)(ConstMatrixView<float>, const PackedQ4Weights&, MatrixView<float>, bool);
   void (*rms_norm)(ConstMatrixView<float> in, std::span<const float> weight, float eps,
                    MatrixView<float> out);
   void (*add_rms_norm)(MatrixView<float> x, ConstMatrixView<float> delta,
@@ -75,6 +78,10 @@ struct CpuKernels {
               bool accumulate = false) const {
     linear_int8(x, w, y, accumulate);
   }
+  void linear(ConstMatrixView<float> x, const PackedQ4Weights& w, MatrixView<float> y,
+              bool accumulate = false) const {
+    linear_q4(x, w, y, accumulate);
+  }
 };
 
 }  // namespace recurrent_depth::cpu
@@ -95,6 +102,7 @@ inline constexpr CpuKernels compiled_kernel_table() {
   k.linear_f32 = &linear<float>;
   k.linear_bf16 = &linear<bf16>;
   k.linear_int8 = &linear<std::int8_t>;
+  k.linear_q4 = &linear_q4;
   k.rms_norm = &rms_norm;
   k.add_rms_norm = &add_rms_norm;
   k.silu_gate = &silu_gate;

@@ -37,6 +37,15 @@ inline float load_scalar(const bf16* p) {
 // Weight rows per tile (the kernels' register tiles are built on it).
 inline constexpr std::size_t kTileRows = 4;
 
+// Row-major values [rows, cols] as a view, checked to be that many (`packer` names the caller).
+template <class Source>
+ConstMatrixView<Source> rows_view(std::span<const Source> source, std::size_t rows,
+                                  std::size_t cols, const char* packer) {
+  require(source.size() == rows * cols, packer, ": ", source.size(), " values for [", rows, ", ",
+          cols, "]");
+  return ConstMatrixView<Source>(source.data(), rows, cols);
+}
+
 template <class W>
 class PackedWeights {
  public:
@@ -47,9 +56,7 @@ class PackedWeights {
   template <class Source>
   static PackedWeights from_rows(std::span<const Source> source, std::size_t rows,
                                  std::size_t cols) {
-    require(source.size() == rows * cols, "PackedWeights: ", source.size(), " values for [", rows,
-            ", ", cols, "]");
-    return from_view(ConstMatrixView<Source>(source.data(), rows, cols));
+    return from_view(rows_view(source, rows, cols, "PackedWeights"));
   }
 
   template <class Source>

@@ -11,6 +11,7 @@
 
 #include "../../core/tensor.hpp"
 #include "linear_int8.hpp"
+#include "packed_q4.hpp"
 #include "simd.hpp"
 
 namespace recurrent_depth::cpu::scalar {
@@ -26,6 +27,16 @@ void linear(ConstMatrixView<float> x, ConstMatrixView<W> w, MatrixView<float> y,
     }
 }
 
+// Position m of x quantised as the int8 and q4 kernels do (linear_int8.hpp), into xq (signed, as
+// integers); returns the step s_m.
+inline float quantise_position(ConstMatrixView<float> x, std::size_t m,
+                               std::vector<std::int64_t>& xq) {
+  const float step = activation_scale(x.row(m), x.cols);
+  for (std::size_t k = 0; k < x.cols; ++k)
+    xq[k] = std::int64_t(quantise_activation(x(m, k), step)) - 128;
+  return step;
+}
+
 // int8 weights q [N, K] with a scale per row, x quantised per position (linear_int8.hpp):
 // y = float(sum_k round(x * (1/s_m)) q[n][k]) * (s_m * scale[n]).
 inline void linear_int8(ConstMatrixView<float> x, ConstMatrixView<std::int8_t> q,
@@ -33,14 +44,43 @@ inline void linear_int8(ConstMatrixView<float> x, ConstMatrixView<std::int8_t> q
                         bool accumulate = false) {
   std::vector<std::int64_t> xq(x.cols);
   for (std::size_t m = 0; m < x.rows; ++m) {
-    const float step = activation_scale(x.row(m), x.cols);
-    for (std::size_t k = 0; k < x.cols; ++k)
-      xq[k] = std::int64_t(quantise_activation(x(m, k), step)) - 128;
+    const float step = quantise_position(x, m, xq);
     for (std::size_t n = 0; n < q.rows; ++n) {
       std::int64_t sum = 0;
       for (std::size_t k = 0; k < x.cols; ++k) sum += xq[k] * q(n, k);
       const float value = float(sum) * (step * row_scales[n]);
       y(m, n) = accumulate ? y(m, n) + value : value;
+    }
+  }
+}
+
+// 4-bit weights q [N, K] (0..15) with a scale per row and group of kQ4Group columns,
+// group_scales [N, ceil(K / kQ4Group)], x quantised per position as for int8 (linear_q4.hpp):
+// y = s_m sum_g scale[n][g] sum_{k in g} round(x * (1/s_m)) (q[n][k] - 8). When term_sizes is
+// given it receives s_m sum_g |scale[n][g]| sum_{k in g} |xq[k]| (q[n][k] + 8) per output: a bound
+// on the sizes of the partial sums (times the scales) that a kernel rounds to float, however it
+// splits a group's integer among its lanes.
+inline void linear_q4(ConstMatrixView<float> x, ConstMatrixView<std::uint8_t> q,
+                      ConstMatrixView<float> group_scales, MatrixView<float> y,
+                      bool accumulate = false, MatrixView<double>* term_sizes = nullptr) {
+  std::vector<std::int64_t> xq(x.cols);
+  for (std::size_t m = 0; m < x.rows; ++m) {
+    const float step = quantise_position(x, m, xq);
+    for (std::size_t n = 0; n < q.rows; ++n) {
+      double sum = 0.0, size = 0.0;
+      for (std::size_t k0 = 0; k0 < x.cols; k0 += kQ4Group) {
+        std::int64_t group = 0, group_size = 0;
+        for (std::size_t k = k0; k < std::min(x.cols, k0 + kQ4Group); ++k) {
+          group += xq[k] * (std::int64_t(q(n, k)) - 8);
+          group_size += std::abs(xq[k]) * (std::int64_t(q(n, k)) + 8);
+        }
+        const double scale = group_scales(n, k0 / kQ4Group);
+        sum += scale * double(group);
+        size += std::abs(scale) * double(group_size);
+      }
+      const auto value = static_cast<float>(double(step) * sum);
+      y(m, n) = accumulate ? y(m, n) + value : value;
+      if (term_sizes) (*term_sizes)(m, n) = double(step) * size;
     }
   }
 }

@@ -67,7 +67,7 @@ void register_machine_benchmarks() {
     register_peak("machine/peak_bf16_dot", [kernels](benchmark::State& state) {
       peak_probe(state, kernels->bf16_tile_peak, "GFLOP/s");
     });
-  if (kernels->bf16_vector_dot_peak && kernels->bf16_vector_dot_peak(1) > 0)
+  if (kernels->bf16_vector_dot_peak && rd::cpu::missing_cpu_features(rd::cpu::kAvx512bf16).empty())
     register_peak("machine/peak_bf16_vector_dot", [kernels](benchmark::State& state) {
       peak_probe(state, kernels->bf16_vector_dot_peak, "GFLOP/s");
     });

@@ -162,7 +162,7 @@ TEST_CASE("machine peaks agree with differently written loops", "[machine][peaks
       check_peak("multiply-add", kernels.fma_peak, second_fma_loop_sse);
     if (kernels.int8_dot_peak && !(kernels.cpu_features & cpu::kAmxInt8))
       check_peak("vpdpbusd", kernels.int8_dot_peak, second_int8_dot_loop);
-    if (kernels.bf16_vector_dot_peak && __builtin_cpu_supports("avx512bf16"))
+    if (kernels.bf16_vector_dot_peak && cpu::missing_cpu_features(cpu::kAvx512bf16).empty())
       check_peak("vdpbf16ps", kernels.bf16_vector_dot_peak, second_bf16_vector_dot_loop);
   });
 #else

@@ -51,10 +51,12 @@ inline void pack_positions(ConstMatrixView<float> x, MatrixView<float> xt) {
     float* out = xt.row(static_cast<std::size_t>(b));
     const std::size_t m0 = static_cast<std::size_t>(b) * kGemmPositions;
     const std::size_t count = std::min(kGemmPositions, x.rows - m0);
-    for (std::size_t p = 0; p < kGemmPositions; ++p) {
-      const float* row = p < count ? x.row(m0 + p) : nullptr;
-      for (std::size_t k = 0; k < x.cols; ++k) out[k * kGemmPositions + p] = row ? row[k] : 0.0f;
+    for (std::size_t p = 0; p < count; ++p) {
+      const float* row = x.row(m0 + p);
+      for (std::size_t k = 0; k < x.cols; ++k) out[k * kGemmPositions + p] = row[k];
     }
+    for (std::size_t p = count; p < kGemmPositions; ++p)
+      for (std::size_t k = 0; k < x.cols; ++k) out[k * kGemmPositions + p] = 0.0f;
   }
 }
 

@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "../../core/threads.hpp"
+#include "cpu_features.hpp"
 #include "linear_amx.hpp"
 #include "simd.hpp"
 
@@ -92,13 +93,15 @@ inline constexpr int kDotChains = 16;  // AVX-512 only
 // without being preempted on a shared machine, long enough for the clock.
 inline constexpr long kProbeSteps = 1 << 15;
 
-// The throughput of the whole team in 1e9 operations per second: every thread runs pass()
-// `passes` times (all threads together, a barrier before each) and times each of its passes
-// on its own; the rate is the sum over the threads of ops_per_pass / that thread's fastest
-// pass. A thread that the system (or another program) preempts during a pass only loses that
-// pass, where timing the team as a whole would lose it for every thread.
-template <class Pass>
-double team_peak_rate(int passes, double ops_per_pass, Pass pass) {
+// The throughput of the whole team in 1e9 operations per second: every thread runs
+// chains(steps) `passes` times (all threads together, a barrier before each) and times each of its
+// passes on its own; the rate is the sum over the threads of ops_per_step x steps / that thread's
+// fastest pass. steps is read anew from memory for every pass, and the result kept, so that the
+// compiler can neither hoist a pass out of the loop nor drop it. A thread that the system (or
+// another program) preempts during a pass only loses that pass, where timing the team as a whole
+// would lose it for every thread.
+template <class Sink>
+double team_peak_rate(int passes, long steps, double ops_per_step, Sink (*chains)(long)) {
   double rate = 0.0;
 #pragma omp parallel reduction(+ : rate)
   {
@@ -106,11 +109,13 @@ double team_peak_rate(int passes, double ops_per_pass, Pass pass) {
     for (int i = 0; i < passes; ++i) {
 #pragma omp barrier
       const auto start = std::chrono::steady_clock::now();
-      pass();
+      volatile long opaque_steps = steps;
+      volatile Sink sink = chains(opaque_steps);
+      (void)sink;
       fastest = std::min(
           fastest, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
-    rate += ops_per_pass / fastest / 1e9;
+    rate += ops_per_step * double(steps) / fastest / 1e9;
   }
   return rate;
 }
@@ -131,10 +136,7 @@ inline float fma_chains(long steps) {
 
 // GFLOP/s of the FMA chains on the team (2 per lane per FMA).
 inline double fma_peak(int passes) {
-  return team_peak_rate(passes, 2.0 * double(kFloatLanes) * kFmaChains * kProbeSteps, [] {
-    volatile float sink = fma_chains(kProbeSteps);
-    (void)sink;
-  });
+  return team_peak_rate(passes, kProbeSteps, 2.0 * double(kFloatLanes) * kFmaChains, &fma_chains);
 }
 
 #if defined(__AMX_TILE__) && (defined(__AMX_INT8__) || defined(__AMX_BF16__))
@@ -168,10 +170,7 @@ inline double amx_tile_peak(int passes) {
   require(amx_tiles_permitted(), "machine probe: the operating system refuses the AMX tiles");
   constexpr long kSteps = kProbeSteps / 16;  // a tile product takes 16 cycles or more
   const double pairs = P == AmxProduct::int8 ? 64.0 : 32.0;
-  return team_peak_rate(passes, 2.0 * 16 * 16 * pairs * 4 * double(kSteps), [] {
-    volatile int sink = amx_tile_chains<P>(kSteps);
-    (void)sink;
-  });
+  return team_peak_rate(passes, kSteps, 2.0 * 16 * 16 * pairs * 4, &amx_tile_chains<P>);
 }
 #endif
 
@@ -192,10 +191,7 @@ inline int int8_dot_chains(long steps) {
 
 // GOP/s of vpdpbusd on the team (2 per byte product).
 inline double int8_dot_peak(int passes) {
-  return team_peak_rate(passes, 2.0 * 64 * kDotChains * kProbeSteps, [] {
-    volatile int sink = int8_dot_chains(kProbeSteps);
-    (void)sink;
-  });
+  return team_peak_rate(passes, kProbeSteps, 2.0 * 64 * kDotChains, &int8_dot_chains);
 }
 #endif
 
@@ -221,11 +217,8 @@ __attribute__((target("avx512bf16"))) inline float bf16_vector_dot_chains(long s
 // GFLOP/s of vdpbf16ps on the team (2 per product of a pair, 2 pairs per lane); 0 where the CPU
 // lacks AVX-512 BF16.
 inline double bf16_vector_dot_peak(int passes) {
-  if (!__builtin_cpu_supports("avx512bf16")) return 0.0;
-  return team_peak_rate(passes, 2.0 * 2 * 16 * kDotChains * kProbeSteps, [] {
-    volatile float sink = bf16_vector_dot_chains(kProbeSteps);
-    (void)sink;
-  });
+  if (!missing_cpu_features(kAvx512bf16).empty()) return 0.0;
+  return team_peak_rate(passes, kProbeSteps, 2.0 * 2 * 16 * kDotChains, &bf16_vector_dot_chains);
 }
 #endif
 

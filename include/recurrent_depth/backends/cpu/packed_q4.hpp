@@ -73,12 +73,8 @@ class PackedQ4Weights {
     packed.tiles_.resize(tile_count, packed.blocks_ * kQ4TileBlockBytes);
     for (std::size_t t = 0; t < tile_count; ++t)
       std::fill_n(packed.tiles_.row(t), packed.tiles_.cols(), std::uint8_t(0x88));  // q = 8
-    const auto rows = static_cast<std::ptrdiff_t>(source.rows);
-    bool finite = true;
-#pragma omp parallel for schedule(static) reduction(&& : finite) \
-    if (source.size() >= (std::size_t(1) << 20))
-    for (std::ptrdiff_t i = 0; i < rows; ++i)
-      finite = packed.pack_row(static_cast<std::size_t>(i), source) && finite;
+    const bool finite = pack_rows(source.rows, source.size(),
+                                  [&](std::size_t r) { return packed.pack_row(r, source); });
     require(finite, "PackedQ4Weights: the [", source.rows, ", ", source.cols,
             "] weights hold a NaN or an infinity");
     // Padding rows and scales stay q = 8 with scale 0: zero.
@@ -87,31 +83,15 @@ class PackedQ4Weights {
     return packed;
   }
 
-  std::size_t rows() const {
-    return rows_;
-  }
-  std::size_t cols() const {
-    return cols_;
-  }
-  std::size_t blocks() const {
-    return blocks_;
-  }  // column blocks per row
-  std::size_t groups() const {
-    return blocks_ * 2;
-  }  // scale groups per row
-  std::size_t padded_cols() const {
-    return blocks_ * kQ4Block;
-  }  // cols rounded up to blocks
-  std::size_t tile_count() const {
-    return tiles_.rows();
-  }
-  const std::uint8_t* tile(std::size_t t) const {
-    return tiles_.row(t);
-  }
+  std::size_t rows() const { return rows_; }
+  std::size_t cols() const { return cols_; }
+  std::size_t blocks() const { return blocks_; }                  // column blocks per row
+  std::size_t groups() const { return blocks_ * 2; }              // scale groups per row
+  std::size_t padded_cols() const { return blocks_ * kQ4Block; }  // cols rounded up to blocks
+  std::size_t tile_count() const { return tiles_.rows(); }
+  const std::uint8_t* tile(std::size_t t) const { return tiles_.row(t); }
   // Bytes the kernels stream per call: nibbles and scales, padding included.
-  std::size_t bytes() const {
-    return tile_count() * blocks_ * kQ4TileBlockBytes;
-  }
+  std::size_t bytes() const { return tile_count() * blocks_ * kQ4TileBlockBytes; }
 
   // Offsets in a tile of block b's nibbles (row slot r at + r * kQ4RowBlockBytes) and scales
   // (row slot r at + r * kQ4ScaleBytes).
@@ -131,9 +111,7 @@ class PackedQ4Weights {
     const std::uint8_t byte = *nibble_address(r, c);
     return c % kQ4Block < kQ4Group ? byte & 0x0F : byte >> 4;
   }
-  float scale(std::size_t r, std::size_t g) const {
-    return to_float(*scale_address(r, g));
-  }
+  float scale(std::size_t r, std::size_t g) const { return to_float(*scale_address(r, g)); }
   // out[c] = scale x the dequantised w[r][c], c < cols.
   void read_row(std::size_t r, float scale, std::span<float> out) const {
     for (std::size_t c = 0; c < cols_; ++c)

@@ -46,6 +46,17 @@ ConstMatrixView<Source> rows_view(std::span<const Source> source, std::size_t ro
   return ConstMatrixView<Source>(source.data(), rows, cols);
 }
 
+// Calls pack_row(r) for every row r < rows, on the OpenMP team when the matrix holds 2^20 values
+// or more; true when every call returned true (a row packer that cannot fail returns true).
+template <class PackRow>
+bool pack_rows(std::size_t rows, std::size_t values, PackRow&& pack_row) {
+  const auto count = static_cast<std::ptrdiff_t>(rows);
+  bool all = true;
+#pragma omp parallel for schedule(static) reduction(&& : all) if (values >= (std::size_t(1) << 20))
+  for (std::ptrdiff_t i = 0; i < count; ++i) all = pack_row(static_cast<std::size_t>(i)) && all;
+  return all;
+}
+
 template <class W>
 class PackedWeights {
  public:
@@ -71,46 +82,29 @@ class PackedWeights {
       packed.row_scales_.resize(source.rows);
       packed.row_sums_.assign(source.rows, 0);
     }
-    const auto rows = static_cast<std::ptrdiff_t>(source.rows);
-#pragma omp parallel for schedule(static) if (source.size() >= (std::size_t(1) << 20))
-    for (std::ptrdiff_t i = 0; i < rows; ++i) packed.pack_row(static_cast<std::size_t>(i), source);
+    pack_rows(source.rows, source.size(), [&](std::size_t r) {
+      packed.pack_row(r, source);
+      return true;
+    });
     for (std::size_t r = source.rows; r < tile_count * kTileRows; ++r) packed.zero_from(r, 0);
     return packed;
   }
 
-  std::size_t rows() const {
-    return rows_;
-  }
-  std::size_t cols() const {
-    return cols_;
-  }
-  std::size_t blocks() const {
-    return blocks_;
-  }  // column blocks per row
-  std::size_t padded_cols() const {
-    return blocks_ * kBlock;
-  }  // cols rounded up to blocks
-  std::size_t tile_count() const {
-    return tiles_.rows();
-  }
-  const W* tile(std::size_t t) const {
-    return tiles_.row(t);
-  }
+  std::size_t rows() const { return rows_; }
+  std::size_t cols() const { return cols_; }
+  std::size_t blocks() const { return blocks_; }                // column blocks per row
+  std::size_t padded_cols() const { return blocks_ * kBlock; }  // cols rounded up to blocks
+  std::size_t tile_count() const { return tiles_.rows(); }
+  const W* tile(std::size_t t) const { return tiles_.row(t); }
   // Bytes the kernels stream per call (padding included) plus the per-row metadata.
   std::size_t bytes() const {
     return tile_count() * kTileRows * padded_cols() * sizeof(W) +
            row_scales_.size() * sizeof(float) + row_sums_.size() * sizeof(std::int32_t);
   }
-  std::span<const float> scales() const {
-    return row_scales_;
-  }  // int8 only
-  std::span<const std::int32_t> row_sums() const {
-    return row_sums_;
-  }  // int8 only
+  std::span<const float> scales() const { return row_scales_; }         // int8 only
+  std::span<const std::int32_t> row_sums() const { return row_sums_; }  // int8 only
 
-  W value(std::size_t r, std::size_t c) const {
-    return *address(r, c);
-  }
+  W value(std::size_t r, std::size_t c) const { return *address(r, c); }
   // out[c] = scale x w[r][c] (the row's own scale included for int8), c < cols.
   void read_row(std::size_t r, float scale, std::span<float> out) const {
     if constexpr (kScaled) scale *= row_scales_[r];
@@ -166,12 +160,8 @@ class PackedWeights {
     else
       return v;
   }
-  static float widen(float v) {
-    return v;
-  }
-  static float widen(bf16 v) {
-    return to_float(v);
-  }
+  static float widen(float v) { return v; }
+  static float widen(bf16 v) { return to_float(v); }
 
   std::size_t rows_ = 0, cols_ = 0, blocks_ = 0;
   Matrix<W> tiles_;                     // [tile_count, blocks * kTileRows * kBlock]

@@ -49,10 +49,10 @@ class Attention(nn.Module):
         q, k, v = self.Wqkv(x).view(b, t, 3, self.heads, self.head_dim).unbind(2)
         q = rotate_adjacent_pairs(q + self.qk_bias[0], table)
         k = rotate_adjacent_pairs(k + self.qk_bias[1], table)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, hd]
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        q = q.transpose(1, 2) / math.sqrt(self.head_dim)  # [B, H, T, hd], scaled before the product
+        k, v = k.transpose(1, 2), v.transpose(1, 2)
         hidden = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        y = scores.masked_fill(hidden, float("-inf")).softmax(-1) @ v
+        y = (q @ k.transpose(-1, -2)).masked_fill_(hidden, float("-inf")).softmax(-1) @ v
         return self.proj(y.transpose(1, 2).reshape(b, t, -1))
 
 

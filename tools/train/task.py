@@ -68,12 +68,32 @@ def eval_problem(rng, split, kind="add"):
     return {"prompt": f"{program}{target}?", "answer": str(values[target]), "hops": hops[target]}
 
 
-def train_text(rng, kind="add", queries=6):
-    """A training sequence: a program and several answered queries, the long chain's end first."""
+def train_text(rng, kind="add", queries=6, level=1.0):
+    """A training sequence: a program and several answered queries, the long chain's end first.
+    `level` in [0, 1] grows the program from two chains of one link each (a curriculum's first
+    steps) to the training split's chains and lengths."""
     spec = SPLITS[kind]["train"]
-    program, target, values, _ = make_program(rng, spec["links"], spec["chains"], kind == "add")
-    asked = [target] + rng.sample(sorted(values), min(queries - 1, len(values)))
+    links = (1, spec["links"][0] + round(level * (spec["links"][1] - spec["links"][0])))
+    most_chains = 2 + round(level * (spec["chains"][1] - 2))
+    chains = (min(spec["chains"][0], most_chains), most_chains)
+    program, target, values, _ = make_program(rng, links, chains, kind == "add")
+    others = sorted(set(values) - {target})
+    asked = [target] + rng.sample(others, min(queries - 1, len(others)))
     return program + "".join(f"{v}?{values[v]};" for v in asked)
+
+
+def assignment_values(program):
+    """(index of the ';' that ends each assignment, the value it gives its variable) for a program
+    "x=3;b=x+4;...": the training targets that ask every assignment for its chain's value."""
+    values, ends, start = {}, [], 0
+    while (end := program.find(";", start)) >= 0:
+        name, expression = program[start:end].split("=")
+        source, _, number = expression.partition("+")
+        value = int(source) if source.isdigit() else values[source]
+        values[name] = (value + int(number or 0)) % 10
+        ends.append((end, values[name]))
+        start = end + 1
+    return ends
 
 
 def encode(text, bos=True):

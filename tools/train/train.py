@@ -14,8 +14,23 @@ import random
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+
+def choose_openblas_kernels():
+    """Debian's OpenBLAS can miss the CPU in a virtual machine and fall back to its SSE3 kernels,
+    5x slower; name the vector width the CPU reports (read when torch loads OpenBLAS)."""
+    if "OPENBLAS_CORETYPE" in os.environ or not os.path.exists("/proc/cpuinfo"):
+        return
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split() for line in f if line.startswith("flags")), [])
+    if "avx512f" in flags and "avx512bw" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+    elif "avx2" in flags and "fma" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
+choose_openblas_kernels()
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import task  # noqa: E402
@@ -68,10 +83,10 @@ def sample_iterations(rng, mean, backprop):
     return total, min(total, backprop)
 
 
-def make_batch(rng, size, excluded, kind="add"):
+def make_batch(rng, size, excluded, kind="add", queries=6, level=1.0, assignment_targets=False):
     texts = []
     while len(texts) < size:
-        text = task.train_text(rng, kind)
+        text = task.train_text(rng, kind, queries, level)
         if text.split("?")[0][:-1] not in excluded:  # the program, without the first query
             texts.append(text)
     ids = [task.encode(t) for t in texts]
@@ -86,6 +101,11 @@ def make_batch(rng, size, excluded, kind="add"):
     answered = torch.zeros_like(asks)
     answered[:, 1:] = asks[:, :-1]
     targets[:, :-1][answered] = batch[:, 1:][answered]
+    if assignment_targets:  # the ';' ending each assignment predicts the value it gave
+        for row, text in enumerate(texts):
+            program = text[: text.index("?")].rsplit(";", 1)[0] + ";"
+            for end, value in task.assignment_values(program):
+                targets[row, end + 1] = task.encode(str(value), bos=False)[0]
     return batch, targets
 
 
@@ -128,6 +148,12 @@ def main():
     parser.add_argument("--minutes", type=float, default=90.0, help="stop early past this time")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--queries", type=int, default=6, help="answered questions per program")
+    parser.add_argument("--curriculum", type=float, default=0.0,
+                        help="fraction of the steps over which the programs grow from two chains "
+                             "of one link to the training split's")
+    parser.add_argument("--assignment-targets", action="store_true",
+                        help="also train the ';' ending each assignment to predict its value")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--final-problems", type=int, default=200,
@@ -137,11 +163,14 @@ def main():
     parser.add_argument("--heads", type=int, default=CONFIG["n_heads"])
     parser.add_argument("--prelude", type=int, default=CONFIG["n_layers_in_prelude"])
     parser.add_argument("--coda", type=int, default=CONFIG["n_layers_in_coda"])
+    parser.add_argument("--mean-recurrence", type=int, default=CONFIG["mean_recurrence"])
+    parser.add_argument("--backprop-depth", type=int, default=CONFIG["mean_backprop_depth"])
     args = parser.parse_args()
 
     CONFIG.update(n_embd=args.width, intermediate_size=args.mlp, n_heads=args.heads,
                   n_layers_in_prelude=args.prelude,
-                  n_layers_in_coda=args.coda)
+                  n_layers_in_coda=args.coda, mean_recurrence=args.mean_recurrence,
+                  mean_backprop_depth=args.backprop_depth)
     CONFIG["n_layers"] = args.prelude + CONFIG["n_layers_in_recurrent_block"] + args.coda
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -171,7 +200,9 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        ids, targets = make_batch(rng, args.batch, excluded, args.task)
+        level = min(1.0, progress / args.curriculum) if args.curriculum > 0 else 1.0
+        ids, targets = make_batch(rng, args.batch, excluded, args.task, args.queries, level,
+                                    args.assignment_targets)
         total, grad_steps = sample_iterations(rng, CONFIG["mean_recurrence"], CONFIG["mean_backprop_depth"])
         logits = model(ids, total, grad_steps)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -185,9 +216,12 @@ def main():
                              "seconds": round(time.time() - start, 1)})
         if step % args.eval_every == 0:
             acc = accuracy(model, heldout[:200], CONFIG["mean_recurrence"])
-            log["evals"].append({"step": step, "heldout_accuracy_at_mean": acc})
+            shallow = accuracy(model, heldout[:200], 1)
+            log["evals"].append({"step": step, "heldout_accuracy_at_mean": acc,
+                                 "heldout_accuracy_at_1": shallow})
             print(f"step {step:6d}  {time.time() - start:7.0f} s  loss {smoothed:.4f}  lr {lr:.2e}  "
-                  f"held-out acc at r={CONFIG['mean_recurrence']}: {acc:.3f}", flush=True)
+                  f"level {level:.2f}  held-out acc at r=1: {shallow:.3f}, "
+                  f"r={CONFIG['mean_recurrence']}: {acc:.3f}", flush=True)
     log["training_seconds"] = round(time.time() - start, 1)
     log["training_steps"] = step
 

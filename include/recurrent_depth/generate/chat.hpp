@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../io/config.hpp"
 #include "../tokenizer/tokenizer.hpp"
 #include "generate.hpp"
 
@@ -127,7 +128,8 @@ struct GenerationConfig {
       if (!v) return std::nullopt;
       const double x = v->is_number() ? v->get<double>() : low - 1;
       const bool ok = v->is_number() && (open_low ? x > low : x >= low) && x <= high;
-      require(ok, origin, ": field ", key, ": expected ", expected, ", found ", v->dump());
+      require(ok, origin, ": field ", key, ": expected ", expected, ", found ",
+              detail::config_excerpt(*v));
       return static_cast<float>(x);
     };
     const auto integer = [&](const Json& v, const char* key, std::int64_t low,
@@ -135,7 +137,7 @@ struct GenerationConfig {
       require(
           v.is_number_integer() && v.get<std::int64_t>() >= low && v.get<std::int64_t>() <= high,
           origin, ": field ", key, ": expected an integer in [", low, ", ", high, "], found ",
-          v.dump());
+          detail::config_excerpt(v));
       return v.get<std::int64_t>();
     };
     constexpr std::int64_t most = std::numeric_limits<std::int32_t>::max();
@@ -154,7 +156,7 @@ struct GenerationConfig {
     bool sample = false;
     if (const Json* v = field("do_sample")) {
       require(v->is_boolean(), origin, ": field do_sample: expected true or false, found ",
-              v->dump());
+              detail::config_excerpt(*v));
       sample = v->get<bool>();
     }
     const auto temperature = number("temperature", 0, inf, false, "a number >= 0");

@@ -79,12 +79,10 @@ class Checkpoint {
     return *t;
   }
 
-  // Checks the stored shape exactly, then converts (T = float or bf16). `out` must hold numel.
-  template <class T>
-  requires(std::is_same_v<T, float> ||
-           std::is_same_v<T, bf16>) void read(std::string_view name,
-                                              std::initializer_list<std::int64_t> expected_shape,
-                                              std::span<T> out) const {
+  // The tensor `name`, whose stored shape must be exactly `expected_shape` and whose dtype must be
+  // one that converts to float (F32, BF16 or F16). Callers check before they allocate for it.
+  const TensorInfo& at(std::string_view name,
+                       std::initializer_list<std::int64_t> expected_shape) const {
     const TensorInfo& t = at(name);
     if (!std::equal(t.shape.begin(), t.shape.end(), expected_shape.begin(), expected_shape.end())) {
       TensorInfo expected;
@@ -92,6 +90,20 @@ class Checkpoint {
       fail("tensor ", t.name, " in ", t.source, ": shape ", t.shape_string(), ", expected ",
            expected.shape_string());
     }
+    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16) {
+      fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),
+           ", expected F32, BF16 or F16");
+    }
+    return t;
+  }
+
+  // Checks the stored shape exactly, then converts (T = float or bf16). `out` must hold numel.
+  template <class T>
+  requires(std::is_same_v<T, float> ||
+           std::is_same_v<T, bf16>) void read(std::string_view name,
+                                              std::initializer_list<std::int64_t> expected_shape,
+                                              std::span<T> out) const {
+    const TensorInfo& t = at(name, expected_shape);
     read_values(t, out);
     release(t);
     if (impl_->observer) impl_->observer(t);

@@ -161,9 +161,17 @@ class Checkpoint {
     if (!in) fail("cannot open ", index_name);
     std::ostringstream text;
     text << in.rdbuf();
+    return from_index(dir, text.str(), index_name);
+  }
+
+ public:
+  // The shards in `dir` that the text of an index file names (open() reads the text from
+  // dir/model.safetensors.index.json; `index_name` names it in messages).
+  static Checkpoint from_index(const std::filesystem::path& dir, std::string_view index_text,
+                               const std::string& index_name) {
     nlohmann::json index;
     try {
-      index = nlohmann::json::parse(text.str());
+      index = nlohmann::json::parse(index_text.begin(), index_text.end());
     } catch (const nlohmann::json::exception& e) {
       fail(index_name, ": malformed JSON: ", e.what());
     }
@@ -184,6 +192,13 @@ class Checkpoint {
       const auto& shard_name = shard.get_ref<const std::string&>();
       auto slot = shard_slot.find(shard_name);
       if (slot == shard_slot.end()) {
+        // A file of the model directory itself: no path (an index names no file elsewhere).
+        if (shard_name.empty() || shard_name == "." || shard_name == ".." ||
+            shard_name.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
+          fail(index_name, ": weight_map entry ", name, ": shard ", detail::json_excerpt(shard),
+               " is not a file name in the model directory (expected e.g. "
+               "model-00001-of-00004.safetensors)");
+        }
         const std::filesystem::path shard_path = dir / shard_name;
         std::error_code ec;
         if (!std::filesystem::is_regular_file(shard_path, ec)) {
@@ -203,6 +218,7 @@ class Checkpoint {
     return c;
   }
 
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -53,11 +53,11 @@ TEST_CASE("memory: a model over the memory limit is refused before loading", "[m
   LoadOptions options;
   options.memory_limit = 1'000'000;  // tiny_huginn takes ~2 MB as f32
   CHECK_THROWS_WITH(
-      load_model<CpuBackend, F32>(tiny_huginn_dir(), options),
+      (load_model<CpuBackend, F32>(tiny_huginn_dir(), options)),
       Contains(std::string("loading ") + tiny_huginn_dir().string() + " (f32 weights): needs ") &&
           Contains("MiB of memory, over the limit of 977 KiB"));
   options.memory_limit = 8'000'000;
-  CHECK_NOTHROW(load_model<CpuBackend, F32>(tiny_huginn_dir(), options));
+  CHECK_NOTHROW((load_model<CpuBackend, F32>(tiny_huginn_dir(), options)));
 }
 
 TEST_CASE("memory: a config whose tables would not fit in the machine is refused", "[memory]") {
@@ -68,7 +68,7 @@ TEST_CASE("memory: a config whose tables would not fit in the machine is refused
   config["block_size"] = INT_MAX;
   config["n_heads"] = 1;
   write_text(dir.path / "config.json", config.dump());
-  CHECK_THROWS_WITH(load_model<CpuBackend, BF16>(dir.path),
+  CHECK_THROWS_WITH((load_model<CpuBackend, BF16>(dir.path)),
                     Contains("(bf16 weights): needs 768 GiB of memory, the machine has") &&
                         Contains("available"));
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -114,7 +115,7 @@ struct GenerationConfig {
     Json j;
     try {
       j = Json::parse(text);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number past double
       fail(origin, ": malformed JSON (", e.what(), ")");
     }
     require(j.is_object(), origin, ": expected a JSON object at the top level");
@@ -126,9 +127,12 @@ struct GenerationConfig {
                             const char* expected) -> std::optional<float> {
       const Json* v = field(key);
       if (!v) return std::nullopt;
+      // The sampler takes floats: the value must stay in range once rounded to one.
       const double x = v->is_number() ? v->get<double>() : low - 1;
-      const bool ok = v->is_number() && (open_low ? x > low : x >= low) && x <= high;
-      require(ok, origin, ": field ", key, ": expected ", expected, ", found ",
+      const bool fits = std::abs(x) <= double(std::numeric_limits<float>::max());
+      const double f = fits ? double(static_cast<float>(x)) : low - 1;
+      const bool ok = v->is_number() && (open_low ? f > low : f >= low) && f <= high;
+      require(ok, origin, ": field ", key, ": expected ", expected, " (a float), found ",
               detail::config_excerpt(*v));
       return static_cast<float>(x);
     };

@@ -47,7 +47,7 @@ class Tokenizer {
     Json config;
     try {
       config = Json::parse(text);
-    } catch (const Json::parse_error& error) {
+    } catch (const Json::exception& error) {  // parse_error, or out_of_range: a number past double
       fail(origin, ": malformed JSON (", error.what(), ")");
     }
     require(config.is_object(), origin, ": expected a JSON object at the top level");

@@ -9,6 +9,7 @@
 #   tests/fuzz/run.sh 30              # what CI runs
 #   tests/fuzz/run.sh 3600            # a long run (grows BUILD_DIR/fuzz-work/corpus-*)
 #   FUZZ_TARGETS="fuzz_config" tests/fuzz/run.sh 60
+#   FUZZ_RUNS=1000000 tests/fuzz/run.sh 3600   # a million inputs each (at most an hour each)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$PWD
@@ -88,14 +89,16 @@ for file in README.md tests/data/tiny_huginn/golden.json models/variable_chains/
   done
 done
 
-# rdepth arguments: the command lines of the README and DESIGN notes, NUL-separated words.
+# rdepth arguments: the flags and values written in the README and in rdepth's help texts, four
+# "--flag value" pairs per seed, NUL-separated words.
 s=$(seed_dir fuzz_arguments)
 n=0
-while IFS= read -r line; do
-  printf '%s' "$line" | tr -s ' ' '\0' >"$s/line_$n"
+while IFS= read -r pair; do
+  # shellcheck disable=SC2086  # the words of the pair, each ended by a NUL
+  printf '%s\0' $pair >>"$s/flags_$((n / 4))"
   n=$((n + 1))
-done < <(grep -ho 'rdepth [a-z]* --[^`|)]*' README.md tools/rdepth/*.cpp | sed 's/^rdepth [a-z]* //' |
-  sort -u | head -n 60)
+done < <(grep -ho -- '--[a-z][a-z0-9-]*\( [A-Za-z0-9,._/=-][A-Za-z0-9,._/=-]*\)\?' README.md \
+  tools/rdepth/*.cpp | sort -u)
 
 # Inputs that once failed (tests/fuzz/regressions/TARGET/), kept as seeds.
 for dir in tests/fuzz/regressions/*/; do
@@ -114,7 +117,7 @@ for target in $targets; do
   echo "== $target: ${seconds}s"
   if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$build/tests/fuzz/$target" "$corpus" "$seeds/$target" -max_total_time="$seconds" \
+    "$build/tests/fuzz/$target" "$corpus" "$seeds/$target" -max_total_time="$seconds" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
     -max_len="${max_len[$target]}" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
     -print_final_stats=1 -artifact_prefix="$work/findings/$target-" >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)

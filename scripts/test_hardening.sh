@@ -14,11 +14,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 jobs=${JOBS:-2}
 # -O1: a quarter of -O3's compile time, and the reports keep their frames.
-sanitizer_build() {  # directory, sanitizers, targets...
-  local dir=$1 sanitize=$2
-  shift 2
+sanitizer_build() {  # directory, sanitizers, ON|OFF (rdepth), targets...
+  local dir=$1 sanitize=$2 tools=$3
+  shift 3
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
-    -DRECURRENT_DEPTH_SANITIZE="$sanitize" -DRECURRENT_DEPTH_BUILD_BENCHMARKS=OFF \
+    -DRECURRENT_DEPTH_SANITIZE="$sanitize" -DRECURRENT_DEPTH_BUILD_TOOLS="$tools" \
+    -DRECURRENT_DEPTH_BUILD_BENCHMARKS=OFF \
     -DRECURRENT_DEPTH_BUILD_EXAMPLES=OFF -DRECURRENT_DEPTH_INSTALL=OFF >/dev/null
   cmake --build "$dir" -j "$jobs" --target "$@"
 }
@@ -29,7 +30,7 @@ stage() {
 }
 
 asan() {
-  sanitizer_build build-asan address,undefined recurrent_depth_tests rdepth
+  sanitizer_build build-asan address,undefined ON recurrent_depth_tests rdepth
   ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
     UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" \
@@ -37,7 +38,7 @@ asan() {
 }
 
 tsan() {
-  sanitizer_build build-tsan thread recurrent_depth_tests
+  sanitizer_build build-tsan thread OFF recurrent_depth_tests
   ctest --test-dir build-tsan --output-on-failure -j 1
 }
 

@@ -148,6 +148,17 @@ TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
   write_text(index_path, extra.dump());
   REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("lm_head.weight"));
 
+  // A shard is a file of the model directory: no path elsewhere, no NUL cutting the name short.
+  for (const std::string shard :
+       {std::string("../model.safetensors"), std::string("/etc/passwd"), std::string("a\0b", 3)}) {
+    nlohmann::json elsewhere = good;
+    elsewhere["weight_map"]["freqs_cis"] = shard;
+    write_text(index_path, elsewhere.dump());
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+                        Contains("weight_map entry freqs_cis: shard \"") &&
+                            Contains("is not a file name in the model directory"));
+  }
+
   // A corrupt shard reports the shard's own path.
   write_text(index_path, good.dump());
   write_text(dir.path / "model-00002-of-00002.safetensors", "garbage");

@@ -29,6 +29,22 @@ if(NOT TARGET recurrent_depth_warnings)
     $<$<CXX_COMPILER_ID:MSVC>:/W4>)
 endif()
 
+# Sanitizers, when RECURRENT_DEPTH_SANITIZE holds a -fsanitize= list (address,undefined or thread):
+# every executable of the project and its kernel variants are instrumented, and any report stops
+# the program (-fno-sanitize-recover), so ctest sees it as a failure. scripts/test.sh runs the
+# address,undefined suite and the thread build of the threading tests.
+set(RECURRENT_DEPTH_SANITIZE "" CACHE STRING
+  "Sanitizers for the project's executables, as for -fsanitize= (e.g. address,undefined or thread)")
+if(NOT TARGET recurrent_depth_sanitize_flags)
+  add_library(recurrent_depth_sanitize_flags INTERFACE)
+  if(RECURRENT_DEPTH_SANITIZE)
+    target_compile_options(recurrent_depth_sanitize_flags INTERFACE
+      -fsanitize=${RECURRENT_DEPTH_SANITIZE} -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
+    target_link_options(recurrent_depth_sanitize_flags INTERFACE
+      -fsanitize=${RECURRENT_DEPTH_SANITIZE})
+  endif()
+endif()
+
 # recurrent_depth_setup_executable(<target>): link the library plus the flags above, and the kernel
 # variants (cmake/recurrent_depthKernelVariants.cmake): the executables run on any x86-64 and pick
 # the best kernels of their CPU at run time.
@@ -36,11 +52,13 @@ function(recurrent_depth_setup_executable target)
   target_link_libraries(${target} PRIVATE
     recurrent_depth::recurrent_depth
     recurrent_depth_native_flags
-    recurrent_depth_warnings)
+    recurrent_depth_warnings
+    recurrent_depth_sanitize_flags)
   recurrent_depth_add_kernel_variants(${target})
   foreach(variant IN ITEMS x86_64_v3 x86_64_v4_vnni x86_64_v4_amx)
     if(TARGET ${target}_kernels_${variant})
-      target_link_libraries(${target}_kernels_${variant} PRIVATE recurrent_depth_warnings)
+      target_link_libraries(${target}_kernels_${variant} PRIVATE recurrent_depth_warnings
+        recurrent_depth_sanitize_flags)
     endif()
   endforeach()
 endfunction()

@@ -8,6 +8,9 @@ packages=(
   g++ cmake ninja-build make pkg-config git ca-certificates
   libeigen3-dev libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev libpcre2-dev
   tmux  # tests/test_chat_terminal.cpp drives rdepth chat in a real terminal
+  # scripts/test_hardening.sh: libFuzzer and the sanitizer runtimes of clang (the fuzz targets),
+  # and clang's OpenMP; GCC's own sanitizer runtimes come with g++.
+  clang-14 libclang-rt-14-dev libomp-14-dev
 )
 
 # node and npm generate the tokenizer oracle (tests/tokenizer/make_oracle.sh); any installation

@@ -1,7 +1,19 @@
 // Test support for the rdepth command-line tests: runs the tool as a process (capturing exit code,
 // stdout and stderr), a scratch directory per test process, shell quoting, and reading the
-// tool's safetensors output. Only meaningful when RECURRENT_DEPTH_RDEPTH names the binary.
+// tool's safetensors output. Only quote() is there without RECURRENT_DEPTH_RDEPTH (the binary).
 #pragma once
+
+#include <string>
+
+namespace recurrent_depth::testing::cli {
+
+// `text` as one single-quoted shell word.
+inline std::string quote(const std::string& text) {
+  std::string q = "'";
+  for (char c : text) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace recurrent_depth::testing::cli
 
 #ifdef RECURRENT_DEPTH_RDEPTH
 
@@ -10,12 +22,10 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <string>
 #include <vector>
 
 #include "golden.hpp"
+#include "test_files.hpp"
 
 namespace recurrent_depth::testing::cli {
 
@@ -36,18 +46,7 @@ inline fs::path scratch(const std::string& name) {
   return directory.path / name;
 }
 
-inline std::string quote(const std::string& text) {
-  std::string q = "'";
-  for (char c : text) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-inline std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::read_text;
 
 struct Run {
   int code;  // exit status; -1 if killed by a signal

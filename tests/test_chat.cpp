@@ -155,6 +155,11 @@ TEST_CASE("generation_config.json: bad input names the file and the field", "[ch
       {R"({"min_p": 2})", "min_p"},
       {R"({"repetition_penalty": 0})", "repetition_penalty"},
       {R"({"max_new_tokens": 0})", "max_new_tokens"},
+      // Past a float's range (found by tests/fuzz/fuzz_config): refused here, not by the sampler.
+      {R"({"do_sample": true, "temperature": 1e39})", "temperature"},
+      {R"({"do_sample": true, "top_p": 1e-50})", "top_p"},
+      {R"({"repetition_penalty": 1e300})", "repetition_penalty"},
+      {R"({"temperature": 1e400})", "malformed JSON"},  // past a double: nlohmann's out_of_range
   };
   for (const auto& [json, needle] : cases) {
     const std::string message = error_of(json);

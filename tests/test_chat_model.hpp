@@ -18,11 +18,13 @@
 
 #include "recurrent_depth/generate/chat.hpp"
 #include "recurrent_depth/recurrent_depth.hpp"
+#include "test_files.hpp"
 
 namespace recurrent_depth::testing::chat {
 
 namespace fs = std::filesystem;
 using ChatModel = RecurrentDepthModel<CpuBackend, BF16>;
+using testing::write_text;
 
 inline fs::path huginn_tokenizer_path() {
   return fs::path(RECURRENT_DEPTH_TOKENIZER_TEST_DIR) / "huginn_tokenizer.json";
@@ -47,12 +49,6 @@ inline ModelConfig chat_config() {
 inline constexpr const char* kGenerationConfig =
     R"({"bos_token_id": 65504, "eos_token_id": [65505, 65508], "pad_token_id": 65509,
         "do_sample": false, "max_new_tokens": 6})";
-
-inline void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  require(out.good(), "cannot write ", path.string());
-}
 
 // Ids whose rows stay random: the special tokens and the tokens that decode to printable ASCII.
 inline std::vector<bool> kept_ids(int vocab) {

@@ -1,8 +1,6 @@
 // Checkpoint: single-file and sharded model directories (tiny_huginn split into shards must give
 // identical tensors; the released Huginn-0125 layout loads as the same tied model), in-memory
 // checkpoints, exact shape checks and the errors for bad directories.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -16,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "recurrent_depth/recurrent_depth.hpp"
+#include "test_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace recurrent_depth;
@@ -23,66 +22,11 @@ using Catch::Contains;
 
 namespace {
 
-const fs::path kTinyDir = fs::path(RECURRENT_DEPTH_TEST_DATA) / "tiny_huginn";
+using recurrent_depth::testing::TempDir;
+using recurrent_depth::testing::write_sharded;
+using recurrent_depth::testing::write_text;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("rd_checkpoint_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
-
-// Splits tiny_huginn's tensors round-robin into `shards` files plus an index; returns the index.
-// released: as Huginn-0125 is published, every tensor stored as float32 and lm_head.weight a
-// stored copy of the embedding.
-nlohmann::json write_sharded(const fs::path& dir, int shards, bool released = false) {
-  const SafetensorsFile source = SafetensorsFile::open(kTinyDir / "model.safetensors");
-  std::vector<SafetensorsWriter> writers(shards);
-  for (auto& w : writers) w.set_metadata("format", "pt");
-  nlohmann::json index;
-  index["metadata"]["total_size"] = 0;
-  std::size_t i = 0, total = 0;
-  std::vector<const TensorInfo*> tensors;
-  for (const TensorInfo& t : source.tensors()) tensors.push_back(&t);
-  if (released) tensors.push_back(&source.at("transformer.wte.weight"));  // again, as lm_head
-  for (const TensorInfo* tensor : tensors) {
-    const int s = int(i++ % shards);
-    TensorInfo t = *tensor;
-    if (released && i == tensors.size()) t.name = "lm_head.weight";
-    std::vector<float> values;
-    if (released && t.dtype != DType::F32) {
-      values.resize(t.numel());
-      read_values(t, std::span<float>(values));
-      t.dtype = DType::F32;
-      t.bytes = std::as_bytes(std::span<const float>(values));
-    }
-    writers[s].add(t.name, t.dtype, t.shape, t.bytes);
-    const std::string shard =
-        "model-0000" + std::to_string(s + 1) + "-of-0000" + std::to_string(shards) + ".safetensors";
-    index["weight_map"][t.name] = shard;
-    total += t.bytes.size();
-  }
-  index["metadata"]["total_size"] = total;
-  for (int s = 0; s < shards; ++s) {
-    writers[s].write(dir / ("model-0000" + std::to_string(s + 1) + "-of-0000" +
-                            std::to_string(shards) + ".safetensors"));
-  }
-  write_text(dir / "model.safetensors.index.json", index.dump(2));
-  return index;
-}
+const fs::path kTinyDir = recurrent_depth::testing::tiny_huginn_dir();
 
 }  // namespace
 
@@ -203,6 +147,17 @@ TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
   extra["weight_map"]["lm_head.weight"] = "model-00001-of-00002.safetensors";
   write_text(index_path, extra.dump());
   REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("lm_head.weight"));
+
+  // A shard is a file of the model directory: no path elsewhere, no NUL cutting the name short.
+  for (const std::string shard :
+       {std::string("../model.safetensors"), std::string("/etc/passwd"), std::string("a\0b", 3)}) {
+    nlohmann::json elsewhere = good;
+    elsewhere["weight_map"]["freqs_cis"] = shard;
+    write_text(index_path, elsewhere.dump());
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+                        Contains("weight_map entry freqs_cis: shard \"") &&
+                            Contains("is not a file name in the model directory"));
+  }
 
   // A corrupt shard reports the shard's own path.
   write_text(index_path, good.dump());

@@ -1,8 +1,6 @@
 // Safetensors reader and writer: round trips for every dtype, the real tiny_huginn file, one test
 // per kind of malformed input (each message must name the file / tensor), and a fixed-seed fuzz
 // loop.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -14,6 +12,7 @@
 #include <vector>
 
 #include "recurrent_depth/io/safetensors.hpp"
+#include "test_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace recurrent_depth;
@@ -24,28 +23,8 @@ namespace {
 const fs::path kTinyModel =
     fs::path(RECURRENT_DEPTH_TEST_DATA) / "tiny_huginn" / "model.safetensors";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("rd_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::vector<std::byte> read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> bytes(chars.size());
-  std::memcpy(bytes.data(), chars.data(), chars.size());
-  return bytes;
-}
+using recurrent_depth::testing::read_bytes;
+using recurrent_depth::testing::TempDir;
 
 // A file with the given header text (not padded) followed by `data_size` zero bytes.
 std::vector<std::byte> make_file(const std::string& header, std::size_t data_size) {
@@ -192,7 +171,7 @@ TEST_CASE("safetensors: writer errors and file round trip", "[io][safetensors]")
   w.set_metadata("k", "v");
   const fs::path path = dir.path / "out.safetensors";
   w.write(path);
-  CHECK(read_file(path) == w.bytes());
+  CHECK(read_bytes(path) == w.bytes());
 
   SafetensorsFile moved = [&] {
     SafetensorsFile f = SafetensorsFile::open(path);
@@ -252,7 +231,7 @@ TEST_CASE("safetensors: tiny_huginn model file", "[io][safetensors]") {
 }
 
 TEST_CASE("safetensors: truncated and corrupt real file", "[io][safetensors]") {
-  const std::vector<std::byte> full = read_file(kTinyModel);
+  const std::vector<std::byte> full = read_bytes(kTinyModel);
   std::uint64_t header_len = 0;
   std::memcpy(&header_len, full.data(), 8);
   const auto cut = [&](std::size_t n) {

@@ -62,7 +62,7 @@ TaskFile read_tasks(const std::string& path, const rd::tokenizer::Tokenizer& tok
     nlohmann::json item;
     try {
       item = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // also out_of_range (1e400)
       fail(where, ": malformed JSON (", e.what(), ")");
     }
     for (const char* key : {"prompt", "answer"})

@@ -58,7 +58,7 @@ std::string dump(const Json& j) {
 Json parse_json(const std::string& text, const std::string& where) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number past double
     fail(where, ": malformed JSON (", e.what(), ")");
   }
 }

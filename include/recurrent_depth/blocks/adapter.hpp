@@ -21,8 +21,10 @@ struct ConcatLinearAdapter {
     void load(const Checkpoint& checkpoint, const std::string& name, const ModelConfig& config) {
       using Source = typename Precision::Source;
       const auto h = static_cast<std::size_t>(config.n_embd);
+      const std::int64_t rows = config.n_embd, cols = 2 * rows;
+      checkpoint.at(name + ".weight", {rows, cols});  // before the allocation
       std::vector<Source> both(h * 2 * h);
-      checkpoint.read<Source>(name + ".weight", {config.n_embd, 2 * config.n_embd}, both);
+      checkpoint.read<Source>(name + ".weight", {rows, cols}, both);
       std::vector<Source> half(h * h);
       for (std::size_t side = 0; side < 2; ++side) {
         for (std::size_t r = 0; r < h; ++r)

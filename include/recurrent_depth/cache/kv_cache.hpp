@@ -1,7 +1,8 @@
 // The KV cache of one sequence: one slot per block invocation (prelude block b -> slot b; core
 // iteration i, layer j -> n_prelude + n_core * i + j; coda block c -> -(c + 1)), stored and looked
 // up by a CacheRule. Attention reads a slot through view(): the entries it holds or, under
-// latest-m4 with tokens missing there, the entries that stand in for them.
+// latest-m4 with tokens missing there, the entries that stand in for them. A KvCacheLimit bounds
+// its size.
 #pragma once
 
 #include <cstddef>
@@ -23,15 +24,25 @@ struct KvView {
   std::span<const std::int32_t> positions;
 };
 
+// A bound on one sequence's KV cache (0: none): the model refuses, before it writes anything, a
+// forward that could take the cache past either bound, so the session stays usable.
+struct KvCacheLimit {
+  std::size_t tokens = 0;  // positions the cache may hold
+  std::size_t bytes = 0;   // bytes() may reach at most this
+};
+
 class KvCache {
  public:
   KvCache() = default;
-  explicit KvCache(std::size_t width, CacheRule rule = {}) : width_(width), rule_(rule) {}
+  explicit KvCache(std::size_t width, CacheRule rule = {}, KvCacheLimit limit = {})
+      : width_(width), rule_(rule), limit_(limit) {}
 
   // Tokens the cache holds (positions 0 .. length()-1); the next forward starts here.
   std::size_t length() const { return length_; }
   std::size_t width() const { return width_; }
   const CacheRule& rule() const { return rule_; }
+  const KvCacheLimit& limit() const { return limit_; }
+  void set_limit(KvCacheLimit limit) { limit_ = limit; }
 
   // Stores the entries of block invocation `slot` for positions first .. first + k.rows - 1.
   void write(int slot, std::size_t first, ConstMatrixView<float> k, ConstMatrixView<float> v) {
@@ -116,6 +127,7 @@ class KvCache {
   std::size_t width_ = 0;
   std::size_t length_ = 0;
   CacheRule rule_;
+  KvCacheLimit limit_;
   std::map<int, KvSlot> slots_;
   std::vector<float> gathered_keys_, gathered_values_;
   std::vector<std::int32_t> gathered_positions_;

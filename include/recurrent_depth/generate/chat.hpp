@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../io/config.hpp"
 #include "../tokenizer/tokenizer.hpp"
 #include "generate.hpp"
 
@@ -113,7 +115,7 @@ struct GenerationConfig {
     Json j;
     try {
       j = Json::parse(text);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number past double
       fail(origin, ": malformed JSON (", e.what(), ")");
     }
     require(j.is_object(), origin, ": expected a JSON object at the top level");
@@ -125,9 +127,13 @@ struct GenerationConfig {
                             const char* expected) -> std::optional<float> {
       const Json* v = field(key);
       if (!v) return std::nullopt;
+      // The sampler takes floats: the value must stay in range once rounded to one.
       const double x = v->is_number() ? v->get<double>() : low - 1;
-      const bool ok = v->is_number() && (open_low ? x > low : x >= low) && x <= high;
-      require(ok, origin, ": field ", key, ": expected ", expected, ", found ", v->dump());
+      const bool fits = std::abs(x) <= double(std::numeric_limits<float>::max());
+      const double f = fits ? double(static_cast<float>(x)) : low - 1;
+      const bool ok = v->is_number() && (open_low ? f > low : f >= low) && f <= high;
+      require(ok, origin, ": field ", key, ": expected ", expected, " (a float), found ",
+              detail::config_excerpt(*v));
       return static_cast<float>(x);
     };
     const auto integer = [&](const Json& v, const char* key, std::int64_t low,
@@ -135,7 +141,7 @@ struct GenerationConfig {
       require(
           v.is_number_integer() && v.get<std::int64_t>() >= low && v.get<std::int64_t>() <= high,
           origin, ": field ", key, ": expected an integer in [", low, ", ", high, "], found ",
-          v.dump());
+          detail::config_excerpt(v));
       return v.get<std::int64_t>();
     };
     constexpr std::int64_t most = std::numeric_limits<std::int32_t>::max();
@@ -154,7 +160,7 @@ struct GenerationConfig {
     bool sample = false;
     if (const Json* v = field("do_sample")) {
       require(v->is_boolean(), origin, ": field do_sample: expected true or false, found ",
-              v->dump());
+              detail::config_excerpt(*v));
       sample = v->get<bool>();
     }
     const auto temperature = number("temperature", 0, inf, false, "a number >= 0");

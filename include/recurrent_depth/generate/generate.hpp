@@ -84,6 +84,28 @@ using TokenCallback = std::function<void(const GeneratedToken&)>;
 
 namespace detail {
 
+// Refuses, before any forward, a generation that would run past the model's context (block_size)
+// or the session's KV cache limit in tokens. The last new token is never fed back: a prompt of P
+// tokens and N new ones take P + N - 1 positions after those already cached.
+inline void require_context_room(int block_size, const KvCache& cache, std::size_t prompt,
+                                 int max_new_tokens) {
+  const std::size_t cached = cache.length(), context = std::size_t(block_size);
+  const std::size_t limit = cache.limit().tokens;
+  const std::size_t room = limit > 0 && limit < context ? limit : context;
+  const char* bound = room < context ? "the session's KV cache limit" : "the model's context";
+  const char* unit = room < context ? " tokens" : " positions (block_size)";
+  if (cached + prompt > room) {
+    fail("generate: the prompt of ", prompt, " tokens after ", cached, " cached ones exceeds ",
+         bound, " of ", room, unit);
+  }
+  const std::size_t needed = cached + prompt + std::size_t(std::max(max_new_tokens, 1)) - 1;
+  if (needed > room) {
+    fail("generate: max_new_tokens ", max_new_tokens, " after a prompt of ", prompt, " tokens and ",
+         cached, " cached ones needs ", needed, " positions, more than ", bound, " of ", room, unit,
+         " (at most ", room - cached - prompt + 1, " new tokens fit)");
+  }
+}
+
 // The state of one generate() call.
 template <class Model>
 class GenerationLoop {
@@ -207,6 +229,8 @@ Generation generate(const Model& model, Session& session, std::span<const std::i
                     const GenerationOptions& options, const TokenCallback& on_token = {}) {
   options.validate();
   require(!prompt.empty(), "generate: the prompt is empty, expected at least one token");
+  detail::require_context_room(model.config().block_size, session.cache, prompt.size(),
+                               options.max_new_tokens);
   return detail::GenerationLoop<Model>(model, session, options, on_token).run(prompt);
 }
 

@@ -79,12 +79,10 @@ class Checkpoint {
     return *t;
   }
 
-  // Checks the stored shape exactly, then converts (T = float or bf16). `out` must hold numel.
-  template <class T>
-  requires(std::is_same_v<T, float> ||
-           std::is_same_v<T, bf16>) void read(std::string_view name,
-                                              std::initializer_list<std::int64_t> expected_shape,
-                                              std::span<T> out) const {
+  // The tensor `name`, whose stored shape must be exactly `expected_shape` and whose dtype must be
+  // one that converts to float (F32, BF16 or F16). Callers check before they allocate for it.
+  const TensorInfo& at(std::string_view name,
+                       std::initializer_list<std::int64_t> expected_shape) const {
     const TensorInfo& t = at(name);
     if (!std::equal(t.shape.begin(), t.shape.end(), expected_shape.begin(), expected_shape.end())) {
       TensorInfo expected;
@@ -92,6 +90,20 @@ class Checkpoint {
       fail("tensor ", t.name, " in ", t.source, ": shape ", t.shape_string(), ", expected ",
            expected.shape_string());
     }
+    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16) {
+      fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),
+           ", expected F32, BF16 or F16");
+    }
+    return t;
+  }
+
+  // Checks the stored shape exactly, then converts (T = float or bf16). `out` must hold numel.
+  template <class T>
+  requires(std::is_same_v<T, float> ||
+           std::is_same_v<T, bf16>) void read(std::string_view name,
+                                              std::initializer_list<std::int64_t> expected_shape,
+                                              std::span<T> out) const {
+    const TensorInfo& t = at(name, expected_shape);
     read_values(t, out);
     release(t);
     if (impl_->observer) impl_->observer(t);
@@ -149,9 +161,17 @@ class Checkpoint {
     if (!in) fail("cannot open ", index_name);
     std::ostringstream text;
     text << in.rdbuf();
+    return from_index(dir, text.str(), index_name);
+  }
+
+ public:
+  // The shards in `dir` that the text of an index file names (open() reads the text from
+  // dir/model.safetensors.index.json; `index_name` names it in messages).
+  static Checkpoint from_index(const std::filesystem::path& dir, std::string_view index_text,
+                               const std::string& index_name) {
     nlohmann::json index;
     try {
-      index = nlohmann::json::parse(text.str());
+      index = nlohmann::json::parse(index_text.begin(), index_text.end());
     } catch (const nlohmann::json::exception& e) {
       fail(index_name, ": malformed JSON: ", e.what());
     }
@@ -172,6 +192,13 @@ class Checkpoint {
       const auto& shard_name = shard.get_ref<const std::string&>();
       auto slot = shard_slot.find(shard_name);
       if (slot == shard_slot.end()) {
+        // A file of the model directory itself: no path (an index names no file elsewhere).
+        if (shard_name.empty() || shard_name == "." || shard_name == ".." ||
+            shard_name.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
+          fail(index_name, ": weight_map entry ", name, ": shard ", detail::json_excerpt(shard),
+               " is not a file name in the model directory (expected e.g. "
+               "model-00001-of-00004.safetensors)");
+        }
         const std::filesystem::path shard_path = dir / shard_name;
         std::error_code ec;
         if (!std::filesystem::is_regular_file(shard_path, ec)) {
@@ -191,6 +218,7 @@ class Checkpoint {
     return c;
   }
 
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

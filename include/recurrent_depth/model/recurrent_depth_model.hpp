@@ -3,6 +3,7 @@
 // r core iterations from the initial state, ln_f (the latents), coda, ln_f, head.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -16,6 +17,7 @@
 #include "active_rows.hpp"
 #include "architecture.hpp"
 #include "exit_decider.hpp"
+#include "load_estimate.hpp"
 #include "session.hpp"
 
 namespace recurrent_depth {
@@ -70,10 +72,14 @@ class RecurrentDepthModel {
   using PrecisionType = Precision;
   using ArchitectureType = Arch;
 
-  RecurrentDepthModel(ModelConfig config, const Checkpoint& checkpoint)
+  // Checks the config and that the model fits (options.memory_limit, or the memory available)
+  // before allocating anything, then reads and converts the weights.
+  RecurrentDepthModel(ModelConfig config, const Checkpoint& checkpoint,
+                      const LoadOptions& options = {})
       : config_(std::move(config)),
         // The backend's check of this CPU runs first, before anything compiled for it.
-        rope_((Backend::check_machine(),
+        rope_((Backend::check_machine(), config_.validate(checkpoint.directory().string()),
+               require_load_fits<Precision>(config_, checkpoint, options),
                rope_table(static_cast<std::size_t>(config_.block_size),
                           static_cast<std::size_t>(config_.head_dim()), config_.rope_base))) {
     embedding_.load(checkpoint, names::kEmbedding, config_);
@@ -87,9 +93,9 @@ class RecurrentDepthModel {
   std::size_t width() const { return static_cast<std::size_t>(config_.n_embd); }
   std::size_t vocab_rows() const { return embedding_.vocab_rows(); }
 
-  // A new sequence: its KV cache (stored by `rule`) and its seeded generator.
-  Session new_session(std::uint64_t seed = 0, CacheRule rule = {}) const {
-    return Session(width(), seed, rule);
+  // A new sequence: its KV cache (stored by `rule`, bounded by `limit`) and its seeded generator.
+  Session new_session(std::uint64_t seed = 0, CacheRule rule = {}, KvCacheLimit limit = {}) const {
+    return Session(width(), seed, rule, limit);
   }
 
   // Runs T new tokens of one sequence (positions cache.length() .. +T-1).
@@ -186,12 +192,18 @@ class RecurrentDepthModel {
   // KV cache bytes one token occupies after r core iterations when stored by `rule` (one entry
   // per distinct storage slot its block invocations write; latest-m4 stores as much as full).
   std::size_t kv_bytes_per_token(int steps, CacheRule rule = {}) const {
-    std::set<int> slots;
-    for (int i = 0; i < prelude_.size(); ++i) slots.insert(rule.storage_slot(i));
-    for (int i = 0; i < core_.layers() * steps; ++i)
-      slots.insert(rule.storage_slot(prelude_.size() + i));
-    for (int i = 1; i <= coda_.size(); ++i) slots.insert(rule.storage_slot(-i));
-    return slots.size() * 2 * width() * sizeof(float);
+    const std::size_t core_slots =
+        saturating_product(std::size_t(core_.layers()), std::size_t(std::max(steps, 0)));
+    std::size_t count = saturating_sum(std::size_t(prelude_.size() + coda_.size()), core_slots);
+    if (rule.compress > 0) {  // core slots repeat with period K: the first K cover them all
+      std::set<int> slots;
+      for (int i = 0; i < prelude_.size(); ++i) slots.insert(rule.storage_slot(i));
+      for (std::size_t i = 0; i < std::min(core_slots, std::size_t(rule.compress)); ++i)
+        slots.insert(rule.storage_slot(prelude_.size() + int(i)));
+      for (int i = 1; i <= coda_.size(); ++i) slots.insert(rule.storage_slot(-i));
+      count = slots.size();
+    }
+    return saturating_product(count, 2 * width() * sizeof(float));
   }
 
  private:
@@ -222,6 +234,32 @@ class RecurrentDepthModel {
       require(options.initial_state.rows == ids.size() && options.initial_state.cols == width(),
               "forward: initial state is [", options.initial_state.rows, ", ",
               options.initial_state.cols, "], expected [", ids.size(), ", ", width(), "]");
+    check_cache_room(item.session->cache, ids.size(), options);
+  }
+
+  // The most the cache can grow in this call: each new token writes one entry per storage slot
+  // its budget reaches. Refused before anything is written when that could pass the session's
+  // KvCacheLimit or the memory available.
+  void check_cache_room(const KvCache& cache, std::size_t tokens,
+                        const ForwardOptions& options) const {
+    const KvCacheLimit& limit = cache.limit();
+    if (limit.tokens > 0 && cache.length() + tokens > limit.tokens) {
+      fail("forward: ", tokens, " tokens after ", cache.length(),
+           " cached ones exceed the session's KV cache limit of ", limit.tokens, " tokens");
+    }
+    int deepest = options.steps.value_or(config_.mean_recurrence);
+    if (!options.steps_per_token.empty())
+      deepest = *std::max_element(options.steps_per_token.begin(), options.steps_per_token.end());
+    const std::size_t growth =
+        saturating_product(tokens, kv_bytes_per_token(deepest, cache.rule()));
+    const std::size_t most = saturating_sum(cache.bytes(), growth);
+    if (limit.bytes > 0 && most > limit.bytes) {
+      fail("forward: ", tokens, " tokens at r = ", deepest, " could take the KV cache (",
+           cache.rule().name(), ") from ", format_bytes(cache.bytes()), " to ", format_bytes(most),
+           ", over the session's limit of ", format_bytes(limit.bytes), " (", limit.bytes,
+           " bytes)");
+    }
+    require_memory(growth, 0, "forward: the KV cache's growth");
   }
 
   // The core loop. state: initial states [N, n_embd]; injected: the adapter's e part. Rows stop
@@ -346,11 +384,13 @@ class RecurrentDepthModel {
 };
 
 // Loads DIR/config.json and the weights of DIR (single file or sharded), converting them once.
+// Refused before anything is converted when it would not fit (see LoadOptions).
 template <class Backend, class Precision, class Arch = Huginn>
-RecurrentDepthModel<Backend, Precision, Arch> load_model(const std::filesystem::path& directory) {
+RecurrentDepthModel<Backend, Precision, Arch> load_model(const std::filesystem::path& directory,
+                                                         const LoadOptions& options = {}) {
   const Checkpoint checkpoint = Checkpoint::open(directory);
   return RecurrentDepthModel<Backend, Precision, Arch>(ModelConfig::load(directory / "config.json"),
-                                                       checkpoint);
+                                                       checkpoint, options);
 }
 
 }  // namespace recurrent_depth

@@ -12,8 +12,8 @@
 namespace recurrent_depth {
 
 struct Session {
-  Session(std::size_t width, std::uint64_t seed, CacheRule rule = {})
-      : cache(width, rule), rng(seed) {}
+  Session(std::size_t width, std::uint64_t seed, CacheRule rule = {}, KvCacheLimit limit = {})
+      : cache(width, rule, limit), rng(seed) {}
 
   KvCache cache;
   Rng rng;

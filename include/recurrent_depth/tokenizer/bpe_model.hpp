@@ -216,9 +216,10 @@ class BpeModel {
     symbols.back().next = -1;
 
     std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
-    const auto consider = [&](int32_t pos) {
+    const auto consider = [&](int32_t pos) {  // pos -1: the left neighbour of the first symbol
+      if (pos < 0) return;
       const int32_t next = symbols[static_cast<std::size_t>(pos)].next;
-      if (pos < 0 || next < 0) return;
+      if (next < 0) return;
       const auto it = merges_.find(pair_key(symbols[static_cast<std::size_t>(pos)].id,
                                             symbols[static_cast<std::size_t>(next)].id));
       if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.result});

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -46,7 +47,7 @@ class Tokenizer {
     Json config;
     try {
       config = Json::parse(text);
-    } catch (const Json::parse_error& error) {
+    } catch (const Json::exception& error) {  // parse_error, or out_of_range: a number past double
       fail(origin, ": malformed JSON (", error.what(), ")");
     }
     require(config.is_object(), origin, ": expected a JSON object at the top level");
@@ -54,7 +55,12 @@ class Tokenizer {
   }
 
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const {
-    require(is_valid_utf8(text), "tokenizer: encode() needs valid UTF-8 text");
+    if (const std::size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02X", unsigned(static_cast<unsigned char>(text[bad])));
+      fail("tokenizer: the text to encode is not valid UTF-8: byte ", byte, " at offset ", bad,
+           " of ", text.size(), " does not start a valid UTF-8 sequence (expected UTF-8 text)");
+    }
     std::vector<int32_t> ids;
     for (const std::string& section :
          split_on_added_tokens(text, unnormalized_tokens_, added_by_content_)) {
@@ -198,7 +204,11 @@ class Tokenizer {
         const Json& ids =
             json_field((*special_map)[name], "ids", where + ".special_tokens." + name);
         require(ids.is_array(), where, ".special_tokens.", name, ".ids: expected an array of ids");
-        for (const Json& id : ids) part.ids.push_back(id.get<int32_t>());
+        for (const Json& id : ids) {
+          require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < INT32_MAX,
+                  where, ".special_tokens.", name, ".ids: expected non-negative integer ids");
+          part.ids.push_back(id.get<int32_t>());
+        }
       } else {
         const auto id = token_to_id(name);
         require(id.has_value(), item, ".SpecialToken.id: unknown token \"", name, "\"");

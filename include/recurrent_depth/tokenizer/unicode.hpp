@@ -89,13 +89,18 @@ inline char32_t next_code_point(std::string_view text, std::size_t& pos) {
   return cp;
 }
 
-inline bool is_valid_utf8(std::string_view text) {
+// The offset of the first byte that does not start a valid UTF-8 sequence; npos if none.
+inline std::size_t first_invalid_utf8(std::string_view text) {
   for (std::size_t pos = 0; pos < text.size();) {
     const std::size_t length = utf8_sequence_length(text, pos);
-    if (length == 0) return false;
+    if (length == 0) return pos;
     pos += length;
   }
-  return true;
+  return std::string_view::npos;
+}
+
+inline bool is_valid_utf8(std::string_view text) {
+  return first_invalid_utf8(text) == std::string_view::npos;
 }
 
 // Replaces every maximal invalid subpart with U+FFFD (the WHATWG / Unicode recommended practice).

@@ -149,7 +149,7 @@ TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
   REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("lm_head.weight"));
 
   // A shard is a file of the model directory: no path elsewhere, no NUL cutting the name short.
-  for (const std::string shard :
+  for (const std::string& shard :
        {std::string("../model.safetensors"), std::string("/etc/passwd"), std::string("a\0b", 3)}) {
     nlohmann::json elsewhere = good;
     elsewhere["weight_map"]["freqs_cis"] = shard;

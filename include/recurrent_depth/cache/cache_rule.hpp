@@ -45,8 +45,11 @@ struct CacheRule {
 
   std::string name() const {
     std::string result = latest_same_layer ? "latest-m4" : "";
-    if (compress > 0)
-      result += (result.empty() ? "" : "-") + std::string("compress-s") + std::to_string(compress);
+    if (compress > 0) {
+      if (!result.empty()) result += '-';
+      result += "compress-s";
+      result += std::to_string(compress);
+    }
     return result.empty() ? "full" : result;
   }
 

@@ -30,6 +30,7 @@ int command_chat(const std::vector<std::string>& args);
 int command_bench(const std::vector<std::string>& args);
 int command_eval(const std::vector<std::string>& args);
 int command_trace(const std::vector<std::string>& args);
+int command_serve(const std::vector<std::string>& args);
 
 inline constexpr const char* kDefaultWeights = "bf16";
 

@@ -44,7 +44,8 @@ constexpr auto kKeepAlive = std::chrono::seconds(1);  // a comment line after a 
 Arguments serve_arguments() {
   return Arguments(
       "serve",
-      "--model DIR [--host 127.0.0.1] [--port 8080] [--max-batch N] [--max-queue Q]\n"
+      "(--model DIR | --shape NAME --tokenizer FILE) [--host 127.0.0.1] [--port 8080] [--max-batch "
+      "N] [--max-queue Q]\n"
       "                    [--timeout S] [--max-steps R] [--weights f32|bf16|int8|q4] "
       "[--threads N]",
       "Serves the model in DIR (config.json, weights, tokenizer.json, optionally\n"
@@ -61,8 +62,12 @@ Arguments serve_arguments() {
       "each step runs every running request's next forward in one pass over the weights, and\n"
       "each request gets the tokens it would get alone. Past --max-batch running and --max-queue\n"
       "waiting requests, the answer is 429. SIGTERM finishes the accepted requests, then exits.\n"
-      "With --port 0 a free port is chosen; the first line on stdout names the address.",
+      "With --port 0 a free port is chosen; the first line on stdout names the address.\n"
+      "--shape serves seeded random weights of a named size (for load tests), with Huginn's\n"
+      "generation defaults.",
       {model_flag(),
+       shape_flag(),
+       {"--tokenizer", "FILE", "tokenizer.json (default: DIR/tokenizer.json; needed with --shape)"},
        {"--host", "HOST", "address to listen on (default 127.0.0.1)"},
        {"--port", "PORT", "TCP port, 0 for any free one (default 8080)"},
        {"--max-batch", "N", "most requests generating at once, in one batch (default 16)"},
@@ -280,7 +285,6 @@ int command_serve(const std::vector<std::string>& words) {
     std::cout << args.help();
     return 0;
   }
-  const std::filesystem::path dir = model_directory(args);
   const rd::WeightFormat format = weight_format(args);
   ServerSettings settings;
   settings.host = args.get("--host").value_or("127.0.0.1");
@@ -288,14 +292,22 @@ int command_serve(const std::vector<std::string>& words) {
   settings.max_batch = std::size_t(args.integer("--max-batch", 1, 4096).value_or(16));
   settings.max_queue = std::size_t(args.integer("--max-queue", 0, 65536).value_or(64));
   settings.timeout = std::chrono::seconds(args.integer("--timeout", 1, kMostInt).value_or(600));
-  settings.model = model_name(dir);
   const int max_steps = int(args.integer("--max-steps", 1, kMostInt).value_or(256));
+  if (args.has("--shape") && !args.has("--tokenizer")) {
+    fail("--shape needs --tokenizer FILE (e.g. tests/tokenizer/huginn_tokenizer.json)");
+  }
   apply_threads(args);
 
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
-  const rd::tokenizer::Tokenizer tokenizer = load_tokenizer(dir, config, "serve needs it");
-  const rd::GenerationConfig defaults = rd::GenerationConfig::load(dir / "generation_config.json");
-  const ServeContext context{config, tokenizer, defaults, max_steps};
+  const ModelSource source = model_source(args, false);
+  const std::optional<std::filesystem::path>& dir = source.directory;
+  settings.model = dir ? model_name(*dir) : *args.get("--shape");
+  const rd::tokenizer::Tokenizer tokenizer =
+      args.has("--tokenizer") ? load_tokenizer_file(*args.get("--tokenizer"), source.config)
+                              : load_tokenizer(*dir, source.config, "serve needs it");
+  const rd::GenerationConfig defaults =
+      dir ? rd::GenerationConfig::load(*dir / "generation_config.json")
+          : rd::GenerationConfig::huginn_defaults();
+  const ServeContext context{source.config, tokenizer, defaults, max_steps};
 
   // SIGTERM and SIGINT go to the shutdown thread alone (every thread inherits this mask); a
   // write to a closed connection is an error return, not a signal.
@@ -306,10 +318,12 @@ int command_serve(const std::vector<std::string>& words) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  return with_model(dir, format, [&](const auto& model) {
-    Server<std::decay_t<decltype(model)>> server(model, context, settings, args);
-    return server.run(stop_signals);
-  });
+  return with_loaded_model(source.config, source.checkpoint, format, source.label,
+                           ::isatty(STDERR_FILENO), [&](const auto& model) {
+                             Server<std::decay_t<decltype(model)>> server(model, context, settings,
+                                                                          args);
+                             return server.run(stop_signals);
+                           });
 }
 
 }  // namespace rdepth

@@ -358,9 +358,12 @@ inline ServeRequest parse_request(const std::string& text, Endpoint endpoint,
         room, context.defaults.max_new_tokens.value_or(std::numeric_limits<int>::max())));
   }
 
-  g.stop_ids = context.defaults.stop_ids;
-  if (endpoint == Endpoint::chat)
-    g.stop_ids.push_back(*context.tokenizer.token_to_id(rd::chat_tokens::end_turn));
+  // ignore_eos (as llama.cpp and vLLM name it): only max_tokens and "stop" texts end the text.
+  if (!boolean_field(body, "ignore_eos")) {
+    g.stop_ids = context.defaults.stop_ids;
+    if (endpoint == Endpoint::chat)
+      g.stop_ids.push_back(*context.tokenizer.token_to_id(rd::chat_tokens::end_turn));
+  }
   return request;
 }
 

@@ -56,7 +56,7 @@ function generateAlone(model, prompt, maxTokens, fields) {
 
 function chatAlone(model, system, message) {
   return execFileSync(rdepth, ['chat', '--model', model, '--system', system, ...threads],
-    { input: `${message}\n` }).toString().replace(/\n$/, '');
+    { input: `${message}\n`, stdio: 'pipe' }).toString().replace(/\n$/, '');
 }
 
 // ---- helpers ---------------------------------------------------------------------------------

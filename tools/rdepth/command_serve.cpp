@@ -132,6 +132,8 @@ class Server {
                    signal == SIGINT ? "SIGINT" : "SIGTERM", s.running, s.queued);
       scheduler_.close();
       scheduler.join();
+      // The handlers write their last events before the server stops (it ends a stream early).
+      while (in_flight_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       http_.stop();
     });
     std::printf("rdepth serve: listening on http://%s:%d (model %s, max batch %zu, queue %zu)\n",
@@ -151,7 +153,8 @@ class Server {
   void routes() {
     const std::size_t connections = settings_.max_batch + settings_.max_queue + 4;
     http_.new_task_queue = [connections] { return new httplib::ThreadPool(connections); };
-    http_.set_keep_alive_timeout(1);  // idle connections do not hold up a shutdown
+    // Idle connections hold up a shutdown this long; clients stop reusing them a second earlier.
+    http_.set_keep_alive_timeout(2);
     http_.set_payload_max_length(8 << 20);
     http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       const SchedulerStatus s = scheduler_.status();
@@ -199,7 +202,16 @@ class Server {
         });
   }
 
+  // Counts a generation request from its handler's start until its response is written (for a
+  // stream: until httplib lets go of the event callback, which holds a copy).
+  struct InFlight {
+    explicit InFlight(std::atomic<int>& count) : count(count) { ++count; }
+    ~InFlight() { --count; }
+    std::atomic<int>& count;
+  };
+
   void generate(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+    const auto in_flight = std::make_shared<InFlight>(in_flight_);
     std::shared_ptr<Job> job;
     try {
       job = std::make_shared<Job>(parse_request(req.body, endpoint, context_),
@@ -221,7 +233,7 @@ class Server {
         break;
     }
     const ResponseWriter writer(endpoint, ++requests_, settings_.model);
-    if (job->request().stream) return stream(res, job, writer);
+    if (job->request().stream) return stream(res, job, writer, in_flight);
     std::string text;
     while (true) {
       Job::Update update = job->wait(kKeepAlive);
@@ -234,39 +246,58 @@ class Server {
     }
   }
 
-  // Server-sent events, one per token; a failed write (the client left) cancels the job.
-  static void stream(httplib::Response& res, std::shared_ptr<Job> job,
-                     const ResponseWriter& writer) {
+  static void stream(httplib::Response& res, std::shared_ptr<Job> job, const ResponseWriter& writer,
+                     std::shared_ptr<InFlight> in_flight) {
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [job, writer, started = false](std::size_t, httplib::DataSink& sink) mutable {
-          const auto send = [&](const std::string& text) {
-            if (text.empty() || sink.write(text.data(), text.size())) return true;
-            job->cancel();
-            return false;
-          };
-          if (!started) {
-            started = true;
-            return send(writer.role_event());
-          }
-          Job::Update update = job->wait(kKeepAlive);
-          if (update.pieces.empty() && !update.outcome) return send(": waiting\n\n");
-          for (const std::string& piece : update.pieces)
-            if (!send(writer.token_event(piece))) return false;
-          if (!update.outcome) return true;
-          const Outcome& outcome = *update.outcome;
-          const bool sent =
-              send(outcome.error ? ResponseWriter::error_event(*outcome.error)
-                                 : writer.final_events(outcome.finish_reason, outcome.usage,
-                                                       job->request().include_usage));
-          if (sent) sink.done();
-          return sent;
-        },
-        [job](bool success) {
-          if (!success) job->cancel();
-        });
+    res.set_chunked_content_provider("text/event-stream", EventStream{job, writer, in_flight},
+                                     [job](bool success) {
+                                       if (!success) job->cancel();
+                                     });
   }
+
+  // The server-sent events of a streamed request, one per token, written as they come; a failed
+  // write (the client left) cancels the job.
+  struct EventStream {
+    std::shared_ptr<Job> job;
+    ResponseWriter writer;
+    std::shared_ptr<InFlight> in_flight;
+    bool started = false;
+
+    // httplib's content provider: writes what there is, waiting up to kKeepAlive for it (a
+    // comment line when nothing came); false ends the response.
+    bool operator()(std::size_t, httplib::DataSink& sink) {
+      try {
+        return write(sink);
+      } catch (const std::exception&) {  // on a worker thread nothing else would catch it
+        job->cancel();
+        return false;
+      }
+    }
+
+    bool write(httplib::DataSink& sink) {
+      const auto send = [&](const std::string& text) {
+        if (text.empty() || sink.write(text.data(), text.size())) return true;
+        job->cancel();
+        return false;
+      };
+      if (!started) {
+        started = true;
+        return send(writer.role_event());
+      }
+      const Job::Update update = job->wait(kKeepAlive);
+      if (update.pieces.empty() && !update.outcome) return send(": waiting\n\n");
+      for (const std::string& piece : update.pieces)
+        if (!send(writer.token_event(piece))) return false;
+      if (!update.outcome) return true;
+      const Outcome& outcome = *update.outcome;
+      const bool sent =
+          send(outcome.error ? ResponseWriter::error_event(*outcome.error)
+                             : writer.final_events(outcome.finish_reason, outcome.usage,
+                                                   job->request().include_usage));
+      if (sent) sink.done();
+      return sent;
+    }
+  };
 
   const ServeContext& context_;
   const ServerSettings settings_;
@@ -274,6 +305,7 @@ class Server {
   const Arguments& args_;
   httplib::Server http_;
   std::atomic<std::uint64_t> requests_ = 0;
+  std::atomic<int> in_flight_ = 0;
   const std::int64_t started_ = unix_seconds();
 };
 

@@ -33,6 +33,12 @@ std::string cat(Parts&&... parts) {
   return text.str();
 }
 
+// JSON text; bytes that are not UTF-8 (a prompt's, or a token's that ends inside a character)
+// are written as U+FFFD rather than failing.
+inline std::string json_text(const Json& json) {
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 // An error answered with an HTTP status and OpenAI's body:
 // {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}.
 struct ApiError {
@@ -47,7 +53,7 @@ struct ApiError {
                   {"type", type},
                   {"param", param ? Json(*param) : Json(nullptr)},
                   {"code", code ? Json(*code) : Json(nullptr)}};
-    return Json{{"error", std::move(error)}}.dump();
+    return json_text(Json{{"error", std::move(error)}});
   }
 };
 
@@ -315,6 +321,8 @@ inline ServeRequest parse_request(const std::string& text, Endpoint endpoint,
     g.speculative = speculative_options(args);
     request.cache = cache_rule(args);
     max_tokens = args.integer("--max-new-tokens", 1, std::numeric_limits<int>::max());
+    const auto seed = args.unsigned_integer("--seed");
+    g.seed = seed ? *seed : std::random_device()();
   } catch (const rd::Error& e) {
     throw invalid_request(with_field_names(e.what(), body));
   }
@@ -325,8 +333,6 @@ inline ServeRequest parse_request(const std::string& text, Endpoint endpoint,
       throw invalid_request(
           cat(field, " is ", value, ", more than this server's --max-steps ", context.max_steps),
           field);
-  const auto seed = args.unsigned_integer("--seed");
-  g.seed = seed ? *seed : std::random_device()();
 
   try {
     request.prompt =

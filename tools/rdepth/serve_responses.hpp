@@ -55,7 +55,7 @@ class ResponseWriter {
     Json body = head(endpoint_ == Endpoint::chat ? "chat.completion" : "text_completion");
     body["choices"] = Json::array({std::move(choice)});
     body["usage"] = usage.json();
-    return body.dump();
+    return json_text(body);
   }
 
   // The first event of a streamed chat: the assistant's role (completions have none).
@@ -94,7 +94,7 @@ class ResponseWriter {
   }
 
  private:
-  static std::string event(const Json& data) { return cat("data: ", data.dump(), "\n\n"); }
+  static std::string event(const Json& data) { return cat("data: ", json_text(data), "\n\n"); }
 
   const char* chunk_object() const {
     return endpoint_ == Endpoint::chat ? "chat.completion.chunk" : "text_completion";
@@ -126,12 +126,11 @@ class ResponseWriter {
 };
 
 inline std::string models_body(const std::string& model, std::int64_t created) {
-  return Json{{"object", "list"},
-              {"data", Json::array({{{"id", model},
-                                     {"object", "model"},
-                                     {"created", created},
-                                     {"owned_by", "recurrent_depth"}}})}}
-      .dump();
+  return json_text(Json{{"object", "list"},
+                        {"data", Json::array({{{"id", model},
+                                               {"object", "model"},
+                                               {"created", created},
+                                               {"owned_by", "recurrent_depth"}}})}});
 }
 
 }  // namespace rdepth::serve

@@ -192,12 +192,11 @@ class Scheduler {
           joining.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
+        running_count_ += joining.size();
       }
       for (std::shared_ptr<Job>& job : joining) admit(std::move(job));
       drop_ended_running();
       if (!running_.empty()) step();
-      std::lock_guard lock(mutex_);
-      running_count_ = running_.size();
     }
   }
 
@@ -221,8 +220,7 @@ class Scheduler {
           model_, r.session, request.prompt, request.generation,
           [&r](const rd::GeneratedToken& token) { r.job->add_piece(r.text.push(token.id)); });
     } catch (const rd::Error& e) {
-      job->end({{}, {}, invalid_request(e.what())});
-      return;
+      return leave(*job, Outcome{{}, {}, invalid_request(e.what())});
     }
     if (r.steps->done()) return complete(r);
     running_.push_back(std::move(running));
@@ -240,9 +238,25 @@ class Scheduler {
   void drop_ended_running() {
     const auto now = Clock::now();
     std::erase_if(running_, [&](const std::unique_ptr<Running>& r) {
-      if (r->job->deadline() <= now) r->job->end({{}, {}, timeout_error()});
-      return r->job->cancelled() || r->job->deadline() <= now;
+      if (r->job->cancelled())
+        leave(*r->job, std::nullopt);
+      else if (r->job->deadline() <= now)
+        leave(*r->job, Outcome{{}, {}, timeout_error()});
+      else
+        return false;
+      return true;
     });
+  }
+
+  // A running job ends (without an outcome: its client left); its place is free before its
+  // client hears of it.
+  void leave(Job& job, std::optional<Outcome> outcome) {
+    {
+      std::lock_guard lock(mutex_);
+      --running_count_;
+      if (outcome && !outcome->error) ++served_;
+    }
+    if (outcome) job.end(std::move(*outcome));
   }
 
   // One forward for the whole batch; the jobs that are done leave it.
@@ -258,7 +272,8 @@ class Scheduler {
       results = model_.forward_batch(items);
     } catch (const std::exception& e) {  // not the clients' fault: every job of the step ends
       for (const auto& r : running_)
-        r->job->end({{}, {}, api_error(500, "server_error", cat("forward failed: ", e.what()))});
+        leave(*r->job,
+              Outcome{{}, {}, api_error(500, "server_error", cat("forward failed: ", e.what()))});
       running_.clear();
       return;
     }
@@ -282,9 +297,7 @@ class Scheduler {
         std::find(stops.begin(), stops.end(), generation.tokens.back().id) != stops.end();
     const Usage usage{generation.stats.prompt_tokens, generation.tokens.size(),
                       generation.stats.core_iterations};
-    r.job->end({stop_id || r.text.stopped() ? "stop" : "length", usage, std::nullopt});
-    std::lock_guard lock(mutex_);
-    ++served_;
+    leave(*r.job, Outcome{stop_id || r.text.stopped() ? "stop" : "length", usage, std::nullopt});
   }
 
   const Model& model_;

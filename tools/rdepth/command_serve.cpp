@@ -151,7 +151,10 @@ class Server {
 
  private:
   void routes() {
-    const std::size_t connections = settings_.max_batch + settings_.max_queue + 4;
+    // A thread per connection: enough for every running and queued request, and a few more for
+    // /health and the refusals (at most 1024; further connections wait for a thread).
+    const std::size_t connections =
+        std::min<std::size_t>(settings_.max_batch + settings_.max_queue + 4, 1024);
     http_.new_task_queue = [connections] { return new httplib::ThreadPool(connections); };
     // Idle connections hold up a shutdown this long; clients stop reusing them a second earlier.
     http_.set_keep_alive_timeout(2);

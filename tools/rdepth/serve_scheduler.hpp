@@ -161,7 +161,8 @@ class Scheduler {
   Admission submit(std::shared_ptr<Job> job) {
     std::lock_guard lock(mutex_);
     if (closed_) return Admission::closed;
-    if (queue_.size() >= max_queue_) return Admission::queue_full;
+    const std::size_t free_places = max_batch_ - std::min(max_batch_, running_count_);
+    if (queue_.size() >= max_queue_ + free_places) return Admission::queue_full;
     queue_.push_back(std::move(job));
     wake_.notify_all();
     return Admission::queued;

@@ -69,15 +69,17 @@ async function postRaw(server, route, body) {
   return { status: response.status, body: await response.json() };
 }
 
-// A streamed completion: its chunks, texts and the time of each.
+// A streamed completion: its chunks, its text (the last chunk may hold text held back to the end)
+// and the number of token events.
 async function streamCompletion(openai, request, options = {}) {
   const stream = await openai.completions.create({ ...request, stream: true }, options);
   const chunks = [];
   for await (const chunk of stream) chunks.push({ chunk, at: performance.now() });
-  const tokens = chunks.filter(({ chunk }) => chunk.choices.length && !chunk.choices[0].finish_reason);
+  const choices = chunks.filter(({ chunk }) => chunk.choices.length);
+  const tokens = choices.filter(({ chunk }) => !chunk.choices[0].finish_reason);
   return {
     chunks: chunks.map(({ chunk }) => chunk),
-    text: tokens.map(({ chunk }) => chunk.choices[0].text).join(''),
+    text: choices.map(({ chunk }) => chunk.choices[0].text).join(''),
     tokenCount: tokens.length,
     last: chunks.map(({ chunk }) => chunk).find((c) => c.choices[0]?.finish_reason),
   };

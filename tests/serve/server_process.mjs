@@ -15,7 +15,10 @@ export async function loadOpenAI(clientDir) {
 // listens.
 export function startServer(rdepth, flags, startSeconds = 60) {
   const args = ['serve', '--host', '127.0.0.1', '--port', '0', ...flags];
-  const child = spawn(rdepth, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // OpenMP threads that spin between forwards would take the cores from the HTTP threads and
+  // the clients on the same machine.
+  const env = { OMP_WAIT_POLICY: 'PASSIVE', ...process.env };
+  const child = spawn(rdepth, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   child.stderr.on('data', (chunk) => { stderr += chunk; });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));

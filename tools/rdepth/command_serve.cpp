@@ -244,8 +244,9 @@ class Server {
       if (!update.outcome) continue;
       const Outcome& outcome = *update.outcome;
       if (outcome.error) return send_error(res, *outcome.error);
-      return res.set_content(writer.complete(text, outcome.finish_reason, outcome.usage),
-                             "application/json");
+      return res.set_content(
+          writer.complete(text + outcome.tail, outcome.finish_reason, outcome.usage),
+          "application/json");
     }
   }
 
@@ -295,8 +296,8 @@ class Server {
       const Outcome& outcome = *update.outcome;
       const bool sent =
           send(outcome.error ? ResponseWriter::error_event(*outcome.error)
-                             : writer.final_events(outcome.finish_reason, outcome.usage,
-                                                   job->request().include_usage));
+                             : writer.final_events(outcome.tail, outcome.finish_reason,
+                                                   outcome.usage, job->request().include_usage));
       if (sent) sink.done();
       return sent;
     }

@@ -71,12 +71,13 @@ class ResponseWriter {
     return event(chunk(text, nullptr));
   }
 
-  // The last events: the finish reason with the usage, the usage alone when the request asked
-  // for stream_options.include_usage, then [DONE].
-  std::string final_events(const std::string& finish_reason, const Usage& usage,
-                           bool include_usage) const {
-    Json last = endpoint_ == Endpoint::chat ? chunk(Json::object(), finish_reason)
-                                            : chunk("", finish_reason);
+  // The last events: the text held back to the end with the finish reason and the usage, the
+  // usage alone when the request asked for stream_options.include_usage, then [DONE].
+  std::string final_events(const std::string& tail, const std::string& finish_reason,
+                           const Usage& usage, bool include_usage) const {
+    Json last = endpoint_ == Endpoint::chat
+                    ? chunk(tail.empty() ? Json::object() : Json{{"content", tail}}, finish_reason)
+                    : chunk(tail, finish_reason);
     last["usage"] = usage.json();
     std::string events = event(last);
     if (include_usage) {

@@ -23,12 +23,21 @@ namespace rdepth::serve {
 
 using Clock = std::chrono::steady_clock;
 
-// How a job ended: a finish reason ("stop", "length") with its usage, or an error.
+// How a job ended: a finish reason ("stop", "length") with its usage and the text held back
+// until the end (the last bytes of a character, or what could have started a stop text), or an
+// error.
 struct Outcome {
   std::string finish_reason;
   Usage usage;
   std::optional<ApiError> error;
+  std::string tail;
 };
+
+inline Outcome failure(ApiError error) {
+  Outcome outcome;
+  outcome.error = std::move(error);
+  return outcome;
+}
 
 // A request between its HTTP handler (which waits for text) and the scheduler (which produces
 // it). The handler reads `request` and `deadline` only; the rest is guarded by the mutex.
@@ -221,7 +230,7 @@ class Scheduler {
           model_, r.session, request.prompt, request.generation,
           [&r](const rd::GeneratedToken& token) { r.job->add_piece(r.text.push(token.id)); });
     } catch (const rd::Error& e) {
-      return leave(*job, Outcome{{}, {}, invalid_request(e.what())});
+      return leave(*job, failure(invalid_request(e.what())));
     }
     if (r.steps->done()) return complete(r);
     running_.push_back(std::move(running));
@@ -231,7 +240,7 @@ class Scheduler {
   void drop_ended_queued() {
     const auto now = Clock::now();
     std::erase_if(queue_, [&](const std::shared_ptr<Job>& job) {
-      if (job->deadline() <= now) job->end({{}, {}, timeout_error()});
+      if (job->deadline() <= now) job->end(failure(timeout_error()));
       return job->cancelled() || job->deadline() <= now;
     });
   }
@@ -242,7 +251,7 @@ class Scheduler {
       if (r->job->cancelled())
         leave(*r->job, std::nullopt);
       else if (r->job->deadline() <= now)
-        leave(*r->job, Outcome{{}, {}, timeout_error()});
+        leave(*r->job, failure(timeout_error()));
       else
         return false;
       return true;
@@ -273,8 +282,7 @@ class Scheduler {
       results = model_.forward_batch(items);
     } catch (const std::exception& e) {  // not the clients' fault: every job of the step ends
       for (const auto& r : running_)
-        leave(*r->job,
-              Outcome{{}, {}, api_error(500, "server_error", cat("forward failed: ", e.what()))});
+        leave(*r->job, failure(api_error(500, "server_error", cat("forward failed: ", e.what()))));
       running_.clear();
       return;
     }
@@ -290,15 +298,14 @@ class Scheduler {
   void complete(Running& r) {
     const rd::Generation generation = r.steps->finish();
     r.steps.reset();
-    const std::string rest = r.text.finish();
-    if (!rest.empty()) r.job->add_piece(rest);
     const auto& stops = r.job->request().generation.stop_ids;
     const bool stop_id =
         !generation.tokens.empty() &&
         std::find(stops.begin(), stops.end(), generation.tokens.back().id) != stops.end();
     const Usage usage{generation.stats.prompt_tokens, generation.tokens.size(),
                       generation.stats.core_iterations};
-    leave(*r.job, Outcome{stop_id || r.text.stopped() ? "stop" : "length", usage, std::nullopt});
+    leave(*r.job, Outcome{stop_id || r.text.stopped() ? "stop" : "length", usage, std::nullopt,
+                          r.text.finish()});
   }
 
   const Model& model_;

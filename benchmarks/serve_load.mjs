@@ -6,8 +6,10 @@
 //   node benchmarks/serve_load.mjs --rdepth build/tools/rdepth --client build/tests/openai_client
 //        (--model DIR | --shape huginn-mini --tokenizer FILE) [--weights bf16] [--clients 1,4,16]
 //        [--seconds 30] [--phase-seconds 10] [--max-tokens 32] [--steps R] [--threads N]
-//        [--prompts FILE.jsonl] [--json FILE]
-// The last phase (the most clients) runs --seconds, the others --phase-seconds.
+//        [--prompts FILE.jsonl] [--max-batch N] [--max-queue Q] [--json FILE]
+// The last phase (the most clients) runs --seconds, the others --phase-seconds. The server's batch
+// holds the most clients unless --max-batch says less (then some wait, or get 429 past --max-queue:
+// a refused client waits 50 ms before its next request).
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadOpenAI, startServer } from '../tests/serve/server_process.mjs';
@@ -27,6 +29,8 @@ const { values: options } = parseArgs({
     steps: { type: 'string' },
     threads: { type: 'string' },
     prompts: { type: 'string', default: 'models/variable_chains/tasks/heldout.jsonl' },
+    'max-batch': { type: 'string' },
+    'max-queue': { type: 'string', default: '64' },
     json: { type: 'string' },
   },
 });
@@ -35,7 +39,8 @@ const maxTokens = Number(options['max-tokens']);
 const prompts = fs.readFileSync(options.prompts, 'utf8').trim().split('\n')
   .map((line) => JSON.parse(line).prompt);
 
-const flags = ['--weights', options.weights, '--max-batch', String(clientCounts.at(-1))];
+const flags = ['--weights', options.weights, '--max-batch',
+  options['max-batch'] ?? String(clientCounts.at(-1)), '--max-queue', options['max-queue']];
 if (options.model) flags.push('--model', options.model);
 if (options.shape) flags.push('--shape', options.shape, '--tokenizer', options.tokenizer);
 if (options.threads) flags.push('--threads', options.threads);
@@ -71,6 +76,7 @@ async function client(index, end, tally) {
     } catch (error) {
       if (error.status === 429) {
         tally.refused += 1;
+        await new Promise((resolve) => setTimeout(resolve, 50));
       } else {
         tally.failed += 1;
         tally.errors.add(String(error.message));

@@ -12,6 +12,9 @@
 // latest-m4 cache rules. A compressed cache (compress-sK) is not: in a multi-token pass an earlier
 // token of the pass is seen at a shared slot through its entry of the current iteration, where
 // one-token decoding would see its last one; the paper accepts this approximation.
+// A round is a series of forwards (begin, then next_input/next_options and take until take says
+// the round is over), so that they can share batches with other sequences' forwards; run() does
+// one whole round by itself.
 #pragma once
 
 #include <algorithm>

@@ -120,7 +120,7 @@ class Server {
       apply_threads(args_);  // OpenMP's thread count is per calling thread
       scheduler_.run();
     });
-    std::atomic<bool> signalled = false;
+    std::atomic<bool> signalled = false, listen_returned = false;
     std::thread shutdown([&] {
       int signal = 0;
       sigwait(&stop_signals, &signal);
@@ -133,7 +133,9 @@ class Server {
       scheduler_.close();
       scheduler.join();
       // The handlers write their last events before the server stops (it ends a stream early).
-      while (in_flight_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      // A stop before the server runs would be lost: wait for it to run (or to have failed).
+      while (in_flight_ > 0 || (!http_.is_running() && !listen_returned))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       http_.stop();
     });
     std::printf("rdepth serve: listening on http://%s:%d (model %s, max batch %zu, queue %zu)\n",
@@ -141,9 +143,11 @@ class Server {
                 settings_.max_queue);
     std::fflush(stdout);
     const bool listened = http_.listen_after_bind();
-    if (!signalled) ::kill(::getpid(), SIGTERM);  // listening failed: the shutdown thread ends
+    listen_returned = true;
+    const bool failed = !signalled;
+    if (failed) ::kill(::getpid(), SIGTERM);  // the shutdown thread ends the scheduler
     shutdown.join();
-    if (!listened && !signalled) fail("the HTTP server stopped unexpectedly");
+    if (failed) fail("the HTTP server stopped unexpectedly", listened ? "" : " (listen failed)");
     std::fprintf(stderr, "rdepth serve: stopped after serving %zu requests\n",
                  scheduler_.status().served);
     return 0;

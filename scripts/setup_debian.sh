@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build make pkg-config git ca-certificates
   libeigen3-dev libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev libpcre2-dev
+  libcpp-httplib-dev  # rdepth serve's HTTP server
   tmux  # tests/test_chat_terminal.cpp drives rdepth chat in a real terminal
   # scripts/test_hardening.sh: libFuzzer and the sanitizer runtimes of clang (the fuzz targets),
   # and clang's OpenMP; GCC's own sanitizer runtimes come with g++.

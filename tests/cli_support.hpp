@@ -53,16 +53,22 @@ struct Run {
   std::string out, err;
 };
 
-// Runs `rdepth <arguments>` (arguments already quoted where needed), capturing both streams;
+// Runs `program <arguments>` (arguments already quoted where needed), capturing both streams;
 // `environment` ("NAME=value ...") is set for that run only.
-inline Run rdepth(const std::string& arguments, const std::string& environment = "") {
+inline Run run_program(const std::string& program, const std::string& arguments,
+                       const std::string& environment = "") {
   static int counter = 0;
   const std::string id = std::to_string(counter++);
   const fs::path out = scratch("stdout" + id), err = scratch("stderr" + id);
-  const std::string command = environment + " " + quote(RECURRENT_DEPTH_RDEPTH) + " " + arguments +
-                              " >" + quote(out.string()) + " 2>" + quote(err.string());
+  const std::string command = environment + " " + quote(program) + " " + arguments + " >" +
+                              quote(out.string()) + " 2>" + quote(err.string());
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out), read_text(err)};
+}
+
+// Runs `rdepth <arguments>`.
+inline Run rdepth(const std::string& arguments, const std::string& environment = "") {
+  return run_program(RECURRENT_DEPTH_RDEPTH, arguments, environment);
 }
 
 // A successful run; shows stderr otherwise.

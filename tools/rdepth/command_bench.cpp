@@ -45,7 +45,7 @@ Arguments bench_arguments() {
       "builds seeded random weights in memory (one block's values repeated: the model still\n"
       "holds every block).",
       {model_flag(),
-       {"--shape", "NAME", "seeded random weights: tiny, huginn-mini or huginn-0125"},
+       shape_flag(),
        weights_flag(),
        steps_flag(),
        {"--prompt", "P", "prompt tokens for the prefill measurement (default 64)"},
@@ -285,30 +285,14 @@ int command_bench(const std::vector<std::string>& words) {
     std::cout << args.help();
     return 0;
   }
-  if (args.has("--model") == args.has("--shape")) fail("give either --model DIR or --shape NAME");
   const rd::WeightFormat format = weight_format(args);
   apply_threads(args);
   const bool quiet = args.has("--json");
-
-  const auto bench = [&](const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
-                         const std::string& source, const std::string& label) {
-    const auto start = Clock::now();
-    return with_loaded_model(config, checkpoint, format, label, !quiet, [&](const auto& model) {
-      return run_bench(model, args, source, seconds_since(start));
-    });
-  };
-  if (args.has("--model")) {
-    const std::filesystem::path dir = model_directory(args);
-    const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
-    return bench(rd::ModelConfig::load(dir / "config.json"), checkpoint, dir.string(),
-                 "loading " + dir.string());
-  }
-  const std::string shape = *args.get("--shape");
-  const rd::ModelConfig config = rd::shape_config(shape);
-  if (!quiet) std::fprintf(stderr, "generating seeded random weights for %s ...\n", shape.c_str());
-  const rd::Checkpoint checkpoint =
-      rd::synthetic_checkpoint(config, 1, rd::DType::BF16, true, rd::SyntheticBlocks::shared);
-  return bench(config, checkpoint, "shape " + shape, "packing " + shape);
+  const ModelSource source = model_source(args, quiet);
+  const auto start = Clock::now();
+  return with_loaded_model(
+      source.config, source.checkpoint, format, source.label, !quiet,
+      [&](const auto& model) { return run_bench(model, args, source.name, seconds_since(start)); });
 }
 
 }  // namespace rdepth

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -30,6 +31,7 @@ int command_chat(const std::vector<std::string>& args);
 int command_bench(const std::vector<std::string>& args);
 int command_eval(const std::vector<std::string>& args);
 int command_trace(const std::vector<std::string>& args);
+int command_serve(const std::vector<std::string>& args);
 
 inline constexpr const char* kDefaultWeights = "bf16";
 
@@ -94,6 +96,35 @@ inline rd::StateInit state_init(const Arguments& args) {
 
 inline std::uint64_t seed(const Arguments& args) {
   return args.unsigned_integer("--seed").value_or(0);
+}
+
+inline FlagSpec shape_flag() {
+  return {"--shape", "NAME", "seeded random weights: tiny, huginn-mini or huginn-0125"};
+}
+
+// The weights of --model DIR, or of --shape NAME (seeded random ones of a named size).
+struct ModelSource {
+  rd::ModelConfig config;
+  rd::Checkpoint checkpoint;
+  std::optional<std::filesystem::path> directory;  // with --model
+  std::string name;                                // the directory, or "shape NAME"
+  std::string label;                               // what the progress bar says
+};
+
+inline ModelSource model_source(const Arguments& args, bool quiet) {
+  if (args.has("--model") == args.has("--shape")) fail("give either --model DIR or --shape NAME");
+  if (args.has("--model")) {
+    const std::filesystem::path dir = model_directory(args);
+    return {rd::ModelConfig::load(dir / "config.json"), rd::Checkpoint::open(dir), dir,
+            dir.string(), std::string("loading ").append(dir.string())};
+  }
+  const std::string shape = *args.get("--shape");
+  rd::ModelConfig config = rd::shape_config(shape);
+  if (!quiet) std::fprintf(stderr, "generating seeded random weights for %s ...\n", shape.c_str());
+  rd::Checkpoint checkpoint =
+      rd::synthetic_checkpoint(config, 1, rd::DType::BF16, true, rd::SyntheticBlocks::shared);
+  return {std::move(config), std::move(checkpoint), std::nullopt,
+          std::string("shape ").append(shape), std::string("packing ").append(shape)};
 }
 
 // Builds the model from `checkpoint` in the chosen weight format (with a progress bar on stderr

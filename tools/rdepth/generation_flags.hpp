@@ -92,7 +92,18 @@ inline std::optional<rd::SpeculativeOptions> speculative_options(const Arguments
   return s;
 }
 
-// DIR/tokenizer.json, checked against the model's vocabulary (its ids must be model ids).
+// A tokenizer.json, checked against the model's vocabulary (its ids must be model ids).
+inline rd::tokenizer::Tokenizer load_tokenizer_file(const std::filesystem::path& path,
+                                                    const rd::ModelConfig& config) {
+  rd::tokenizer::Tokenizer tokenizer = rd::tokenizer::Tokenizer::load(path.string());
+  if (tokenizer.vocab_size() > static_cast<std::size_t>(config.vocab_size)) {
+    fail(path.string(), ": has token ids up to ", tokenizer.vocab_size() - 1,
+         ", beyond the model's vocabulary of ", config.vocab_size, " (config.json vocab_size)");
+  }
+  return tokenizer;
+}
+
+// DIR/tokenizer.json, checked against the model's vocabulary.
 inline rd::tokenizer::Tokenizer load_tokenizer(const std::filesystem::path& dir,
                                                const rd::ModelConfig& config, const char* why) {
   const std::filesystem::path path = dir / "tokenizer.json";
@@ -100,12 +111,7 @@ inline rd::tokenizer::Tokenizer load_tokenizer(const std::filesystem::path& dir,
   if (!std::filesystem::exists(path, ec)) {
     fail("--model ", dir.string(), ": no tokenizer.json in this directory (", why, ")");
   }
-  rd::tokenizer::Tokenizer tokenizer = rd::tokenizer::Tokenizer::load(path.string());
-  if (tokenizer.vocab_size() > static_cast<std::size_t>(config.vocab_size)) {
-    fail(path.string(), ": has token ids up to ", tokenizer.vocab_size() - 1,
-         ", beyond the model's vocabulary of ", config.vocab_size, " (config.json vocab_size)");
-  }
-  return tokenizer;
+  return load_tokenizer_file(path, config);
 }
 
 // One token's text; ids the tokenizer lacks (a model's padded vocabulary) are written "#id".

@@ -22,7 +22,8 @@ constexpr const char* kUsage =
     "  chat      interactive multi-turn chat with the model's chat template\n"
     "  bench     prefill and decode speed next to the machine's measured limits and a peer\n"
     "  eval      exact-match accuracy of greedy answers on task files, per number of iterations\n"
-    "  trace     latent dynamics per token and iteration: norms, distances, early decodes\n";
+    "  trace     latent dynamics per token and iteration: norms, distances, early decodes\n"
+    "  serve     OpenAI-compatible HTTP server with continuous batching\n";
 
 struct Command {
   std::string_view name;
@@ -34,6 +35,7 @@ constexpr Command kCommands[] = {
     {"inspect", rdepth::command_inspect}, {"tokenize", rdepth::command_tokenize},
     {"chat", rdepth::command_chat},       {"bench", rdepth::command_bench},
     {"eval", rdepth::command_eval},       {"trace", rdepth::command_trace},
+    {"serve", rdepth::command_serve},
 };
 
 int dispatch(int argc, char** argv) {

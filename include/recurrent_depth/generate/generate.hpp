@@ -106,38 +106,89 @@ inline void require_context_room(int block_size, const KvCache& cache, std::size
   }
 }
 
-// The state of one generate() call.
+}  // namespace detail
+
+// One generation, one forward at a time: next_forward() says which forward it needs (its
+// session, input tokens and options), take() consumes that forward's result (sampling, early-exit
+// values, warm state, speculative rounds). generate() runs the forwards one by one; a server runs
+// those of many generations together through forward_batch, each getting what it would alone.
+// The object must stay where it is between next_forward() and take() (the options point into it).
 template <class Model>
-class GenerationLoop {
+class GenerationSteps {
  public:
-  GenerationLoop(const Model& model, Session& session, const GenerationOptions& options,
-                 const TokenCallback& on_token)
-      : model_(model),
-        session_(session),
-        options_(options),
-        on_token_(on_token),
-        sampler_(options.sampling, options.seed) {
-    if (options.exit) exit_.emplace(*options.exit);
-    if (options.speculative)
-      speculative_.emplace(model, session, sampler_, *options.speculative, options.steps,
-                           options.init);
+  GenerationSteps(const Model& model, Session& session, std::span<const std::int32_t> prompt,
+                  GenerationOptions options, TokenCallback on_token = {})
+      : session_(session),
+        options_(std::move(options)),
+        on_token_(std::move(on_token)),
+        sampler_((options_.validate(), options_.sampling), options_.seed),
+        history_(prompt.begin(), prompt.end()),
+        cached_before_(session.cache.length()),
+        start_(Clock::now()) {
+    require(!prompt.empty(), "generate: the prompt is empty, expected at least one token");
+    detail::require_context_room(model.config().block_size, session.cache, prompt.size(),
+                                 options_.max_new_tokens);
+    if (options_.exit) exit_.emplace(*options_.exit);
+    if (options_.speculative)
+      speculative_.emplace(model, session, sampler_, *options_.speculative, options_.steps,
+                           options_.init);
+    generation_.stats.prompt_tokens = prompt.size();
+    done_ = options_.max_new_tokens == 0;
+  }
+  GenerationSteps(const GenerationSteps&) = delete;
+  GenerationSteps& operator=(const GenerationSteps&) = delete;
+
+  bool done() const { return done_; }
+  const Generation& generation() const { return generation_; }
+
+  // The forward this generation needs next (not done()). The first runs the prompt; then one
+  // token at a time, or the drafts and verification of a speculative round.
+  BatchItem next_forward() {
+    step_start_ = Clock::now();
+    if (speculative_ && prefilled_) {
+      if (!in_round_) {
+        speculative_->begin(history_,
+                            std::size_t(options_.max_new_tokens) - generation_.tokens.size());
+        round_start_ = step_start_;
+        in_round_ = true;
+      }
+      return {&session_, speculative_->next_input(), speculative_->next_options()};
+    }
+    ForwardOptions& forward = forward_;
+    forward.steps = options_.steps;
+    forward.init = options_.init;
+    forward.all_logits = false;
+    forward.exit = prefilled_ && exit_ ? &*exit_ : nullptr;
+    if (prefilled_ && options_.continuous) {
+      forward.init = StateInit::given;
+      forward.initial_state = warm_state_.view();
+    }
+    const std::span<const std::int32_t> input =
+        prefilled_ ? std::span<const std::int32_t>(&history_.back(), 1) : history_;
+    return {&session_, input, forward};
   }
 
-  Generation run(std::span<const std::int32_t> prompt) {
-    history_.assign(prompt.begin(), prompt.end());
-    const std::size_t cached_before = session_.cache.length();  // earlier calls' tokens
-    generation_.stats.prompt_tokens = prompt.size();
-    if (options_.max_new_tokens == 0) return std::move(generation_);
-    const auto start = Clock::now();
-    bool going = plain_step(prompt, false);
-    generation_.stats.prefill_seconds = seconds_since(start);
-    while (going) {
-      going = speculative_ ? speculative_step() : plain_step({&history_.back(), 1}, true);
+  // Consumes the result of the forward next_forward() asked for.
+  void take(const ForwardResult& result) {
+    if (speculative_ && prefilled_) {
+      if (speculative_->take(result)) finish_round();
+    } else {
+      plain_step(result);
     }
-    generation_.stats.decode_seconds = seconds_since(start) - generation_.stats.prefill_seconds;
+    if (!prefilled_) {
+      generation_.stats.prefill_seconds = seconds_since(start_);
+      prefilled_ = true;
+    }
+  }
+
+  // The generation so far; the cache then holds every token but the last one produced.
+  Generation finish() {
+    generation_.stats.decode_seconds = seconds_since(start_) - generation_.stats.prefill_seconds;
     // Tokens produced past a stop are dropped; the cache then holds only the kept ones (after
-    // what it held before this call).
-    session_.cache.truncate(std::min(session_.cache.length(), cached_before + history_.size() - 1));
+    // what it held before this generation).
+    session_.cache.truncate(
+        std::min(session_.cache.length(), cached_before_ + history_.size() - 1));
+    done_ = true;
     return std::move(generation_);
   }
 
@@ -147,48 +198,34 @@ class GenerationLoop {
     return std::chrono::duration<double>(Clock::now() - start).count();
   }
 
-  // One forward over `input` and the token sampled from its last row.
-  bool plain_step(std::span<const std::int32_t> input, bool decoding) {
-    ForwardOptions forward;
-    forward.steps = options_.steps;
-    forward.init = options_.init;
-    forward.all_logits = false;
-    if (decoding && options_.continuous) {
-      forward.init = StateInit::given;
-      forward.initial_state = warm_state_.view();
-    }
-    if (decoding && exit_) forward.exit = &*exit_;
-
-    const auto start = Clock::now();
-    const ForwardResult result = model_.forward(session_, input, forward);
+  // The token sampled from the last row of a plain forward.
+  void plain_step(const ForwardResult& result) {
     count(result);
     const std::int32_t next = sampler_.sample(result.logits.row_span(0), history_);
-    GeneratedToken token{next, result.steps.back(), seconds_since(start), {}};
-    if (forward.exit) token.exit_values = exit_->values().back();
+    GeneratedToken token{next, result.steps.back(), seconds_since(step_start_), {}};
+    if (forward_.exit) token.exit_values = exit_->values().back();
     if (options_.continuous) {
       warm_state_.resize(1, result.latents.cols());
       std::copy_n(result.latents.row(result.latents.rows() - 1), result.latents.cols(),
                   warm_state_.row(0));
     }
-    return emit(std::move(token));
+    emit(std::move(token));
   }
 
-  // One draft + verify round; emits the accepted drafts and the verified token after them.
-  bool speculative_step() {
-    const auto start = Clock::now();
-    const std::size_t room = std::size_t(options_.max_new_tokens) - generation_.tokens.size();
-    const SpeculativeResult result = speculative_->run(history_, room);
+  // A speculative round is over: emits the accepted drafts and the verified token after them.
+  void finish_round() {
+    in_round_ = false;
+    const SpeculativeResult& result = speculative_->result();
     generation_.stats.forwards += result.forwards;
     generation_.stats.core_iterations += result.core_iterations;
     generation_.stats.drafted += result.drafted;
     generation_.stats.accepted += result.accepted;
     ++generation_.stats.rounds;
-    const double share = seconds_since(start) / double(result.tokens.size());
-    for (std::size_t i = 0; i < result.tokens.size(); ++i) {
+    const double share = seconds_since(round_start_) / double(result.tokens.size());
+    for (std::size_t i = 0; i < result.tokens.size() && !done_; ++i) {
       const bool drafted = i < result.accepted;
-      if (!emit({result.tokens[i], result.steps, share, {}, drafted})) return false;
+      emit({result.tokens[i], result.steps, share, {}, drafted});
     }
-    return true;
   }
 
   void count(const ForwardResult& result) {
@@ -197,41 +234,43 @@ class GenerationLoop {
     for (int p : result.probes) generation_.stats.exit_probes += std::size_t(p);
   }
 
-  // Records a produced token; false when generation ends with it.
-  bool emit(GeneratedToken token) {
+  // Records a produced token; done() when generation ends with it.
+  void emit(GeneratedToken token) {
     const std::int32_t id = token.id;
     generation_.tokens.push_back(std::move(token));
     history_.push_back(id);
     if (on_token_) on_token_(generation_.tokens.back());
     const bool stop = std::find(options_.stop_ids.begin(), options_.stop_ids.end(), id) !=
                       options_.stop_ids.end();
-    return !stop && int(generation_.tokens.size()) < options_.max_new_tokens;
+    done_ = stop || int(generation_.tokens.size()) >= options_.max_new_tokens;
   }
 
-  const Model& model_;
   Session& session_;
-  const GenerationOptions& options_;
-  const TokenCallback& on_token_;
+  const GenerationOptions options_;
+  const TokenCallback on_token_;
   Sampler sampler_;
   std::optional<CriterionExit> exit_;
   std::optional<SpeculativeRound<Model>> speculative_;
   std::vector<std::int32_t> history_;  // prompt and produced tokens
+  std::size_t cached_before_;          // tokens of earlier calls in the cache
   Matrix<float> warm_state_;           // previous token's final latent (continuous)
+  ForwardOptions forward_;             // of the last plain forward
   Generation generation_;
+  bool prefilled_ = false, in_round_ = false, done_ = false;
+  Clock::time_point start_, step_start_, round_start_;
 };
-
-}  // namespace detail
 
 // Generates up to options.max_new_tokens tokens after `prompt` (the session's cache may already
 // hold earlier tokens; the prompt continues them).
 template <class Model>
 Generation generate(const Model& model, Session& session, std::span<const std::int32_t> prompt,
                     const GenerationOptions& options, const TokenCallback& on_token = {}) {
-  options.validate();
-  require(!prompt.empty(), "generate: the prompt is empty, expected at least one token");
-  detail::require_context_room(model.config().block_size, session.cache, prompt.size(),
-                               options.max_new_tokens);
-  return detail::GenerationLoop<Model>(model, session, options, on_token).run(prompt);
+  GenerationSteps<Model> steps(model, session, prompt, options, on_token);
+  while (!steps.done()) {
+    const BatchItem item = steps.next_forward();
+    steps.take(model.forward(*item.session, item.ids, item.options));
+  }
+  return steps.finish();
 }
 
 }  // namespace recurrent_depth

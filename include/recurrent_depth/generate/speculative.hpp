@@ -12,6 +12,9 @@
 // latest-m4 cache rules. A compressed cache (compress-sK) is not: in a multi-token pass an earlier
 // token of the pass is seen at a shared slot through its entry of the current iteration, where
 // one-token decoding would see its last one; the paper accepts this approximation.
+// A round is a series of forwards (begin, then next_input/next_options and take until take says
+// the round is over), so that they can share batches with other sequences' forwards; run() does
+// one whole round by itself.
 #pragma once
 
 #include <algorithm>
@@ -61,49 +64,68 @@ class SpeculativeRound {
     options_.validate();
   }
 
-  // history: the tokens so far (for the repetition penalty), its last one pending: not in the
-  // cache yet. At most `room` tokens are produced (room >= 1).
-  SpeculativeResult run(std::span<const std::int32_t> history, std::size_t room) {
-    KvCache& cache = session_.cache;
-    const std::size_t pending_position = cache.length();
+  // Starts a round. history: the tokens so far (for the repetition penalty), its last one
+  // pending: not in the cache yet. At most `room` tokens are produced (room >= 1).
+  void begin(std::span<const std::int32_t> history, std::size_t room) {
     require(!history.empty() && room >= 1, "speculative: no pending token or no room");
-    const std::size_t lookahead = std::min(std::size_t(options_.lookahead), room - 1);
-    SpeculativeResult result;
-    result.steps = steps_;
-
-    // Draft: sequence = [x0, d0, .., d(L-1)]; context = history then drafts (repetition penalty).
+    pending_position_ = session_.cache.length();
+    history_size_ = history.size();
+    lookahead_ = std::min(std::size_t(options_.lookahead), room - 1);
+    result_ = {};
+    result_.steps = steps_;
+    result_.drafted = lookahead_;
+    // sequence = [x0, d0, .., d(L-1)]; context = history then drafts (repetition penalty).
     context_.assign(history.begin(), history.end());
     sequence_.assign(1, history.back());
-    for (std::size_t i = 0; i < lookahead; ++i) {
-      const ForwardResult draft =
-          model_.forward(session_, {&sequence_.back(), 1}, options(options_.draft_steps, false));
-      tally(result, draft);
-      const std::int32_t token = sampler_.sample(draft.logits.row_span(0), context_);
+  }
+
+  // The forward the round needs next: a draft of one token at D iterations while drafting, then
+  // the verification of the whole sequence at full depth.
+  std::span<const std::int32_t> next_input() const {
+    if (verifying()) return sequence_;
+    return {&sequence_.back(), 1};
+  }
+  ForwardOptions next_options() const {
+    return verifying() ? options(steps_, true) : options(options_.draft_steps, false);
+  }
+
+  // Takes the result of the forward next_input() asked for; true when the round is over and
+  // result() holds its tokens (the cache then holds x0 and the accepted drafts).
+  bool take(const ForwardResult& forward) {
+    tally(result_, forward);
+    if (!verifying()) {
+      const std::int32_t token = sampler_.sample(forward.logits.row_span(0), context_);
       sequence_.push_back(token);
       context_.push_back(token);
+      if (verifying()) session_.cache.truncate(pending_position_);  // the drafts' entries go
+      return false;
     }
-    cache.truncate(pending_position);
-    result.drafted = lookahead;
-
-    // Verify all of them at full depth in one pass.
-    const ForwardResult verified = model_.forward(session_, sequence_, options(steps_, true));
-    tally(result, verified);
-    context_.resize(history.size());
-    for (std::size_t i = 0; i <= lookahead; ++i) {
-      const std::span<const float> logits = verified.logits.row_span(i);
+    context_.resize(history_size_);
+    for (std::size_t i = 0; i <= lookahead_; ++i) {
+      const std::span<const float> logits = forward.logits.row_span(i);
       const std::int32_t chosen = sampler_.sample(logits, context_);
-      const bool has_draft = i < lookahead;
+      const bool has_draft = i < lookahead_;
       if (has_draft && (chosen == sequence_[i + 1] || close_enough(logits, sequence_[i + 1]))) {
-        result.tokens.push_back(sequence_[i + 1]);
+        result_.tokens.push_back(sequence_[i + 1]);
         context_.push_back(sequence_[i + 1]);
-        ++result.accepted;
+        ++result_.accepted;
         continue;
       }
-      result.tokens.push_back(chosen);
+      result_.tokens.push_back(chosen);
       break;
     }
-    cache.truncate(pending_position + result.accepted + 1);
-    return result;
+    session_.cache.truncate(pending_position_ + result_.accepted + 1);
+    return true;
+  }
+
+  const SpeculativeResult& result() const { return result_; }
+
+  // One whole round, its forwards run one after the other.
+  SpeculativeResult run(std::span<const std::int32_t> history, std::size_t room) {
+    begin(history, room);
+    while (!take(model_.forward(session_, next_input(), next_options()))) {
+    }
+    return result_;
   }
 
  private:
@@ -114,6 +136,9 @@ class SpeculativeRound {
     forward.all_logits = all_logits;
     return forward;
   }
+
+  // All drafts made: the next forward verifies them.
+  bool verifying() const { return sequence_.size() > lookahead_; }
 
   static void tally(SpeculativeResult& result, const ForwardResult& forward) {
     ++result.forwards;
@@ -133,7 +158,9 @@ class SpeculativeRound {
   SpeculativeOptions options_;
   int steps_;
   StateInit init_;
+  std::size_t pending_position_ = 0, history_size_ = 0, lookahead_ = 0;
   std::vector<std::int32_t> sequence_, context_;
+  SpeculativeResult result_;
 };
 
 }  // namespace recurrent_depth

@@ -1,0 +1,80 @@
+// The HIP backend for AMD GPUs (and, through HIP's NVIDIA headers, NVIDIA GPUs): the functions
+// of CpuBackend (backends/cpu/cpu_backend.hpp), with the same signatures and the same results
+// within float rounding, on views whose data lives in device memory (DeviceMatrix, DeviceBuffer;
+// spans of weights, biases, ids and key positions too). Weights are DeviceWeights<float | bf16 |
+// int8>; Q4 has no HIP kernels yet. Calls queue kernels on the thread's current stream
+// (hip_runtime.hpp: ScopedStream) and return before they have run.
+//
+// Phase 1 of the backend: the kernels, tested against the CPU's scalar twins
+// (tests/hip/test_hip_kernels.cpp). The model does not run on it yet: its views, scratch and KV
+// cache live in host memory (phase 2).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "../../core/error.hpp"
+#include "../../core/precision.hpp"
+#include "../../core/tensor.hpp"
+#include "attention.hpp"
+#include "device_buffer.hpp"
+#include "device_weights.hpp"
+#include "elementwise.hpp"
+#include "hip_runtime.hpp"
+#include "linear.hpp"
+
+namespace recurrent_depth {
+
+struct HipBackend {
+  static constexpr std::string_view name = "hip";
+
+  template <class Precision>
+  using Weights = hip::DeviceWeights<typename Precision::Storage>;
+
+  // Throws when HIP sees no device.
+  static void check_machine() {
+    require(hip::device_count() > 0, "HipBackend: HIP finds no GPU (hipGetDeviceCount)");
+  }
+
+  template <class W>
+  static void linear(ConstMatrixView<float> x, const hip::DeviceWeights<W>& w, MatrixView<float> y,
+                     bool accumulate = false) {
+    hip::linear(x, w, y, accumulate);
+  }
+  static void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
+                       MatrixView<float> out) {
+    hip::rms_norm(in, weight, eps, out);
+  }
+  static void add_rms_norm(MatrixView<float> x, ConstMatrixView<float> delta,
+                           std::span<const float> weight, float eps) {
+    hip::add_rms_norm(x, delta, weight, eps);
+  }
+  static void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
+    hip::silu_gate(fc, out);
+  }
+  static void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
+                                  std::span<const float> bias, ConstMatrixView<float> cos_sin,
+                                  std::size_t first_position) {
+    hip::rope_adjacent_pairs(x, heads, head_dim, bias, cos_sin, first_position);
+  }
+  static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
+                               ConstMatrixView<float> values, std::size_t heads,
+                               std::size_t head_dim, std::size_t first_position,
+                               MatrixView<float> out,
+                               std::span<const std::int32_t> key_positions = {}) {
+    hip::causal_attention(q, keys, values, heads, head_dim, first_position, out, key_positions);
+  }
+  static void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
+    hip::add(a, b, out);
+  }
+  static void copy(ConstMatrixView<float> in, MatrixView<float> out) { hip::copy(in, out); }
+  template <class W>
+  static void gather_rows(const hip::DeviceWeights<W>& table, std::span<const std::int32_t> ids,
+                          float scale, MatrixView<float> out) {
+    hip::gather_rows(table, ids, scale, out);
+  }
+};
+
+}  // namespace recurrent_depth

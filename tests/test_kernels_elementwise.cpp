@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernel_test_cases.hpp"
 #include "kernel_test_support.hpp"
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
@@ -20,19 +21,7 @@ using namespace recurrent_depth::kernel_test;
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// rms_norm, add_rms_norm, silu_gate
-
-// Outputs are products x * s * w: their relative error is that of the sum of squares (at most
-// about sqrt(n) roundings for random data, halved by the square root) plus a few roundings.
-double norm_error_ratio(ConstMatrixView<float> reference, ConstMatrixView<float> result) {
-  const double relative = (2.0 * std::sqrt(double(reference.cols)) + 8.0) * kEps;
-  double worst = 0.0;
-  for (std::size_t r = 0; r < reference.rows; ++r)
-    for (std::size_t c = 0; c < reference.cols; ++c)
-      worst = std::max(worst, ratio(std::abs(double(result(r, c)) - reference(r, c)),
-                                    relative * std::abs(double(reference(r, c))) + FLT_MIN));
-  return worst;
-}
+// rms_norm, add_rms_norm, silu_gate (their tolerances: kernel_test_cases.hpp)
 
 // RMSNorm in double with a chosen divisor and eps and an optional dropped last element, for the
 // sanity checks (the correct kernel has divisor n and the config's eps).
@@ -45,16 +34,6 @@ void rms_norm_variant(ConstMatrixView<float> in, const std::vector<float>& weigh
     const double scale = 1.0 / std::sqrt(squares / divisor + eps);
     for (std::size_t i = 0; i < in.cols; ++i) out(r, i) = float(in(r, i) * scale * weight[i]);
   }
-}
-
-// silu(g) * u: the exp, the division and the products, a few ulps each.
-double silu_error_ratio(ConstMatrixView<float> reference, ConstMatrixView<float> result) {
-  double worst = 0.0;
-  for (std::size_t r = 0; r < reference.rows; ++r)
-    for (std::size_t c = 0; c < reference.cols; ++c)
-      worst = std::max(worst, ratio(std::abs(double(result(r, c)) - reference(r, c)),
-                                    8.0 * kEps * std::abs(double(reference(r, c))) + FLT_MIN));
-  return worst;
 }
 
 }  // namespace

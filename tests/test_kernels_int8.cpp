@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "kernel_test_cases.hpp"
 #include "kernel_test_support.hpp"
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
@@ -18,36 +19,6 @@ using namespace recurrent_depth;
 using namespace recurrent_depth::kernel_test;
 
 namespace {
-
-using Int8Weights = cpu::PackedWeights<std::int8_t>;
-
-Int8Weights random_int8(std::size_t rows, std::size_t cols, Rng& rng) {
-  const std::vector<float> source = nonzero_vector(rows * cols, rng, 0.05, 2.0);
-  return Int8Weights::from_rows(std::span<const float>(source), rows, cols);
-}
-
-// The stored values of packed int8 weights as a row-major matrix (for the scalar twins).
-Matrix<std::int8_t> unpacked(const Int8Weights& w) {
-  Matrix<std::int8_t> rows(w.rows(), w.cols());
-  for (std::size_t r = 0; r < w.rows(); ++r)
-    for (std::size_t c = 0; c < w.cols(); ++c) rows(r, c) = w.value(r, c);
-  return rows;
-}
-
-// Worst ratio of |result - reference| to 2 eps (|reference| + |initial|): the kernel and its twin
-// compute the same integers and round the same final product, so only the order of the last
-// float operations may differ.
-double int8_error_ratio(const std::vector<float>& initial, ConstMatrixView<float> reference,
-                        ConstMatrixView<float> result) {
-  double worst = 0.0;
-  for (std::size_t m = 0; m < reference.rows; ++m)
-    for (std::size_t n = 0; n < reference.cols; ++n) {
-      const double start = initial.empty() ? 0.0 : initial[m * reference.cols + n];
-      const double bound = 2 * kEps * (std::abs(double(reference(m, n))) + std::abs(start));
-      worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
-    }
-  return worst;
-}
 
 template <class A>
 void check_int8_loads() {

@@ -66,13 +66,18 @@ __global__ void attention_decode(const float* q, std::size_t q_stride, const flo
   for (std::size_t j0 = 0; j0 < key_count; j0 += kKeyTile) {
     const int n = int(key_count - j0 < kKeyTile ? key_count - j0 : kKeyTile);
     __syncthreads();  // the query is stored; the previous tile's p is read
-    for (int jj = warp; jj < n; jj += warps) {
-      const float* key = keys + (j0 + std::size_t(jj)) * k_stride + column;
+    // Every wavefront takes part in as many rounds as the others (keys past n score nothing):
+    // block-uniform control flow around the shuffles.
+    for (int first = 0; first < n; first += warps) {
+      const int jj = first + warp;
       float s = 0.0f;
-      for (std::size_t e = std::size_t(lane); e < head_dim; e += std::size_t(warpSize))
-        s += query[e] * key[e];
+      if (jj < n) {
+        const float* key = keys + (j0 + std::size_t(jj)) * k_stride + column;
+        for (std::size_t e = std::size_t(lane); e < head_dim; e += std::size_t(warpSize))
+          s += query[e] * key[e];
+      }
       s = device::warp_reduce(s, device::Sum{});
-      if (lane == 0)
+      if (lane == 0 && jj < n)
         p[jj] =
             key_position(positions, j0 + std::size_t(jj)) <= limit ? s * scale : -__builtin_inff();
     }

@@ -1,7 +1,7 @@
 // The HIP runtime as the HIP backend uses it: the one include of <hip/hip_runtime.h> (only when
 // a HIP compiler compiles this: hipcc / clang -x hip, or nvcc through HIP's NVIDIA headers; the
 // CPU backend never includes backends/hip/), HIP errors turned into recurrent_depth::Error naming
-// the call, the device's wavefront width, the stream kernels are queued on (one per thread,
+// the call, the stream kernels are queued on (one per thread,
 // chosen with ScopedStream) and checked kernel launches.
 //
 // Every HipBackend function queues work on the current stream and returns at once: results are
@@ -34,21 +34,6 @@ inline int device_count() {
   int count = 0;
   if (hipGetDeviceCount(&count) != hipSuccess) return 0;
   return count;
-}
-
-// The current device's wavefront (warp) width: 64 on CDNA (gfx9), 32 on RDNA and NVIDIA. Kernels
-// that give a row to each wavefront size their grids with it.
-inline int warp_size() {
-  int device = 0;
-  check(hipGetDevice(&device), "hipGetDevice");
-  thread_local int cached_device = -1, cached_width = 0;
-  if (device != cached_device) {
-    hipDeviceProp_t properties{};
-    check(hipGetDeviceProperties(&properties, device), "hipGetDeviceProperties");
-    cached_device = device;
-    cached_width = properties.warpSize;
-  }
-  return cached_width;
 }
 
 namespace detail {

@@ -105,9 +105,11 @@ __global__ void gemv_rows_int8(const std::int8_t* xq, const float* steps, int po
 
 }  // namespace kernels
 
-// Blocks of kGemvThreads for `rows` weight rows, one per wavefront.
+// Blocks of kGemvThreads for `rows` weight rows, one per wavefront, counted for 64-wide
+// wavefronts: with 32-wide ones (RDNA, NVIDIA) each block holds twice the rows and the blocks
+// past the last row return at once. (The host need not ask the device its width.)
 inline dim3 gemv_grid(std::size_t rows) {
-  return dim3(blocks_for(rows, kGemvThreads / unsigned(warp_size())));
+  return dim3(blocks_for(rows, kGemvThreads / 64));
 }
 
 }  // namespace recurrent_depth::hip

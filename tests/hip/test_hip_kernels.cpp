@@ -1,0 +1,360 @@
+// HIP kernel tests: every HipBackend kernel against the CPU backend's scalar twin (cpu::scalar) on
+// fresh seeded random data, with the CPU kernel tests' method and tolerances
+// (kernel_test_support.hpp, kernel_test_cases.hpp): device views that start one element into their
+// buffer with padded rows (the guards around them are uploaded and downloaded too, and must
+// survive), sizes that are not multiples of the wavefront (32 or 64) or of the 16-byte vectors, and
+// both attention kernels. Built with hipcc only (RECURRENT_DEPTH_HIP=ON). Without a GPU
+// (hipGetDeviceCount fails or finds none) each test says that it skips with a WARN and passes:
+// Catch2 2.13 has no SKIP.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../kernel_test_cases.hpp"
+#include "../kernel_test_support.hpp"
+#include "recurrent_depth/backends/cpu/cpu_backend.hpp"
+#include "recurrent_depth/backends/cpu/scalar_reference.hpp"
+#include "recurrent_depth/backends/hip/hip_backend.hpp"
+#include "recurrent_depth/blocks/block_context.hpp"
+
+using namespace recurrent_depth;
+using namespace recurrent_depth::kernel_test;
+// recurrent_depth::hip by another name: HIP-CPU and other HIP implementations declare a global
+// namespace hip, which `using namespace recurrent_depth` would make ambiguous.
+namespace gpu = recurrent_depth::hip;
+
+namespace {
+
+// True (after a WARN saying so) when there is no GPU to test on: the test then returns, passing.
+bool skipped_without_gpu() {
+  if (gpu::device_count() > 0) return false;
+  WARN("SKIPPED: no HIP device (hipGetDeviceCount reports none); the HIP kernels were not run");
+  return true;
+}
+
+// A host Strided matrix's whole buffer, guards included, in device memory, and its view there.
+struct OnDevice {
+  gpu::DeviceBuffer<float> buffer;
+  MatrixView<float> view;
+
+  explicit OnDevice(const Strided& host) : buffer(host.buffer.size()) {
+    buffer.upload(host.buffer);
+    view = MatrixView<float>(buffer.data() + host.offset, host.view.rows, host.view.cols,
+                             host.view.stride);
+  }
+  ConstMatrixView<float> cview() const { return view; }
+  // The device buffer back into the host one (guards included), after the queued kernels.
+  void download_to(Strided& host) const { buffer.download(host.buffer); }
+};
+
+template <class T>
+gpu::DeviceBuffer<T> to_device(std::span<const T> values) {
+  gpu::DeviceBuffer<T> device(values.size());
+  device.upload(values);
+  return device;
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear
+
+// y = x W^T on the device into `fast` (guards checked), then error_ratio() of the result.
+template <class Weights, class ErrorRatio>
+double run_linear(const Weights& device_weights, const Strided& x, Strided& fast, bool accumulate,
+                  ErrorRatio&& error_ratio) {
+  const OnDevice x_device(x);
+  OnDevice y_device(fast);
+  HipBackend::linear(x_device.cview(), device_weights, y_device.view, accumulate);
+  y_device.download_to(fast);
+  REQUIRE(fast.guards_intact());
+  return error_ratio();
+}
+
+template <class W>
+void check_linear(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng) {
+  Strided x(M, K, 1, 3);
+  x.randomize(rng);
+  const StridedWeights<W> w(N, K, rng);
+  Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
+  const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
+  cpu::scalar::linear(x.cview(), w.view, reference.view, accumulate);
+  INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+  const double error =
+      run_linear(gpu::DeviceWeights<W>::from_view(w.view), x, fast, accumulate, [&] {
+        return linear_error_ratio(x.cview(), w.view, initial, reference.cview(), fast.cview());
+      });
+  REQUIRE(error <= 1.0);
+}
+
+void check_linear_int8(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng) {
+  Strided x(M, K, 1, 3);
+  x.randomize(rng, 0.01, 3.0);
+  const Int8Weights w = random_int8(N, K, rng);
+  const Matrix<std::int8_t> q = unpacked(w);
+  Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
+  const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
+  cpu::scalar::linear_int8(x.cview(), q.view(), w.scales(), reference.view, accumulate);
+  INFO("int8 M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+  const double error =
+      run_linear(gpu::DeviceWeights<std::int8_t>::from_packed(w), x, fast, accumulate,
+                 [&] { return int8_error_ratio(initial, reference.cview(), fast.cview()); });
+  REQUIRE(error <= 1.0);
+}
+
+// Every (M, N, K): GEMV (1 and up to 8 positions) and the tiled GEMM (9 and more, tiles of 64
+// with part-empty last tiles), rows not filling a block of wavefronts, K not whole vectors.
+template <class Check>
+void for_linear_shapes(Check&& check) {
+  for (bool accumulate : {false, true})
+    for (std::size_t M : {1, 2, 5, 8, 9, 33})
+      for (std::size_t N : {1, 7, 18})
+        for (std::size_t K : kColumns) check(M, N, K, accumulate);
+  check(1, 67, 1000, false);   // many wavefronts, a long reduction
+  check(3, 203, 300, true);    // 203 rows: blocks of wavefronts with a part-empty last one
+  check(70, 29, 257, false);   // GEMM: two position tiles, the second part empty
+  check(65, 130, 1100, true);  // GEMM: several tiles both ways, many K stages
+}
+
+// ---------------------------------------------------------------------------------------------
+// the row-wise kernels
+
+std::vector<std::pair<std::size_t, std::size_t>> row_shapes() {
+  std::vector<std::pair<std::size_t, std::size_t>> shapes;
+  for (std::size_t rows : kRowCounts)
+    for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
+  shapes.push_back({130, 257});
+  shapes.push_back({2, 5280});  // Huginn's width: many elements per thread
+  return shapes;
+}
+
+}  // namespace
+
+// =============================================================================================
+
+TEST_CASE("hip kernels: linear with float weights matches the scalar twin", "[hip][linear]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1101);
+  for_linear_shapes([&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
+    check_linear<float>(M, N, K, accumulate, rng);
+  });
+}
+
+TEST_CASE("hip kernels: linear with bf16 weights matches the scalar twin", "[hip][linear]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1102);
+  for_linear_shapes([&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
+    check_linear<bf16>(M, N, K, accumulate, rng);
+  });
+}
+
+TEST_CASE("hip kernels: linear with int8 weights matches the scalar twin", "[hip][int8]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1103);
+  for_linear_shapes([&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
+    check_linear_int8(M, N, K, accumulate, rng);
+  });
+}
+
+TEST_CASE("hip kernels: errors name the HIP call or the shapes", "[hip][errors]") {
+  if (skipped_without_gpu()) return;
+  REQUIRE_THROWS_WITH(gpu::DeviceBuffer<float>(std::size_t(1) << 60), Catch::Contains("hipMalloc"));
+  Rng rng(1104);
+  Strided x(2, 10), y(2, 3);
+  x.randomize(rng);
+  const StridedWeights<float> w(3, 11, rng);
+  const auto weights = gpu::DeviceWeights<float>::from_view(w.view);
+  const OnDevice x_device(x);
+  OnDevice y_device(y);
+  REQUIRE_THROWS_WITH(HipBackend::linear(x_device.cview(), weights, y_device.view),
+                      Catch::Contains("gpu::linear"));
+}
+
+TEST_CASE("hip kernels: rms_norm and add_rms_norm match the scalar twins", "[hip][norm]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1201);
+  for (const auto& [rows, cols] : row_shapes())
+    for (float eps : {1e-6f, 0.25f}) {
+      Strided in(rows, cols, 1, 3), delta(rows, cols, 1, 1);
+      in.randomize(rng, 0.25, 2.0);
+      delta.randomize(rng, 0.25, 2.0);
+      const std::vector<float> weight = nonzero_vector(cols, rng, 0.5, 1.5);
+      const gpu::DeviceBuffer<float> weight_device = to_device<float>(weight);
+      INFO("rows " << rows << " cols " << cols << " eps " << eps);
+
+      Strided fast(rows, cols, 1, 2), reference(rows, cols, 0, 0);
+      fast.fill(kNaN);
+      const OnDevice in_device(in);
+      OnDevice out_device(fast);
+      HipBackend::rms_norm(in_device.cview(), weight_device.span(), eps, out_device.view);
+      out_device.download_to(fast);
+      cpu::scalar::rms_norm(in.cview(), weight, eps, reference.view);
+      REQUIRE(fast.guards_intact());
+      REQUIRE(norm_error_ratio(reference.cview(), fast.cview()) <= 1.0);
+
+      // In place: the same result, bit for bit.
+      OnDevice in_place(in);
+      HipBackend::rms_norm(in_place.cview(), weight_device.span(), eps, in_place.view);
+      Strided in_place_result(rows, cols, 1, 3);
+      in_place.download_to(in_place_result);
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c)
+          REQUIRE(in_place_result.view(r, c) == fast.view(r, c));
+
+      // x = rms_norm(x + delta).
+      OnDevice x_device(in);
+      const OnDevice delta_device(delta);
+      HipBackend::add_rms_norm(x_device.view, delta_device.cview(), weight_device.span(), eps);
+      Strided added(rows, cols, 1, 3);
+      x_device.download_to(added);
+      reference.copy_from(in.cview());
+      cpu::scalar::add_rms_norm(reference.view, delta.cview(), weight, eps);
+      REQUIRE(added.guards_intact());
+      REQUIRE(norm_error_ratio(reference.cview(), added.cview()) <= 1.0);
+    }
+}
+
+TEST_CASE("hip kernels: silu_gate matches the scalar twin", "[hip][mlp]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1301);
+  for (const auto& [rows, n] : row_shapes()) {
+    Strided fc(rows, 2 * n, 1, 3);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t i = 0; i < n; ++i) {
+        fc.view(r, i) = nonzero(rng, 0.05, 8.0);      // gate: both tails of the sigmoid
+        fc.view(r, n + i) = nonzero(rng, 0.25, 2.0);  // up
+      }
+    Strided fast(rows, n, 1, 2), reference(rows, n, 0, 0);
+    fast.fill(kNaN);
+    const OnDevice fc_device(fc);
+    OnDevice out_device(fast);
+    HipBackend::silu_gate(fc_device.cview(), out_device.view);
+    out_device.download_to(fast);
+    cpu::scalar::silu_gate(fc.cview(), reference.view);
+    INFO("rows " << rows << " n " << n);
+    REQUIRE(fast.guards_intact());
+    REQUIRE(silu_error_ratio(reference.cview(), fast.cview()) <= 1.0);
+  }
+}
+
+TEST_CASE("hip kernels: rope_adjacent_pairs rotates adjacent pairs by the double-precision angle",
+          "[hip][rope]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1401);
+  const double base = 50000.0;
+  for (std::size_t d : {6, 16, 96})
+    for (std::size_t heads : {1, 3})
+      for (std::size_t rows : kRowCounts)
+        for (std::size_t first : {0, 37, 250})
+          for (bool with_bias : {false, true}) {
+            const std::size_t width = heads * d;
+            const Matrix<float> table = rope_table(first + rows + 3, d, base);
+            gpu::DeviceMatrix<float> table_device(table.rows(), table.cols(), table.stride());
+            table_device.upload(table.view());
+            Strided x(rows, width, 1, 7);
+            x.randomize(rng, 0.25, 2.0);
+            std::vector<float> bias;
+            if (with_bias) bias = nonzero_vector(width, rng, 0.01, 0.5);
+            const gpu::DeviceBuffer<float> bias_device = to_device<float>(bias);
+            OnDevice x_device(x);
+            HipBackend::rope_adjacent_pairs(x_device.view, heads, d, bias_device.span(),
+                                            table_device.view(), first);
+            Strided rotated(rows, width, 1, 7);
+            x_device.download_to(rotated);
+            INFO("d " << d << " heads " << heads << " rows " << rows << " first " << first
+                      << " bias " << with_bias);
+            REQUIRE(rotated.guards_intact());
+            REQUIRE(rope_error_ratio(x.cview(), heads, d, bias, first, base, rotated.cview()) <=
+                    1.0);
+          }
+}
+
+TEST_CASE("hip kernels: both causal_attention kernels match the scalar twin", "[hip][attention]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1501);
+  using Kernel =
+      void (*)(ConstMatrixView<float>, ConstMatrixView<float>, ConstMatrixView<float>, std::size_t,
+               std::size_t, std::size_t, MatrixView<float>, std::span<const std::int32_t>);
+  const std::pair<const char*, Kernel> kernels[] = {{"decode", gpu::attention_decode},
+                                                    {"prefill", gpu::attention_prefill},
+                                                    {"dispatch", HipBackend::causal_attention}};
+  for (const AttentionCase& c : attention_cases()) {
+    AttentionData data(c, rng);
+    const std::size_t width = c.heads * c.head_dim;
+    const std::span<const std::int32_t> positions(c.key_positions);
+    Strided reference(c.queries, width, 0, 0);
+    cpu::scalar::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
+                                  c.head_dim, c.first_position, reference.view, positions);
+    const OnDevice q(data.q), keys(data.keys), values(data.values);
+    const gpu::DeviceBuffer<std::int32_t> positions_device = to_device(positions);
+    for (const auto& [name, kernel] : kernels) {
+      if (std::string_view(name) == "prefill" && c.head_dim > gpu::kPrefillMaxHeadDim) continue;
+      Strided fast(c.queries, width, 1, 2);
+      fast.fill(kNaN);
+      OnDevice out(fast);
+      kernel(q.cview(), keys.cview(), values.cview(), c.heads, c.head_dim, c.first_position,
+             out.view, positions_device.span());
+      out.download_to(fast);
+      INFO(name << ": heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
+                << " first " << c.first_position << " keys " << c.keys << " positions "
+                << c.key_positions.size());
+      REQUIRE(fast.guards_intact());
+      REQUIRE(attention_error_ratio(data.q.cview(), data.keys.cview(), data.values.cview(), c,
+                                    reference.cview(), fast.cview()) <= 1.0);
+    }
+  }
+}
+
+TEST_CASE("hip kernels: add, copy and gather_rows give the CPU's values exactly",
+          "[hip][elementwise]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1601);
+  for (std::size_t n : kColumns) {
+    Strided a(3, n, 1, 1), b(3, n, 1, 2), sum(3, n, 1, 3), copied(3, n, 1, 1);
+    a.randomize(rng);
+    b.randomize(rng);
+    OnDevice a_device(a), sum_device(sum), copied_device(copied);
+    const OnDevice b_device(b);
+    HipBackend::add(a_device.cview(), b_device.cview(), sum_device.view);
+    HipBackend::copy(a_device.cview(), copied_device.view);
+    HipBackend::add(a_device.cview(), b_device.cview(), a_device.view);  // in place
+    Strided in_place(3, n, 1, 1);
+    sum_device.download_to(sum);
+    copied_device.download_to(copied);
+    a_device.download_to(in_place);
+    REQUIRE(sum.guards_intact());
+    REQUIRE(copied.guards_intact());
+    for (std::size_t r = 0; r < 3; ++r)
+      for (std::size_t c = 0; c < n; ++c) {
+        REQUIRE(sum.view(r, c) == a.view(r, c) + b.view(r, c));
+        REQUIRE(copied.view(r, c) == a.view(r, c));
+        REQUIRE(in_place.view(r, c) == sum.view(r, c));
+      }
+  }
+
+  const std::size_t vocab = 11, width = 37;
+  const std::vector<float> source = nonzero_vector(vocab * width, rng, 0.05, 2.0);
+  const std::vector<std::int32_t> ids = {3, 0, 10, 3, 7};
+  const gpu::DeviceBuffer<std::int32_t> ids_device = to_device<std::int32_t>(ids);
+  const auto check_gather = [&](const auto& packed) {
+    using W = std::remove_cvref_t<decltype(packed.value(0, 0))>;
+    const auto table = gpu::DeviceWeights<W>::from_packed(packed);
+    Strided expected(ids.size(), width, 0, 0), gathered(ids.size(), width, 1, 2);
+    CpuBackend::gather_rows(packed, ids, 1.5f, expected.view);
+    OnDevice out(gathered);
+    HipBackend::gather_rows(table, ids_device.span(), 1.5f, out.view);
+    out.download_to(gathered);
+    REQUIRE(gathered.guards_intact());
+    for (std::size_t t = 0; t < ids.size(); ++t)
+      for (std::size_t c = 0; c < width; ++c) REQUIRE(gathered.view(t, c) == expected.view(t, c));
+  };
+  const std::span<const float> rows(source);
+  check_gather(cpu::PackedWeights<float>::from_rows(rows, vocab, width));
+  check_gather(cpu::PackedWeights<bf16>::from_rows(rows, vocab, width));
+  check_gather(cpu::PackedWeights<std::int8_t>::from_rows(rows, vocab, width));
+}

@@ -14,6 +14,12 @@ packages=(
   clang-14 libclang-rt-14-dev libomp-14-dev
 )
 
+# scripts/test_hip.sh: the HIP compiler (clang 15 with ROCm 5.2's device libraries) and runtime,
+# about 100 MB to download; not wanted when the HIP stage is skipped (HIP=0).
+if [ "${HIP:-1}" != 0 ]; then
+  packages+=(hipcc libamdhip64-dev)
+fi
+
 # node and npm generate the tokenizer oracle (tests/tokenizer/make_oracle.sh); any installation
 # that provides both commands will do, so Debian's packages are added only when one is missing.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -42,6 +42,41 @@ inline double silu_error_ratio(ConstMatrixView<float> reference, ConstMatrixView
   return worst;
 }
 
+// The input [rows, 2n] of silu_gate: gates over both tails of the sigmoid, then the up halves.
+// (Strided's view stays valid when it is moved: it points into the moved vector's storage.)
+inline Strided silu_input(std::size_t rows, std::size_t n, Rng& rng) {
+  Strided fc(rows, 2 * n, 1, 3);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t i = 0; i < n; ++i) {
+      fc.view(r, i) = nonzero(rng, 0.05, 8.0);
+      fc.view(r, n + i) = nonzero(rng, 0.25, 2.0);
+    }
+  return fc;
+}
+
+// add and copy, exact, on every kColumns width: add(a, b, out) writes a + b into out, copy(in, out)
+// copies, add_in_place(a, b) adds b to a (a backend's kernels on Strided host matrices).
+template <class Add, class Copy, class AddInPlace>
+void check_add_and_copy(Rng& rng, Add&& add, Copy&& copy, AddInPlace&& add_in_place) {
+  for (std::size_t n : kColumns) {
+    Strided a(3, n, 1, 1), b(3, n, 1, 2), sum(3, n, 1, 3), copied(3, n, 1, 1);
+    a.randomize(rng);
+    b.randomize(rng);
+    add(a, b, sum);
+    copy(a, copied);
+    REQUIRE(sum.guards_intact());
+    REQUIRE(copied.guards_intact());
+    for (std::size_t r = 0; r < 3; ++r)
+      for (std::size_t c = 0; c < n; ++c) {
+        REQUIRE(sum.view(r, c) == a.view(r, c) + b.view(r, c));
+        REQUIRE(copied.view(r, c) == a.view(r, c));
+      }
+    add_in_place(a, b);
+    for (std::size_t r = 0; r < 3; ++r)
+      for (std::size_t c = 0; c < n; ++c) REQUIRE(a.view(r, c) == sum.view(r, c));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // int8 weights
 

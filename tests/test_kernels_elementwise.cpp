@@ -127,12 +127,7 @@ TEST_CASE("kernels: silu_gate matches the scalar twin", "[kernels][mlp]") {
       for (std::size_t cols : kColumns) shapes.push_back({rows, cols});
     shapes.push_back({130, 257});
     for (const auto& [rows, n] : shapes) {
-      Strided fc(rows, 2 * n, 1, 3);
-      for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t i = 0; i < n; ++i) {
-          fc.view(r, i) = nonzero(rng, 0.05, 8.0);      // gate: both tails of the sigmoid
-          fc.view(r, n + i) = nonzero(rng, 0.25, 2.0);  // up
-        }
+      Strided fc = silu_input(rows, n, rng);
       Strided fast(rows, n, 1, 2), reference(rows, n, 0, 0);
       fast.fill(kNaN);
       kernels.silu_gate(fc.cview(), fast.view);
@@ -191,22 +186,10 @@ TEST_CASE("kernels: gather_rows, add and copy", "[kernels][elementwise]") {
       for (std::size_t c = 0; c < cols; ++c)
         REQUIRE(out.view(t, c) == to_float(to_bf16(source[ids[t] * cols + c])) * scale);
 
-    for (std::size_t n : kColumns) {
-      Strided a(3, n, 1, 1), b(3, n, 1, 2), sum(3, n, 1, 3), copied(3, n, 1, 1);
-      a.randomize(rng);
-      b.randomize(rng);
-      kernels.add(a.cview(), b.cview(), sum.view);
-      cpu::copy(a.cview(), copied.view);
-      REQUIRE(sum.guards_intact());
-      REQUIRE(copied.guards_intact());
-      for (std::size_t r = 0; r < 3; ++r)
-        for (std::size_t c = 0; c < n; ++c) {
-          REQUIRE(sum.view(r, c) == a.view(r, c) + b.view(r, c));
-          REQUIRE(copied.view(r, c) == a.view(r, c));
-        }
-      kernels.add(a.cview(), b.cview(), a.view);  // in place
-      for (std::size_t r = 0; r < 3; ++r)
-        for (std::size_t c = 0; c < n; ++c) REQUIRE(a.view(r, c) == sum.view(r, c));
-    }
+    check_add_and_copy(
+        rng,
+        [&](Strided& a, Strided& b, Strided& out) { kernels.add(a.cview(), b.cview(), out.view); },
+        [](Strided& in, Strided& out) { cpu::copy(in.cview(), out.view); },
+        [&](Strided& a, Strided& b) { kernels.add(a.cview(), b.cview(), a.view); });
   });
 }

@@ -173,12 +173,7 @@ TEST_CASE("hip kernels: silu_gate matches the scalar twin", "[hip][mlp]") {
   if (skipped_without_gpu()) return;
   Rng rng(1301);
   for (const auto& [rows, n] : row_shapes()) {
-    Strided fc(rows, 2 * n, 1, 3);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t i = 0; i < n; ++i) {
-        fc.view(r, i) = nonzero(rng, 0.05, 8.0);      // gate: both tails of the sigmoid
-        fc.view(r, n + i) = nonzero(rng, 0.25, 2.0);  // up
-      }
+    Strided fc = silu_input(rows, n, rng);
     Strided fast(rows, n, 1, 2), reference(rows, n, 0, 0);
     fast.fill(kNaN);
     device::silu_gate(on(fc), on(fast));
@@ -250,23 +245,10 @@ TEST_CASE("hip kernels: add, copy and gather_rows give the CPU's values exactly"
           "[hip][elementwise]") {
   if (skipped_without_gpu()) return;
   Rng rng(1601);
-  for (std::size_t n : kColumns) {
-    Strided a(3, n, 1, 1), b(3, n, 1, 2), sum(3, n, 1, 3), copied(3, n, 1, 1);
-    a.randomize(rng);
-    b.randomize(rng);
-    device::add(on(a), on(b), on(sum));
-    device::copy(on(a), on(copied));
-    REQUIRE(sum.guards_intact());
-    REQUIRE(copied.guards_intact());
-    for (std::size_t r = 0; r < 3; ++r)
-      for (std::size_t c = 0; c < n; ++c) {
-        REQUIRE(sum.view(r, c) == a.view(r, c) + b.view(r, c));
-        REQUIRE(copied.view(r, c) == a.view(r, c));
-      }
-    device::add_in_place(on(a), on(b));
-    for (std::size_t r = 0; r < 3; ++r)
-      for (std::size_t c = 0; c < n; ++c) REQUIRE(a.view(r, c) == sum.view(r, c));
-  }
+  check_add_and_copy(
+      rng, [](Strided& a, Strided& b, Strided& out) { device::add(on(a), on(b), on(out)); },
+      [](Strided& in, Strided& out) { device::copy(on(in), on(out)); },
+      [](Strided& a, Strided& b) { device::add_in_place(on(a), on(b)); });
 
   const std::size_t vocab = 11, width = 37;
   const std::vector<float> source = nonzero_vector(vocab * width, rng, 0.05, 2.0);

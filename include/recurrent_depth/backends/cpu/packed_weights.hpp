@@ -48,8 +48,9 @@ ConstMatrixView<Source> rows_view(std::span<const Source> source, std::size_t ro
 
 // Calls pack_row(r) for every row r < rows, on the OpenMP team when the matrix holds 2^20 values
 // or more; true when every call returned true (a row packer that cannot fail returns true).
+// (`values` is unused where OpenMP is off, as in the HIP backend's hipcc compilations.)
 template <class PackRow>
-bool pack_rows(std::size_t rows, std::size_t values, PackRow&& pack_row) {
+bool pack_rows(std::size_t rows, [[maybe_unused]] std::size_t values, PackRow&& pack_row) {
   const auto count = static_cast<std::ptrdiff_t>(rows);
   bool all = true;
 #pragma omp parallel for schedule(static) reduction(&& : all) if (values >= (std::size_t(1) << 20))

@@ -59,6 +59,29 @@ void linear_int8(HostView x, const cpu::PackedWeights<std::int8_t>& w, HostView 
   y_device.download();
 }
 
+void linear_int8_two_streams(HostView x_first, HostView x_second,
+                             const cpu::PackedWeights<std::int8_t>& w, HostView y_first,
+                             HostView y_second) {
+  const auto weights = hip::DeviceWeights<std::int8_t>::from_packed(w);
+  OnDevice x1(x_first), x2(x_second), y1(y_first), y2(y_second);
+  hipStream_t streams[2];
+  for (hipStream_t& stream : streams) hip::check(hipStreamCreate(&stream), "hipStreamCreate");
+  {
+    const hip::ScopedStream first(streams[0]);
+    HipBackend::linear(x1.cview(), weights, y1.view());
+  }
+  {
+    const hip::ScopedStream second(streams[1]);
+    HipBackend::linear(x2.cview(), weights, y2.view());
+    y2.download();
+  }
+  {
+    const hip::ScopedStream first(streams[0]);
+    y1.download();
+  }
+  for (hipStream_t stream : streams) hip::check(hipStreamDestroy(stream), "hipStreamDestroy");
+}
+
 void rms_norm(HostView in, std::span<const float> weight, float eps, HostView out) {
   const auto weight_device = to_device(weight);
   OnDevice in_device(in), out_device(out);

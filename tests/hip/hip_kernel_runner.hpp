@@ -36,6 +36,12 @@ void allocate_floats(std::size_t count);
 template <class W>
 void linear(HostView x, ConstMatrixView<W> w, HostView y, bool accumulate);
 void linear_int8(HostView x, const cpu::PackedWeights<std::int8_t>& w, HostView y, bool accumulate);
+// y_first = x_first W^T queued on a stream of its own (hip::ScopedStream), then y_second =
+// x_second W^T on another, without waiting in between: the thread's int8 quantisation scratch
+// passes from the first stream to the second.
+void linear_int8_two_streams(HostView x_first, HostView x_second,
+                             const cpu::PackedWeights<std::int8_t>& w, HostView y_first,
+                             HostView y_second);
 
 void rms_norm(HostView in, std::span<const float> weight, float eps, HostView out);
 void rms_norm_in_place(HostView x, std::span<const float> weight, float eps);

@@ -124,14 +124,36 @@ TEST_CASE("hip kernels: linear with int8 weights matches the scalar twin", "[hip
   });
 }
 
-TEST_CASE("hip kernels: errors name the HIP call or the shapes", "[hip][errors]") {
+TEST_CASE("hip kernels: int8 products on two streams of one thread", "[hip][int8]") {
   if (skipped_without_gpu()) return;
-  REQUIRE_THROWS_WITH(device::allocate_floats(std::size_t(1) << 60), Catch::Contains("hipMalloc"));
+  Rng rng(1105);
+  const std::size_t K = 300, N = 67;
+  const Int8Weights w = random_int8(N, K, rng);
+  const Matrix<std::int8_t> q = unpacked(w);
+  for (std::size_t M : {1, 5, 20}) {
+    Strided x1(M, K), x2(M, K), y1(M, N), y2(M, N), reference(M, N, 0, 0);
+    x1.randomize(rng, 0.01, 3.0);
+    x2.randomize(rng, 0.01, 3.0);
+    y1.fill(kNaN);
+    y2.fill(kNaN);
+    device::linear_int8_two_streams(on(x1), on(x2), w, on(y1), on(y2));
+    INFO("M " << M);
+    cpu::scalar::linear_int8(x1.cview(), q.view(), w.scales(), reference.view);
+    REQUIRE(int8_error_ratio({}, reference.cview(), y1.cview()) <= 1.0);
+    cpu::scalar::linear_int8(x2.cview(), q.view(), w.scales(), reference.view);
+    REQUIRE(int8_error_ratio({}, reference.cview(), y2.cview()) <= 1.0);
+  }
+}
+
+TEST_CASE("hip kernels: errors name the shapes or the HIP call", "[hip][errors]") {
+  if (skipped_without_gpu()) return;
   Rng rng(1104);
   Strided x(2, 10), y(2, 3);
   x.randomize(rng);
   const StridedWeights<float> w(3, 11, rng);
   REQUIRE_THROWS_WITH(device::linear(on(x), w.view, on(y), false), Catch::Contains("hip::linear"));
+  // 2^60 bytes: more than any GPU has.
+  REQUIRE_THROWS_WITH(device::allocate_floats(std::size_t(1) << 58), Catch::Contains("hipMalloc"));
 }
 
 TEST_CASE("hip kernels: rms_norm and add_rms_norm match the scalar twins", "[hip][norm]") {

@@ -45,6 +45,7 @@ __device__ inline float shifted_exp(float s, float top) {
 }
 
 // Grid: (queries, heads).
+template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
 __global__ void attention_decode(const float* q, std::size_t q_stride, const float* keys,
                                  std::size_t k_stride, const float* values, std::size_t v_stride,
                                  std::size_t key_count, const std::int32_t* positions,
@@ -110,6 +111,7 @@ __global__ void attention_decode(const float* q, std::size_t q_stride, const flo
 }
 
 // Grid: (query tiles, heads).
+template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
 __global__ void attention_prefill(const float* q, std::size_t q_stride, std::size_t query_count,
                                   const float* keys, std::size_t k_stride, const float* values,
                                   std::size_t v_stride, std::size_t key_count,
@@ -219,7 +221,7 @@ inline void attention_decode(ConstMatrixView<float> q, ConstMatrixView<float> ke
                              std::size_t first_position, MatrixView<float> out,
                              std::span<const std::int32_t> key_positions = {}) {
   detail::check_attention_shapes(q, keys, values, heads, head_dim, out, key_positions);
-  launch("attention_decode", kernels::attention_decode, dim3(unsigned(q.rows), unsigned(heads)),
+  launch("attention_decode", kernels::attention_decode<>, dim3(unsigned(q.rows), unsigned(heads)),
          dim3(kAttentionThreads), q.data, q.stride, keys.data, keys.stride, values.data,
          values.stride, keys.rows, key_positions.empty() ? nullptr : key_positions.data(), head_dim,
          first_position, out.data, out.stride);
@@ -233,7 +235,7 @@ inline void attention_prefill(ConstMatrixView<float> q, ConstMatrixView<float> k
   detail::check_attention_shapes(q, keys, values, heads, head_dim, out, key_positions);
   require(head_dim <= kPrefillMaxHeadDim, "hip::attention_prefill: head_dim ", head_dim, " above ",
           kPrefillMaxHeadDim);
-  launch("attention_prefill", kernels::attention_prefill,
+  launch("attention_prefill", kernels::attention_prefill<>,
          dim3(blocks_for(q.rows, kPrefillQueries), unsigned(heads)), dim3(kAttentionThreads),
          q.data, q.stride, q.rows, keys.data, keys.stride, values.data, values.stride, keys.rows,
          key_positions.empty() ? nullptr : key_positions.data(), head_dim, first_position, out.data,

@@ -25,6 +25,7 @@ namespace kernels {
 
 // v = in[r] (+ delta[r]); out[r] = v * (1 / sqrt(mean(v^2) + eps)) * weight. out may alias in
 // (add_rms_norm passes in == out): each thread reads only the elements it later writes.
+template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
 __global__ void rms_norm_rows(const float* in, std::size_t in_stride, const float* delta,
                               std::size_t delta_stride, const float* weight, float eps,
                               std::size_t cols, float* out, std::size_t out_stride) {
@@ -46,6 +47,7 @@ __global__ void rms_norm_rows(const float* in, std::size_t in_stride, const floa
 }
 
 // out = silu(gate) * up over the halves [gate ; up] of each row of fc.
+template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
 __global__ void silu_gate(const float* fc, std::size_t fc_stride, std::size_t rows,
                           std::size_t cols, float* out, std::size_t out_stride) {
   const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x, r = blockIdx.y;
@@ -56,6 +58,7 @@ __global__ void silu_gate(const float* fc, std::size_t fc_stride, std::size_t ro
 
 // One thread per pair (2i, 2i+1) of each head of each row: (v + bias) rotated by the table's
 // (cos, sin) of position first + r.
+template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
 __global__ void rope_adjacent_pairs(float* x, std::size_t x_stride, std::size_t rows,
                                     std::size_t pairs, std::size_t head_dim, const float* bias,
                                     const float* cos_sin, std::size_t table_stride,
@@ -73,6 +76,7 @@ __global__ void rope_adjacent_pairs(float* x, std::size_t x_stride, std::size_t 
 }
 
 // out = a + b (b null: out = a, a copy).
+template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
 __global__ void add_rows(const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
                          std::size_t rows, std::size_t cols, float* out, std::size_t out_stride) {
   const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x, r = blockIdx.y;
@@ -101,7 +105,7 @@ inline dim3 column_grid(std::size_t rows, std::size_t cols) {
 
 inline void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
                      MatrixView<float> out) {
-  launch("rms_norm_rows", kernels::rms_norm_rows, dim3(unsigned(in.rows)), dim3(kRowThreads),
+  launch("rms_norm_rows", kernels::rms_norm_rows<>, dim3(unsigned(in.rows)), dim3(kRowThreads),
          in.data, in.stride, nullptr, std::size_t(0), weight.data(), eps, in.cols, out.data,
          out.stride);
 }
@@ -109,12 +113,12 @@ inline void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, f
 // x = rms_norm(x + delta).
 inline void add_rms_norm(MatrixView<float> x, ConstMatrixView<float> delta,
                          std::span<const float> weight, float eps) {
-  launch("rms_norm_rows", kernels::rms_norm_rows, dim3(unsigned(x.rows)), dim3(kRowThreads), x.data,
-         x.stride, delta.data, delta.stride, weight.data(), eps, x.cols, x.data, x.stride);
+  launch("rms_norm_rows", kernels::rms_norm_rows<>, dim3(unsigned(x.rows)), dim3(kRowThreads),
+         x.data, x.stride, delta.data, delta.stride, weight.data(), eps, x.cols, x.data, x.stride);
 }
 
 inline void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
-  launch("silu_gate", kernels::silu_gate, column_grid(fc.rows, out.cols), dim3(kRowThreads),
+  launch("silu_gate", kernels::silu_gate<>, column_grid(fc.rows, out.cols), dim3(kRowThreads),
          fc.data, fc.stride, fc.rows, out.cols, out.data, out.stride);
 }
 
@@ -124,20 +128,20 @@ inline void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::siz
                                 std::size_t first_position) {
   require(head_dim % 2 == 0, "rope_adjacent_pairs: odd head_dim ", head_dim);
   const std::size_t pairs = heads * head_dim / 2;
-  launch("rope_adjacent_pairs", kernels::rope_adjacent_pairs, column_grid(x.rows, pairs),
+  launch("rope_adjacent_pairs", kernels::rope_adjacent_pairs<>, column_grid(x.rows, pairs),
          dim3(kRowThreads), x.data, x.stride, x.rows, pairs, head_dim,
          bias.empty() ? nullptr : bias.data(), cos_sin.data, cos_sin.stride, first_position);
 }
 
 // out = a + b; out may alias a or b.
 inline void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
-  launch("add_rows", kernels::add_rows, column_grid(out.rows, out.cols), dim3(kRowThreads), a.data,
-         a.stride, b.data, b.stride, out.rows, out.cols, out.data, out.stride);
+  launch("add_rows", kernels::add_rows<>, column_grid(out.rows, out.cols), dim3(kRowThreads),
+         a.data, a.stride, b.data, b.stride, out.rows, out.cols, out.data, out.stride);
 }
 
 inline void copy(ConstMatrixView<float> in, MatrixView<float> out) {
-  launch("add_rows", kernels::add_rows, column_grid(out.rows, out.cols), dim3(kRowThreads), in.data,
-         in.stride, static_cast<const float*>(nullptr), std::size_t(0), out.rows, out.cols,
+  launch("add_rows", kernels::add_rows<>, column_grid(out.rows, out.cols), dim3(kRowThreads),
+         in.data, in.stride, static_cast<const float*>(nullptr), std::size_t(0), out.rows, out.cols,
          out.data, out.stride);
 }
 

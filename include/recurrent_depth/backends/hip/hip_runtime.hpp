@@ -4,6 +4,11 @@
 // the call, the stream kernels are queued on (one per thread,
 // chosen with ScopedStream) and checked kernel launches.
 //
+// Kernels (the __global__ functions under hip::kernels) are all templates, those without a
+// parameter of their own too (`template <class = void>`): a header-only library defines them in
+// every file that includes it, which the one-definition rule allows for templates, whereas an
+// `inline` kernel is a CUDA-compatibility warning in clang (the inline is ignored) and nvcc.
+//
 // Every HipBackend function queues work on the current stream and returns at once: results are
 // visible to the host after a download (which waits for the stream) or hip::synchronize().
 #pragma once

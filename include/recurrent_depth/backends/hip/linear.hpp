@@ -27,6 +27,7 @@ inline constexpr std::size_t kMaxInt8Columns = 133000;
 namespace kernels {
 
 // One block per position m: xq[m] = quantised x[m] (zeros from cols to padded), steps[m] = s_m.
+template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
 __global__ void quantise_rows(const float* x, std::size_t x_stride, std::size_t cols,
                               std::size_t padded, std::int8_t* xq, float* steps) {
   __shared__ float scratch[32];
@@ -115,8 +116,8 @@ inline void linear(ConstMatrixView<float> x, const DeviceWeights<std::int8_t>& w
   scratch.prepare(x.rows, w.stride());
   const std::int8_t* xq = scratch.values.data();
   const float* steps = scratch.steps.data();
-  launch("quantise_rows", kernels::quantise_rows, dim3(unsigned(x.rows)), dim3(kRowThreads), x.data,
-         x.stride, x.cols, w.stride(), scratch.values.data(), scratch.steps.data());
+  launch("quantise_rows", kernels::quantise_rows<>, dim3(unsigned(x.rows)), dim3(kRowThreads),
+         x.data, x.stride, x.cols, w.stride(), scratch.values.data(), scratch.steps.data());
   if (x.rows == 1) {
     launch("gemv_rows_int8", kernels::gemv_rows_int8<1>, gemv_grid(w.rows()), dim3(kGemvThreads),
            xq, steps, 1, w.data(), w.stride(), w.row_scales(), w.rows(), y.data, y.stride,

@@ -54,7 +54,11 @@ __global__ void gemv_rows_float(const float* x, std::size_t x_stride, int positi
       if (p < positions) {  // a guard, not a break: the loop stays fully unrolled
         const float* xp = x + std::size_t(p) * x_stride + k0;
         float sum = sums[p];
-        for (int i = 0; i < count; ++i) sum += device::vector_element<W>(loaded, i) * xp[i];
+        // Unrolled with constant indices: a loop to `count` would index the vector's words at
+        // run time, and the compiler would keep it in shared memory instead of registers.
+#pragma unroll
+        for (int i = 0; i < kPerVector; ++i)
+          if (i < count) sum += device::vector_element<W>(loaded, i) * xp[i];
         sums[p] = sum;
       }
     }

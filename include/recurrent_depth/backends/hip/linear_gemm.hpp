@@ -6,10 +6,10 @@
 //   Acc = std::int32_t: int8 W, x quantised per position (linear.hpp), exact int32 sums, then
 //                       float(sum) * (step * scale) as the CPU int8 kernels define it.
 // rocBLAS / hipBLAS are not used: Debian 12 ships neither (no librocblas-dev or libhipblas-dev in
-// bookworm; only libamdhip64, rocm-device-libs, comgr, hsa, rocminfo and rocsparse from ROCm 5.2),
-// and the project depends on Debian packages only. Nor would they take int8 weights with per-row
-// scales and per-position activation scales. This kernel is the correct, simple baseline; a
-// matrix-core (MFMA) version is future work, measured on a GPU.
+// bookworm; its ROCm is the HIP runtime, device libraries, comgr, HSA, rocminfo and rocm-smi 5.2,
+// and rocSPARSE / hipSPARSE 5.3), and the project depends on Debian packages only. Nor would they
+// take int8 weights with per-row scales and per-position activation scales. This kernel is the
+// correct, simple baseline; a matrix-core (MFMA) version is future work, measured on a GPU.
 #pragma once
 
 #include <cstddef>

@@ -15,6 +15,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 TASK_TEXT = {
+    "arithmetic": """A problem is a digit followed by operations, applied **left to right, modulo 10**; the answer
+is the resulting digit:
+
+    7+3*9+4=      ->  4        ((7 + 3) * 9 + 4) mod 10
+
+Each operation adds 1-9 or multiplies by 3, 7 or 9: every one is a permutation of the ten digits,
+so the answer is uniform (a guess is right one time in ten) until the last operation is applied,
+and no operation can be skipped. Applying n operations needs n dependent steps: a fixed number of
+layers can only apply a fixed number of them, while each core iteration can apply more. Training
+problems have 1-10 operations; the held-out split has 4-10, the harder split 16-20: longer than
+any problem seen in training.
+""",
     "copy": """A program defines three or four chains of variables: a chain starts with a digit (`k=7`), each
 link copies the previous variable (`q=k`), and every variable is defined before it is used. The
 question asks for the end of the longest chain:

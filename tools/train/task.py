@@ -9,7 +9,7 @@ import random
 import string
 
 SPECIALS = ["<|begin_text|>", "<|end_text|>", "<|pad|>"]
-CHARS = list(string.ascii_lowercase) + list(string.digits) + list("=+;?\n ")
+CHARS = list(string.ascii_lowercase) + list(string.digits) + list("=+;?\n *")
 VOCAB = SPECIALS + CHARS
 BOS, EOS, PAD = 0, 1, 2
 VOCAB_SIZE = 64  # the rows of the embedding: len(VOCAB) padded to a multiple of 16
@@ -28,7 +28,30 @@ SPLITS = {
         "heldout": {"links": (1, 5), "chains": (3, 4)},
         "harder": {"links": (6, 7), "chains": (3, 3)},
     },
+    # "arithmetic": operations applied left to right modulo 10; splits by the number of operations.
+    "arithmetic": {
+        "train": {"ops": (1, 10)},
+        "heldout": {"ops": (4, 10)},
+        "harder": {"ops": (16, 20)},
+    },
 }
+QUESTION = {"add": "?", "copy": "?", "arithmetic": "="}  # the character an answer follows
+
+
+def make_arithmetic(rng, ops):
+    """'7+3*9+4=' and its answer: a digit, then operations applied left to right modulo 10. Every
+    operation is a permutation of the ten digits (adding 1-9, multiplying by 3, 7 or 9), so the
+    answer stays uniform until the last operation is applied: no shortcut skips a step."""
+    value = rng.randint(0, 9)
+    text = str(value)
+    for _ in range(rng.randint(*ops)):
+        if rng.random() < 0.5:
+            number = rng.randint(1, 9)
+            value, text = (value + number) % 10, text + f"+{number}"
+        else:
+            number = rng.choice((3, 7, 9))
+            value, text = value * number % 10, text + f"*{number}"
+    return text + "=", str(value), text.count("+") + text.count("*")
 
 
 def make_program(rng, links, chains, add=True):
@@ -64,19 +87,34 @@ def make_program(rng, links, chains, add=True):
 
 def eval_problem(rng, split, kind="add"):
     spec = SPLITS[kind][split]
+    if kind == "arithmetic":
+        prompt, answer, ops = make_arithmetic(rng, spec["ops"])
+        return {"prompt": prompt, "answer": answer, "hops": ops}
     program, target, values, hops = make_program(rng, spec["links"], spec["chains"], kind == "add")
     return {"prompt": f"{program}{target}?", "answer": str(values[target]), "hops": hops[target]}
 
 
-def train_text(rng, kind="add", queries=6, level=1.0):
-    """A training sequence: a program and several answered queries, the long chain's end first.
-    `level` in [0, 1] grows the program from two chains of one link each (a curriculum's first
-    steps) to the training split's chains and lengths."""
+def train_text(rng, kind="add", queries=6, level=1.0, excluded=frozenset()):
+    """A training sequence. Chains: a program and several answered queries, the long chain's end
+    first; `level` in [0, 1] grows the program from two chains of one link each (a curriculum's
+    first steps) to the training split's chains and lengths. Arithmetic: `queries` * 2 answered
+    problems ("7+3*9+4=0;...") of up to 2 + level * (the split's most - 2) operations. Never a
+    prompt of `excluded`."""
     spec = SPLITS[kind]["train"]
+    if kind == "arithmetic":
+        most = min(spec["ops"][1], 2 + round(level * (spec["ops"][1] - 2)))
+        text = ""
+        while text.count("=") < 2 * queries:
+            prompt, answer, _ = make_arithmetic(rng, (spec["ops"][0], most))
+            if prompt not in excluded:
+                text += f"{prompt}{answer};"
+        return text
     links = (1, spec["links"][0] + round(level * (spec["links"][1] - spec["links"][0])))
     most_chains = 2 + round(level * (spec["chains"][1] - 2))
     chains = (min(spec["chains"][0], most_chains), most_chains)
     program, target, values, _ = make_program(rng, links, chains, kind == "add")
+    while f"{program}{target}?" in excluded:
+        program, target, values, _ = make_program(rng, links, chains, kind == "add")
     others = sorted(set(values) - {target})
     asked = [target] + rng.sample(others, min(queries - 1, len(others)))
     return program + "".join(f"{v}?{values[v]};" for v in asked)

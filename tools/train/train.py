@@ -84,17 +84,13 @@ def sample_iterations(rng, mean, backprop):
 
 
 def make_batch(rng, size, excluded, kind="add", queries=6, level=1.0, assignment_targets=False):
-    texts = []
-    while len(texts) < size:
-        text = task.train_text(rng, kind, queries, level)
-        if text.split("?")[0][:-1] not in excluded:  # the program, without the first query
-            texts.append(text)
+    texts = [task.train_text(rng, kind, queries, level, excluded) for _ in range(size)]
     ids = [task.encode(t) for t in texts]
     width = max(map(len, ids))
     batch = torch.full((size, width), task.PAD, dtype=torch.long)
     for row, seq in enumerate(ids):
         batch[row, : len(seq)] = torch.tensor(seq)
-    question, = task.encode("?", bos=False)
+    question, = task.encode(task.QUESTION[kind], bos=False)
     targets = torch.full_like(batch, -100)  # loss on each answer and the ';' that ends it
     asks = batch[:, :-1] == question
     targets[:, :-1][asks] = batch[:, 1:][asks]
@@ -180,7 +176,7 @@ def main():
         task.write_tasks(os.path.join(args.out, "tasks", f"{split}.jsonl"), split, count, 0, args.task)
     heldout = load_tasks(os.path.join(args.out, "tasks", "heldout.jsonl"))
     harder = load_tasks(os.path.join(args.out, "tasks", "harder.jsonl"))
-    excluded = {p["prompt"][:-2] for p in heldout + harder}  # the programs
+    excluded = {p["prompt"] for p in heldout + harder}
 
     model = Huginn(CONFIG)
     decay = [p for p in model.parameters() if p.dim() >= 2]

@@ -4,7 +4,8 @@
 #               tokenizer oracle (its JavaScript answers are generated into the release build
 #               only; the same tokenizer code runs under ASan in test_tokenizer.cpp and the fuzz
 #               target) and the machine-peak and bench timing tests (instrumented loops measure
-#               the sanitizer, not the machine);
+#               the sanitizer, not the machine); `rdepth serve` runs instrumented under the
+#               openai client's test;
 #   build-tsan  the threading tests (test_concurrency.cpp) with -fsanitize=thread, one OpenMP
 #               thread per team (tests/CMakeLists.txt says why);
 #   build-fuzz  every libFuzzer target of tests/fuzz for FUZZ_SECONDS (default 30) each.

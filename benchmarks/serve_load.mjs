@@ -28,7 +28,7 @@ const { values: options } = parseArgs({
     'max-tokens': { type: 'string', default: '32' },
     steps: { type: 'string' },
     threads: { type: 'string' },
-    prompts: { type: 'string', default: 'models/variable_chains/tasks/heldout.jsonl' },
+    prompts: { type: 'string', default: 'models/arithmetic/tasks/heldout.jsonl' },
     'max-batch': { type: 'string' },
     'max-queue': { type: 'string', default: '64' },
     json: { type: 'string' },

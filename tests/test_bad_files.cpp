@@ -24,7 +24,7 @@ using Catch::Contains;
 
 namespace {
 
-const fs::path kShippedModel = fs::path(RECURRENT_DEPTH_MODELS_DIR) / "variable_chains";
+const fs::path kShippedModel = fs::path(RECURRENT_DEPTH_MODELS_DIR) / "arithmetic";
 
 // A copy of a model directory's files (not its subdirectories).
 void copy_model(const fs::path& from, const fs::path& to) {

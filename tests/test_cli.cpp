@@ -89,15 +89,15 @@ TEST_CASE("rdepth takes --weights q4 in every command", "[cli][q4]") {
   CHECK(inspect("q4") < 0.6 * inspect("int8"));
 
   const std::string shipped =
-      " --model " + quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "variable_chains").string());
-  const Run trace = rdepth("trace" + shipped + " --prompt 'x=3;x?' --steps 2 --json --weights q4");
+      " --model " + quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "arithmetic").string());
+  const Run trace = rdepth("trace" + shipped + " --prompt '7+3*9=' --steps 2 --json --weights q4");
   REQUIRE_SUCCESS(trace);
   CHECK(nlohmann::json::parse(trace.out)["tokens"].size() == 7);  // BOS first
-  const Run eval = rdepth(
-      "eval" + shipped + " --tasks " +
-      quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "variable_chains" / "tasks" / "heldout.jsonl")
-                .string()) +
-      " --limit 3 --steps 2 --json --weights q4");
+  const Run eval =
+      rdepth("eval" + shipped + " --tasks " +
+             quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "arithmetic" / "tasks" / "heldout.jsonl")
+                       .string()) +
+             " --limit 3 --steps 2 --json --weights q4");
   REQUIRE_SUCCESS(eval);
   CHECK(nlohmann::json::parse(eval.out)["weights"] == "q4");
 }

@@ -39,7 +39,7 @@ TEST_CASE(
                   quote(script.string()) + " --rdepth " + quote(RECURRENT_DEPTH_RDEPTH) +
                       " --client " + quote(client.string()) + " --chat-model " +
                       quote(chat_model_dir().string()) + " --shipped-model " +
-                      quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "variable_chains").string()),
+                      quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "arithmetic").string()),
                   "OMP_WAIT_POLICY=PASSIVE");
   INFO(run.out << run.err);
   CHECK(run.out.find("not ok") == std::string::npos);

@@ -1,4 +1,4 @@
-// The shipped model (models/variable_chains, trained by tools/train/train.py): the engine
+// The shipped model (models/arithmetic, trained by tools/train/train.py): the engine
 // reproduces PyTorch's float32 logits and latents (reference.safetensors, written by
 // tools/train/dump_reference.py) to a relative L2 below 1e-4; the tokenizer gives the training
 // ids; `rdepth eval` on 200 held-out problems stays within the stated margin of the model card's
@@ -17,7 +17,7 @@ using namespace recurrent_depth::testing;
 namespace {
 
 const std::filesystem::path kModel =
-    std::filesystem::path(RECURRENT_DEPTH_MODELS_DIR) / "variable_chains";
+    std::filesystem::path(RECURRENT_DEPTH_MODELS_DIR) / "arithmetic";
 
 // The accuracy CI accepts: the card's held-out accuracy at the training mean (PyTorch, 1000
 // problems) minus this margin, for 200 problems with bf16 weights (a standard error of about
@@ -82,14 +82,14 @@ TEST_CASE("shipped model: rdepth eval keeps the model card's accuracy at r = 1 a
 }
 
 TEST_CASE("shipped model: rdepth trace and eval --plot --show", "[shipped][cli]") {
-  const std::string prompt = "x=3;k=7;b=x;q=k;c=b;c?";
+  const std::string prompt = "7+3*9+4=";
   const Run run = rdepth("trace --model " + quote(kModel.string()) + " --prompt " + quote(prompt) +
                          " --steps 12 --json --states");
   REQUIRE_SUCCESS(run);
   const nlohmann::json trace = nlohmann::json::parse(run.out);
   REQUIRE(trace["tokens"].size() == prompt.size() + 1);  // BOS first
   const nlohmann::json& last = trace["tokens"].back();
-  CHECK(last["text"] == "?");
+  CHECK(last["text"] == "=");
   REQUIRE(last["iterations"].size() == 12);
   REQUIRE(last["states"].size() == 13);
   CHECK(last["iterations"].back()["distance_to_last"] == 0.0);

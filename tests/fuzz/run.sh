@@ -71,9 +71,9 @@ done
 s=$(seed_dir fuzz_tokenizer)
 n=0
 while IFS= read -r line && [ $n -lt 8 ]; do
-  { cat models/variable_chains/tokenizer.json; printf '\n#TEXT#\n%s' "$line"; } >"$s/shipped_$n"
+  { cat models/arithmetic/tokenizer.json; printf '\n#TEXT#\n%s' "$line"; } >"$s/shipped_$n"
   n=$((n + 1))
-done <models/variable_chains/tasks/heldout.jsonl
+done <models/arithmetic/tasks/heldout.jsonl
 n=0
 while IFS= read -r line && [ $n -lt 40 ]; do
   [ -n "$line" ] && printf '%s' "$line" >"$s/text_$n" && n=$((n + 1))
@@ -82,7 +82,7 @@ done < <(grep -v '^ *$' README.md | head -n 120 | awk 'NR % 3 == 0')
 # stream decoder: id pairs from the bytes of repository files.
 s=$(seed_dir fuzz_stream_decoder)
 n=0
-for file in README.md tests/data/tiny_huginn/golden.json models/variable_chains/tokenizer.json; do
+for file in README.md tests/data/tiny_huginn/golden.json models/arithmetic/tokenizer.json; do
   for offset in 0 256 1024; do
     head -c $((offset + 96)) "$file" | tail -c 96 >"$s/bytes_$n"  # no SIGPIPE under pipefail
     n=$((n + 1))

@@ -249,7 +249,7 @@ test('bad requests get 400 with an OpenAI error body; the server keeps serving',
 test('the shipped model: completions equal rdepth generate; no chat template: 400',
   async ({ shipped }) => {
     const openai = client(shipped);
-    const question = 'x=3;k=7;b=x;q=k;c=b;c?';
+    const question = '7+3*9+4=';
     for (const fields of [{ steps: 1 }, { steps: 8 }, { steps: 8, exit: 'kl', exit_threshold: 1e-3 }]) {
       const answer = await openai.completions.create({ model: 'any', prompt: question, max_tokens: 4, ...fields });
       const alone = generateAlone(shippedModel, question, 4, fields);

@@ -7,7 +7,7 @@
 #   bash tools/analysis/make_figures.sh [MODEL_DIR] [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-model=${1:-models/variable_chains}
+model=${1:-models/arithmetic}
 out=${2:-docs/figures}
 python=${PYTHON:-/usr/bin/python3}
 rdepth=./build/tools/rdepth

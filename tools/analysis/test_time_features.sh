@@ -7,7 +7,7 @@
 #   bash tools/analysis/test_time_features.sh [MODEL_DIR] [PROBLEMS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-model=${1:-models/variable_chains}
+model=${1:-models/arithmetic}
 limit=${2:-500}
 rdepth=./build/tools/rdepth
 tasks="$model/tasks/heldout.jsonl"

@@ -5,7 +5,7 @@
 # forward_r{R}_latents [1, T, n_embd]) and the prompt's text as DIR/reference.json. The C++ engine
 # must reproduce them (tests/test_shipped_model.cpp).
 #
-#   python3 tools/train/dump_reference.py models/variable_chains
+#   python3 tools/train/dump_reference.py models/arithmetic
 import json
 import os
 import random

@@ -1,9 +1,10 @@
-# The task: chains of variable assignments modulo 10, where each hop of a chain needs one more
-# step of computation. A program interleaves a few chains ("a=3;" starts one, "b=a+4;" extends it)
-# in an order where every variable is defined before it is used, then asks for a variable: "b?"
-# is answered "7". The answer to a chain of n links needs n dependent look-ups, so a fixed shallow
-# pass cannot resolve long chains, while more core iterations can. Character-level text, one token
-# per character, through a Hugging Face tokenizer.json written by `write_tokenizer`.
+# The tasks: problems whose every step of computation depends on the previous one, so a fixed
+# shallow pass cannot solve long ones while more core iterations can. "arithmetic" (the shipped
+# model's): a digit, then operations applied left to right modulo 10, "7+3*9+4=" answered "4".
+# "add" and "copy": chains of variable assignments modulo 10 ("a=3;" starts one, "b=a+4;" or
+# "b=a;" extends it), interleaved so every variable is defined before it is used, then a question
+# "b?" answered "7"; a chain of n links needs n dependent look-ups. Character-level text, one
+# token per character, through a Hugging Face tokenizer.json written by `write_tokenizer`.
 import json
 import random
 import string
@@ -94,18 +95,21 @@ def eval_problem(rng, split, kind="add"):
     return {"prompt": f"{program}{target}?", "answer": str(values[target]), "hops": hops[target]}
 
 
-def train_text(rng, kind="add", queries=6, level=1.0, excluded=frozenset()):
+def train_text(rng, kind="add", queries=6, level=1.0, excluded=frozenset(), most_chars=255):
     """A training sequence. Chains: a program and several answered queries, the long chain's end
     first; `level` in [0, 1] grows the program from two chains of one link each (a curriculum's
     first steps) to the training split's chains and lengths. Arithmetic: `queries` * 2 answered
-    problems ("7+3*9+4=0;...") of up to 2 + level * (the split's most - 2) operations. Never a
-    prompt of `excluded`."""
+    problems ("7+3*9+4=0;...") of up to 2 + level * (the split's most - 2) operations, fewer where
+    they would pass `most_chars` (the context less <|begin_text|>). Never a prompt of
+    `excluded`."""
     spec = SPLITS[kind]["train"]
     if kind == "arithmetic":
         most = min(spec["ops"][1], 2 + round(level * (spec["ops"][1] - 2)))
         text = ""
         while text.count("=") < 2 * queries:
             prompt, answer, _ = make_arithmetic(rng, (spec["ops"][0], most))
+            if len(text) + len(prompt) + len(answer) + 1 > most_chars:
+                break
             if prompt not in excluded:
                 text += f"{prompt}{answer};"
         return text
@@ -132,6 +136,28 @@ def assignment_values(program):
         ends.append((end, values[name]))
         start = end + 1
     return ends
+
+
+def running_values(text):
+    """(index of each operand, the value so far) in arithmetic text "7+3*9+4=4;...": training
+    targets that ask every operation for its result, so each core iteration can learn to carry
+    the running value one operation further along the prompt."""
+    targets, value = [], None
+    for index, char in enumerate(text):
+        if char.isdigit() and (index == 0 or text[index - 1] in "=;"):
+            value = int(char)  # a problem's first digit, or an answer (not an operand)
+        elif char.isdigit():
+            value = (value + int(char)) % 10 if text[index - 1] == "+" else value * int(char) % 10
+            targets.append((index, value))
+    return targets
+
+
+def intermediate_values(text, kind):
+    """(index in `text`, value) pairs for the intermediate targets of a training sequence: the ';'
+    ending each assignment of a chain program, or each operand of an arithmetic problem."""
+    if kind == "arithmetic":
+        return running_values(text)
+    return assignment_values(text[: text.index("?")].rsplit(";", 1)[0] + ";")
 
 
 def encode(text, bos=True):

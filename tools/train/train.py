@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-# Trains the shipped recurrent-depth model on the variable-chain task (task.py) with the paper's
-# recipe: per step a random number of core iterations (Poisson around a log-normal rate with mean
-# `mean_recurrence`), gradients through the last `mean_backprop_depth` of them only, a random
-# initial state. Writes DIR/{config.json, model.safetensors, tokenizer.json,
-# generation_config.json, tasks/*.jsonl, training_log.json} and prints the evaluation table.
+# Trains a recurrent-depth model on a task of task.py (the shipped model: left-to-right arithmetic)
+# with the paper's recipe: per step a random number of core iterations (Poisson around a log-normal
+# rate with mean `mean_recurrence`), gradients through the last `mean_backprop_depth` of them only,
+# a random initial state. Writes DIR/{config.json, model.safetensors, tokenizer.json,
+# generation_config.json, tasks/*.jsonl, training_log.json, evaluation.json} and prints the
+# evaluation table. tools/train/train_shipped_model.sh gives the shipped model's settings.
 #
-#   python3 tools/train/train.py --out models/variable_chains --minutes 55 --seed 1
+#   python3 tools/train/train.py --out /tmp/model --task arithmetic --steps 300 --seed 1
 import argparse
 import json
 import math
@@ -83,8 +84,9 @@ def sample_iterations(rng, mean, backprop):
     return total, min(total, backprop)
 
 
-def make_batch(rng, size, excluded, kind="add", queries=6, level=1.0, assignment_targets=False):
-    texts = [task.train_text(rng, kind, queries, level, excluded) for _ in range(size)]
+def make_batch(rng, size, excluded, kind="add", queries=6, level=1.0, intermediate_targets=False):
+    texts = [task.train_text(rng, kind, queries, level, excluded, CONFIG["block_size"] - 1)
+             for _ in range(size)]
     ids = [task.encode(t) for t in texts]
     width = max(map(len, ids))
     batch = torch.full((size, width), task.PAD, dtype=torch.long)
@@ -97,11 +99,10 @@ def make_batch(rng, size, excluded, kind="add", queries=6, level=1.0, assignment
     answered = torch.zeros_like(asks)
     answered[:, 1:] = asks[:, :-1]
     targets[:, :-1][answered] = batch[:, 1:][answered]
-    if assignment_targets:  # the ';' ending each assignment predicts the value it gave
+    if intermediate_targets:  # intermediate results predict their value (task.intermediate_values)
         for row, text in enumerate(texts):
-            program = text[: text.index("?")].rsplit(";", 1)[0] + ";"
-            for end, value in task.assignment_values(program):
-                targets[row, end + 1] = task.encode(str(value), bos=False)[0]
+            for index, value in task.intermediate_values(text, kind):
+                targets[row, index + 1] = task.encode(str(value), bos=False)[0]
     return batch, targets
 
 
@@ -146,10 +147,11 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--queries", type=int, default=6, help="answered questions per program")
     parser.add_argument("--curriculum", type=float, default=0.0,
-                        help="fraction of the steps over which the programs grow from two chains "
-                             "of one link to the training split's")
-    parser.add_argument("--assignment-targets", action="store_true",
-                        help="also train the ';' ending each assignment to predict its value")
+                        help="fraction of the steps over which the problems grow from the smallest "
+                             "(two chains of one link, two operations) to the training split's")
+    parser.add_argument("--intermediate-targets", action="store_true",
+                        help="also train intermediate results to predict their value: the ';' "
+                             "ending each assignment, each operand of an arithmetic problem")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--final-problems", type=int, default=200,
@@ -198,7 +200,7 @@ def main():
             group["lr"] = lr
         level = min(1.0, progress / args.curriculum) if args.curriculum > 0 else 1.0
         ids, targets = make_batch(rng, args.batch, excluded, args.task, args.queries, level,
-                                    args.assignment_targets)
+                                    args.intermediate_targets)
         total, grad_steps = sample_iterations(rng, CONFIG["mean_recurrence"], CONFIG["mean_backprop_depth"])
         logits = model(ids, total, grad_steps)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -235,6 +237,7 @@ def main():
     card = {"task": args.task, "seed": args.seed, "steps": step, "batch": args.batch, "lr": args.lr,
             "threads": args.threads, "training_seconds": log["training_seconds"],
             "mean_recurrence": mean, "mean_backprop_depth": CONFIG["mean_backprop_depth"],
+            "curriculum": args.curriculum, "intermediate_targets": args.intermediate_targets,
             "heldout_accuracy_at_mean": next(r["heldout"] for r in table if r["steps"] == mean),
             "table": table, "command": " ".join(sys.argv)}
     with open(os.path.join(args.out, "evaluation.json"), "w") as f:

@@ -39,6 +39,11 @@ SPLITS = {
 QUESTION = {"add": "?", "copy": "?", "arithmetic": "="}  # the character an answer follows
 
 
+def apply_operation(value, operator, number):
+    """One arithmetic step modulo 10: `value` then "+number" or "*number"."""
+    return (value + number) % 10 if operator == "+" else value * number % 10
+
+
 def make_arithmetic(rng, ops):
     """'7+3*9+4=' and its answer: a digit, then operations applied left to right modulo 10. Every
     operation is a permutation of the ten digits (adding 1-9, multiplying by 3, 7 or 9), so the
@@ -48,10 +53,10 @@ def make_arithmetic(rng, ops):
     for _ in range(rng.randint(*ops)):
         if rng.random() < 0.5:
             number = rng.randint(1, 9)
-            value, text = (value + number) % 10, text + f"+{number}"
+            value, text = apply_operation(value, "+", number), text + f"+{number}"
         else:
             number = rng.choice((3, 7, 9))
-            value, text = value * number % 10, text + f"*{number}"
+            value, text = apply_operation(value, "*", number), text + f"*{number}"
     return text + "=", str(value), text.count("+") + text.count("*")
 
 
@@ -147,7 +152,7 @@ def running_values(text):
         if char.isdigit() and (index == 0 or text[index - 1] in "=;"):
             value = int(char)  # a problem's first digit, or an answer (not an operand)
         elif char.isdigit():
-            value = (value + int(char)) % 10 if text[index - 1] == "+" else value * int(char) % 10
+            value = apply_operation(value, text[index - 1], int(char))
             targets.append((index, value))
     return targets
 

@@ -1,8 +1,9 @@
 // evaluate_exact_match and trace_latents (generate/exact_match.hpp, generate/latent_trace.hpp)
 // on the tiny reference model: answers built from the model's own greedy tokens are all right,
-// a changed answer token is wrong wherever it is, batching changes nothing, early exit reports its
-// iterations; the trace's recording pass leaves the forward unchanged, its early decodes equal
-// forwards stopped at each depth, and its distances agree with its stored states.
+// a changed answer token is wrong wherever it is, batching changes nothing, early exit runs the
+// prompt but its last token at r and reports its iterations; the trace's recording pass leaves the
+// forward unchanged, its early decodes equal forwards stopped at each depth, and its distances
+// agree with its stored states.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -77,7 +78,15 @@ TEST_CASE("exact match with early exit reports the iterations it used", "[evalua
   options.exit = ExitOptions{ExitCriterion::kl, 1e9};  // every token stops at its first check
   const ExactMatchResult early = evaluate_exact_match(model, problems, options);
   CHECK(early.mean_iterations == 1.0);
-  CHECK(early.mean_iterations_all_tokens == 1.0);
+  CHECK(early.mean_iterations_all_tokens > 1.0);       // the prompt but its last token ran at r = 8
+  for (std::size_t i = 0; i < problems.size(); ++i) {  // as generate: prefill at r, then exit
+    const std::vector<std::int32_t>& prompt = problems[i].prompt;
+    Session session = model.new_session();
+    model.forward(session, std::span(prompt).first(prompt.size() - 1), with_steps(8));
+    const std::vector<std::int32_t> last_token = {prompt.back()};
+    const ForwardResult last = model.forward(session, last_token, with_steps(1));
+    CHECK(early.answers[i][0] == argmax(last.logits.row_span(0)));
+  }
   options.exit = ExitOptions{ExitCriterion::kl, 0.0};  // never below 0: all 8
   const ExactMatchResult full = evaluate_exact_match(model, problems, options);
   CHECK(full.mean_iterations == 8.0);

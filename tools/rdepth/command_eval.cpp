@@ -26,9 +26,11 @@ Arguments eval_arguments() {
       "                   [--exit CRITERION --exit-threshold X] [--cache RULE] [--weights FMT]\n"
       "                   [--threads N] [--json] [--plot FILE.svg] [--show N]",
       "Answers every problem of the task files greedily from a zero initial state, at each r of\n"
-      "--steps (with --exit: early exit per token, at most r iterations), and reports the share\n"
-      "answered exactly. A task file holds one JSON object per line with the strings \"prompt\"\n"
-      "(encoded with BOS, as --prompt is) and \"answer\" (the exact continuation expected).\n"
+      "--steps (with --exit: the prompt but its last token at r, as generate prefills it, then\n"
+      "early exit for each token that decides an answer token, at most r iterations), and\n"
+      "reports the share answered exactly. A task file holds one JSON object per line with the\n"
+      "strings \"prompt\" (encoded with BOS, as --prompt is) and \"answer\" (the exact\n"
+      "continuation expected).\n"
       "mean_iterations is the core iterations per answer token (r without --exit);\n"
       "mean_iterations_all_tokens counts the prompts' tokens too.",
       concat(concat({model_flag(),

@@ -2,7 +2,8 @@
 // ids); the model answers greedily, token by token through the KV cache, and is right when every
 // answer token is its argmax. Problems run in batches through forward_batch (each with its own
 // session, so results equal those of running them alone), with zero initial state, r core
-// iterations per token or per-token early exit with at most r.
+// iterations per token or, with early exit, as generate runs it: the prompt but its last token at
+// r, then every token that decides an answer token stopped by the criterion (at most r).
 //
 //   std::vector<rd::ExactMatchProblem> problems = ...;  // ids with BOS, answer ids
 //   rd::ExactMatchResult at8 = rd::evaluate_exact_match(model, problems, options);  //
@@ -79,6 +80,22 @@ ExactMatchResult evaluate_exact_match(const Model& model,
       sessions.push_back(model.new_session(0, options.cache));
       if (options.exit) exits.push_back(std::make_unique<CriterionExit>(*options.exit));
       feed[i] = problems[first + i].prompt;
+    }
+    if (options.exit) {  // the prompt but its last token at r, as generate prefills it
+      std::vector<BatchItem> items;
+      for (std::size_t i = 0; i < count; ++i) {
+        if (feed[i].size() < 2) continue;
+        ForwardOptions forward;
+        forward.steps = options.steps;
+        forward.all_logits = false;
+        items.push_back({&sessions[i], std::span(feed[i]).first(feed[i].size() - 1), forward});
+      }
+      if (!items.empty())
+        for (const ForwardResult& out : model.forward_batch(items)) {
+          for (int s : out.steps) all_iterations += s;
+          all_tokens += out.steps.size();
+        }
+      for (auto& tokens : feed) tokens = {tokens.back()};
     }
     // One round per answer token: the prompt first, then each matched token fed back.
     while (std::find(open.begin(), open.end(), true) != open.end()) {

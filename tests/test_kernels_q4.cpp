@@ -167,6 +167,13 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
     check(6, 203, 40, false);   // 51 tiles: several prefill tile groups per thread
     check(9, 13, 300, false);   // two groups of 4 positions and one left
     check(40, 67, 1000, true);  // a prompt over threads
+    // 24 positions or more on VNNI: the broadcast panels, here in column chunks of 8 blocks
+    // (2 chunks of 1100 columns, the second part empty), runs of 3 positions with 1 and 2 left,
+    // a part panel of 13 rows and 51 tiles: a whole panel and a part one on each thread.
+    check(24, 13, 1100, false);
+    check(25, 13, 1100, true);
+    check(26, 203, 100, false);
+    check(27, 7, 3584, true);
     check(2, 5, 1056, false);   // huginn-mini's width: 16.5 blocks, a part chunk
     check(1, 9, 3584, true);
 

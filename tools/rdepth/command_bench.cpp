@@ -154,7 +154,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
   const double bandwidth = median(step_bandwidth);
   const double peak = rd::cpu::fma_peak_gflops();
-  const bool int8_weights = weight_format(args) == rd::WeightFormat::int8;
+  // int8 and q4 matmuls run on the integer dot products (q4's nibbles meet int8 activations).
+  const bool int8_weights =
+      weight_format(args) == rd::WeightFormat::int8 || weight_format(args) == rd::WeightFormat::q4;
   const double int8_peak = int8_weights ? rd::cpu::int8_dot_peak_gops() : 0.0;
   const bool bf16_weights = weight_format(args) == rd::WeightFormat::bf16;
   const double bf16_peak = bf16_weights ? rd::cpu::bf16_dot_peak_gflops() : 0.0;
@@ -243,7 +245,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n",
               prefill_tps, prefill_gflops, 100.0 * prefill_tps / prefill_roofline, peak);
   if (int8_peak > 0)
-    std::printf("           (int8 matmuls: %5.1f%% of the int8 dot-product peak, %.0f GOP/s)\n",
+    std::printf("           (integer matmuls: %5.1f%% of the int8 dot-product peak, %.0f GOP/s)\n",
                 100.0 * prefill_gflops / int8_peak, int8_peak);
   if (bf16_peak > 0)
     std::printf("           (bf16 matmuls: %5.1f%% of the AMX bf16 tile peak, %.0f GFLOP/s)\n",

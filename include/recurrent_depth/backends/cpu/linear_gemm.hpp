@@ -7,9 +7,12 @@
 //  - x^T is packed once per call for the team, by blocks of kGemmPositions positions padded with
 //    zeros: xt[block][k][p] = x[block * kGemmPositions + p][k].
 //  - Each thread takes a share of the groups of kGemmRowTiles row tiles and walks K in chunks
-//    (at most kGemmChunkColumns): it widens the group's rows of the chunk to float once (bf16
-//    weights: a 16-bit shift; the rows then lie kGemmChunkColumns floats apart, in L1 and L2),
-//    and passes every position block of the chunk over them (x^T's chunk stays in L2).
+//    (at most kGemmChunkColumns, and x^T's chunk of all position blocks within
+//    kGemmPositionChunkBytes, so that it stays in L2): it widens the group's rows of the chunk to
+//    float once (bf16 weights: a 16-bit shift; the rows then lie kGemmChunkColumns floats apart,
+//    in L1 and L2), and passes every position block of the chunk over them. Meanwhile the rows it
+//    widens next are prefetched into L2, a line every few steps of the products, so that memory
+//    and the FMAs overlap.
 //  - The weights keep the one layout that decode streams: no second copy of a model.
 // Activations stay float32: the sums are those of scalar::linear up to the order of additions.
 #pragma once
@@ -34,9 +37,10 @@ inline constexpr std::size_t kGemmRowTiles = kWideRegisterFile ? 3 : 1;
 inline constexpr std::size_t kGemmPositionBatches = kWideRegisterFile ? 2 : 3;
 inline constexpr std::size_t kGemmRows = kGemmRowTiles * kTileRows;
 inline constexpr std::size_t kGemmPositions = kGemmPositionBatches * kFloatLanes;
-// Columns per chunk of K (a multiple of every format's block): x^T's chunk of one position block
-// takes 256 KB and a group's widened rows 96 KB on AVX-512 (L2).
+// Columns per chunk of K at most: a group's widened rows take 96 KB on AVX-512 (L2).
 inline constexpr std::size_t kGemmChunkColumns = 2048;
+// x^T's chunk of all position blocks at most (half the 1 MB L2 of Zen 5; 2 MB on recent Xeons).
+inline constexpr std::size_t kGemmPositionChunkBytes = 512 * 1024;
 // Positions from which linear() takes this kernel rather than the tile kernel (linear.hpp).
 inline constexpr std::size_t kGemmMinPositions = 32;
 
@@ -61,21 +65,18 @@ inline void pack_positions(ConstMatrixView<float> x, MatrixView<float> xt) {
 }
 
 // rows(j, c) = W[row j of the tiles from `first`][k0 + c] as float, c < columns (k0 and the
-// chunk on whole blocks of the format; the tiles' padding past K reads as zeros). The tiles'
-// chunk is read in its order of memory, and the same chunk of the `next` tiles is prefetched
-// into L2 meanwhile: it arrives while this group's products run.
+// chunk on whole blocks of the format; the tiles' padding past K reads as zeros), read in the
+// tiles' order of memory.
 template <class W>
-void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles, std::size_t next,
-                std::size_t k0, std::size_t columns, MatrixView<float> rows) {
+void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles, std::size_t k0,
+                std::size_t columns, MatrixView<float> rows) {
   constexpr std::size_t kBlock = PackedWeights<W>::kBlock;
   const std::size_t b0 = k0 / kBlock, b1 = (k0 + columns + kBlock - 1) / kBlock;
   for (std::size_t i = 0; i < tiles; ++i) {
     const W* tile = w.tile(first + i);
-    const W* ahead = next + i < w.tile_count() ? w.tile(next + i) : nullptr;
     for (std::size_t b = b0; b < b1; ++b)
       for (std::size_t slot = 0; slot < kTileRows; ++slot) {
         const std::size_t offset = (b * kTileRows + slot) * kBlock;
-        if (ahead) __builtin_prefetch(ahead + offset, 0, 2);
         float* out = rows.row(i * kTileRows + slot) + (b - b0) * kBlock;
         for (std::size_t c = 0; c < kBlock; c += kFloatLanes)
           load_floats(tile + offset + c).store_aligned(out + c);
@@ -83,15 +84,21 @@ void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles,
   }
 }
 
-// sums[r][p] = sum over k < columns of rows(r, k) xt[k][p], for the RowTiles tiles' rows.
-template <std::size_t RowTiles>
+// sums[r][p] = sum over k < columns of rows(r, k) xt[k][p], for the RowTiles tiles' rows; one
+// line of `prefetch` every `every` steps of k (`countdown` carries the count between calls).
+template <std::size_t RowTiles, class Prefetch>
 inline void gemm_register_tile(ConstMatrixView<float> rows, const float* xt, std::size_t columns,
+                               Prefetch& prefetch, std::size_t every, std::size_t& countdown,
                                float (&sums)[kGemmRows][kGemmPositions]) {
   constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
   FloatBatch acc[kRows][kBatches];
   for (std::size_t r = 0; r < kRows; ++r)
     for (std::size_t b = 0; b < kBatches; ++b) acc[r][b] = FloatBatch(0.0f);
   for (std::size_t k = 0; k < columns; ++k) {
+    if (--countdown == 0) {
+      countdown = every;
+      prefetch.next();
+    }
     FloatBatch xv[kBatches];
     for (std::size_t b = 0; b < kBatches; ++b)
       xv[b] = FloatBatch::load_aligned(xt + k * kGemmPositions + b * kFloatLanes);
@@ -114,23 +121,30 @@ inline void store_gemm_tile(const float (&sums)[kGemmRows][kGemmPositions], std:
   }
 }
 
-// One group of `tiles` row tiles from `first` against every position block, columns [k0, k1).
+// One group of `tiles` row tiles from `first` against every position block, columns [k0, k1),
+// with the lines of `prefetch` spread over its products.
 template <class W>
 void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::size_t positions,
                     std::size_t first, std::size_t tiles, std::size_t k0, std::size_t k1, bool add,
-                    MatrixView<float> rows, MatrixView<float> y) {
-  widen_rows(w, first, tiles, first + tiles, k0, k1 - k0, rows);
+                    TileLinesPrefetch<PackedWeights<W>>& prefetch, MatrixView<float> rows,
+                    MatrixView<float> y) {
+  widen_rows(w, first, tiles, k0, k1 - k0, rows);
   const std::size_t n0 = first * kTileRows;
   const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
+  const std::size_t every = prefetch.every((k1 - k0) * xt.rows);
+  std::size_t countdown = every;
   alignas(64) float sums[kGemmRows][kGemmPositions];
   for (std::size_t block = 0; block < xt.rows; ++block) {
     const float* x_chunk = xt.row(block) + k0 * kGemmPositions;
+    const auto run = [&]<std::size_t RowTiles>() {
+      gemm_register_tile<RowTiles>(rows, x_chunk, k1 - k0, prefetch, every, countdown, sums);
+    };
     if (tiles == kGemmRowTiles)
-      gemm_register_tile<kGemmRowTiles>(rows, x_chunk, k1 - k0, sums);
+      run.template operator()<kGemmRowTiles>();
     else if constexpr (kGemmRowTiles > 2)
-      (tiles == 2 ? gemm_register_tile<2> : gemm_register_tile<1>)(rows, x_chunk, k1 - k0, sums);
+      tiles == 2 ? run.template operator()<2>() : run.template operator()<1>();
     else
-      gemm_register_tile<1>(rows, x_chunk, k1 - k0, sums);
+      run.template operator()<1>();
     const std::size_t m0 = block * kGemmPositions;
     store_gemm_tile(sums, real_rows, std::min(kGemmPositions, positions - m0), n0, m0, add, y);
   }
@@ -147,7 +161,11 @@ void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView
   xt.resize((x.rows + kGemmPositions - 1) / kGemmPositions, x.cols * kGemmPositions);
   const std::size_t groups = (w.tile_count() + kGemmRowTiles - 1) / kGemmRowTiles;
   // Equal chunks of K on whole blocks of 32 columns (every format's block divides 32).
-  const std::size_t step = (equal_chunk(x.cols, kGemmChunkColumns) + 31) / 32 * 32;
+  const std::size_t most = std::clamp<std::size_t>(
+      kGemmPositionChunkBytes / (xt.rows() * kGemmPositions * sizeof(float)), 256,
+      kGemmChunkColumns);
+  const std::size_t step = (equal_chunk(x.cols, most) + 31) / 32 * 32;
+  constexpr std::size_t kBlock = PackedWeights<W>::kBlock, kTileBlockBytes = kTileRows * 64;
 #pragma omp parallel if (threaded)
   {
     detail::pack_positions(x, xt);  // ends on the team's barrier
@@ -159,8 +177,18 @@ void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView
       for (std::size_t g = g0; g < g1; ++g) {
         const std::size_t first = g * kGemmRowTiles;
         const std::size_t tiles = std::min(kGemmRowTiles, w.tile_count() - first);
-        detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, accumulate || k0 > 0, widened,
-                               y);
+        // The rows widened next: the next group's chunk, or the first group's next chunk.
+        const std::size_t next = g + 1 < g1 ? g + 1 : g0, next_k0 = g + 1 < g1 ? k0 : k1;
+        TileLinesPrefetch<PackedWeights<W>> prefetch;
+        if (next_k0 < x.cols)
+          prefetch = {w,
+                      kTileBlockBytes,
+                      next * kGemmRowTiles,
+                      std::min(kGemmRowTiles, w.tile_count() - next * kGemmRowTiles),
+                      next_k0 / kBlock,
+                      (std::min(x.cols, next_k0 + step) + kBlock - 1) / kBlock};
+        detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, accumulate || k0 > 0, prefetch,
+                               widened, y);
       }
     }
   }

@@ -67,33 +67,32 @@ inline void interleave_panel(const PackedWeights<std::int8_t>& w, std::size_t t0
     }
 }
 
-// The lines of the weights a thread copies next (a chunk of up to 16 tiles), prefetched into L2
-// one at a time between the products, so that the copy finds them there: bursts of prefetches
-// fill the core's line fill buffers and stall it.
-struct PanelPrefetch {
-  const PackedWeights<std::int8_t>* w = nullptr;
-  std::size_t t0 = 0, b0 = 0, tile_lines = 0, lines = 0, done = 0;
+// The lines of the weights a thread copies after blocks [.., b1) of the panel from tile t
+// (chunks of `chunk` blocks, block_bytes per tile and block): the same tiles' next columns, or
+// the next panel's first; nothing past the thread's last tile t1. The copy finds them in L2.
+template <class Weights>
+TileLinesPrefetch<Weights> next_panel_lines(const Weights& w, std::size_t block_bytes,
+                                            std::size_t t, std::size_t b1, std::size_t t1,
+                                            std::size_t chunk) {
+  const std::size_t first = b1 < w.blocks() ? t : t + kPanelRowTiles;
+  const std::size_t b0 = b1 < w.blocks() ? b1 : 0;
+  if (first >= t1) return {};
+  return {w,     block_bytes,
+          first, std::min(kPanelRowTiles, t1 - first),
+          b0,    std::min(w.blocks(), b0 + chunk)};
+}
 
-  // The chunk after blocks [.., b1) of the panel from tile t (chunks of `chunk` blocks): the same
-  // tiles' next columns, or the next panel's first; nothing past the thread's last tile t1.
-  PanelPrefetch(const PackedWeights<std::int8_t>& weights, std::size_t t, std::size_t b1,
-                std::size_t t1, std::size_t chunk)
-      : w(&weights),
-        t0(b1 < weights.blocks() ? t : t + kPanelRowTiles),
-        b0(b1 < weights.blocks() ? b1 : 0) {
-    if (t0 >= t1) return;
-    tile_lines = (std::min(weights.blocks(), b0 + chunk) - b0) * kTileRows;
-    lines = std::min(kPanelRowTiles, t1 - t0) * tile_lines;
+// run.template operator()<Run>(m0) for each whole run of Run positions from 0, then
+// run.template operator()<R>(m0) once for the R < Run positions left (a template argument too).
+template <int Run, class Body>
+void for_position_runs(std::size_t positions, Body&& run) {
+  std::size_t m0 = 0;
+  for (; m0 + Run <= positions; m0 += Run) run.template operator()<Run>(m0);
+  [&]<int... P>(std::integer_sequence<int, P...>) {
+    ((positions - m0 == std::size_t(P + 1) ? run.template operator()<P + 1>(m0) : void()), ...);
   }
-
-  void next() {
-    if (done >= lines) return;
-    __builtin_prefetch(reinterpret_cast<const char*>(w->tile(t0 + done / tile_lines)) +
-                           (b0 * kTileRows + done % tile_lines) * 64,
-                       0, 2);
-    ++done;
-  }
-};
+  (std::make_integer_sequence<int, Run - 1>());
+}
 
 // acc[p][g] += the sums of position m0 + p against rows 16 g .. 16 g + 15 of a panel chunk of
 // `groups` 4-byte groups from group k0 of the columns; one line of `prefetch` every `every`
@@ -101,8 +100,8 @@ struct PanelPrefetch {
 template <int Positions>
 inline void panel_sums(const std::uint8_t* panel, std::size_t k0, std::size_t groups,
                        const Matrix<std::uint8_t>& q, std::size_t m0,
-                       __m512i (&acc)[Positions][kPanelRowGroups], PanelPrefetch& prefetch,
-                       std::size_t every) {
+                       __m512i (&acc)[Positions][kPanelRowGroups],
+                       TileLinesPrefetch<PackedWeights<std::int8_t>>& prefetch, std::size_t every) {
   const std::uint8_t* x[Positions];
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + k0 * 4;
   for (std::size_t k = 0; k < groups; ++k) {
@@ -145,10 +144,8 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
       for (std::size_t b0 = 0; b0 < w.blocks(); b0 += chunk) {
         const std::size_t b1 = std::min(w.blocks(), b0 + chunk);
         interleave_panel(w, t, count, b0, b1, panel.row(0));
-        PanelPrefetch prefetch(w, t, b1, t1, chunk);
-        // Groups of the chunk all positions pass, per line to prefetch.
-        const std::size_t every = std::max<std::size_t>(
-            1, (b1 - b0) * 16 * position_runs / std::max<std::size_t>(1, prefetch.lines));
+        auto prefetch = next_panel_lines(w, kTileRows * 64, t, b1, t1, chunk);
+        const std::size_t every = prefetch.every((b1 - b0) * 16 * position_runs);
         const auto run = [&]<int Positions>(std::size_t m0) {
           __m512i acc[Positions][kPanelRowGroups];
           for (int p = 0; p < Positions; ++p)
@@ -174,14 +171,7 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
             }
           }
         };
-        std::size_t m0 = 0;
-        for (; m0 + kPanelPositions <= y.rows; m0 += kPanelPositions)
-          run.template operator()<kPanelPositions>(m0);
-        // The rest (fewer than kPanelPositions), with their count as the template argument.
-        const auto rest = [&]<int... P>(std::integer_sequence<int, P...>) {
-          ((y.rows - m0 == std::size_t(P + 1) ? run.template operator()<P + 1>(m0) : void()), ...);
-        };
-        rest(std::make_integer_sequence<int, kPanelPositions - 1>());
+        for_position_runs<kPanelPositions>(y.rows, run);
       }
     }
   }

@@ -14,7 +14,8 @@
 // before the horizontal sums. AVX2: vpmaddubsw of q by xq (pairs at most 2 * 15 * 127, no
 // saturation) and vpmaddwd, one group per vector. Elsewhere plain loops. scalar::linear_q4 defines
 // the result. Prompts run the same kernel over groups of positions (tile_schedule.hpp), which
-// share each unpacked weight vector.
+// share each unpacked weight vector; on AVX-512 VNNI, from kQ4PanelMinPositions positions, the
+// broadcast panels of linear_q4_panels.hpp instead.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include "../../core/tensor.hpp"
 #include "linear.hpp"
 #include "linear_int8.hpp"
+#include "linear_q4_panels.hpp"
 #include "packed_q4.hpp"
 #include "simd.hpp"
 #include "tile_schedule.hpp"
@@ -50,17 +52,20 @@ inline constexpr std::size_t kQ4Lanes = 16;  // 32-bit lanes per block in lane_o
 
 // The activations of one call: xq [M, padded] as bytes of the signed values (0 after K), the step
 // s_m of each position, and per position and block the kernels' starting lanes: -S of the block's
-// first group in lanes 0-7, -kQ4HighNibbleFactor S of its second in lanes 8-15.
+// first group in lanes 0-7, -kQ4HighNibbleFactor S of its second in lanes 8-15; and -8 S per
+// position and group (the panels' start, linear_q4_panels.hpp).
 struct Q4Activations {
   Matrix<std::uint8_t> q;
   std::vector<float> scales;
-  Matrix<std::int32_t> lane_offsets;  // [M, blocks * kQ4Lanes]
+  Matrix<std::int32_t> lane_offsets;   // [M, blocks * kQ4Lanes]
+  Matrix<std::int32_t> group_offsets;  // [M, groups]
 };
 
 inline void quantise_q4_activations(ConstMatrixView<float> x, std::size_t blocks,
                                     Q4Activations& a) {
   quantise_activations(x, blocks * kQ4Block, a.q, a.scales);  // offset by 128
   a.lane_offsets.resize(x.rows, blocks * kQ4Lanes);
+  a.group_offsets.resize(x.rows, blocks * 2);
   for (std::size_t m = 0; m < x.rows; ++m) {
     std::uint8_t* row = a.q.row(m);
     for (std::size_t k = 0; k < blocks * kQ4Block; ++k)
@@ -71,6 +76,7 @@ inline void quantise_q4_activations(ConstMatrixView<float> x, std::size_t blocks
         std::int32_t sum = 0;
         for (std::size_t k = 0; k < kQ4Group; ++k)
           sum += std::int8_t(row[b * kQ4Block + half * kQ4Group + k]);
+        a.group_offsets(m, 2 * b + half) = -8 * sum;
         const std::int32_t lane = -(half ? kQ4HighNibbleFactor : 1) * sum;
         std::fill_n(lanes + b * kQ4Lanes + half * 8, 8, lane);
       }
@@ -242,9 +248,14 @@ inline void linear_q4(ConstMatrixView<float> x, const PackedQ4Weights& w, Matrix
   thread_local detail::Q4Activations activations;
   detail::Q4Activations& a = activations;  // the caller's buffers, shared by the team
   detail::quantise_q4_activations(x, w.blocks(), a);
+  const bool threaded = worth_threads(x.rows, w.rows(), w.cols());
+#if defined(__AVX512VNNI__)
+  if (x.rows >= kQ4PanelMinPositions)
+    return linear_q4_panels(a.q, a.scales, a.group_offsets, w, y, accumulate, threaded);
+#endif
   detail::Q4TileKernel kernel{a, w, y};
   run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), w.blocks(), accumulate,
-                       worth_threads(x.rows, w.rows(), w.cols()));
+                       threaded);
 }
 
 }  // namespace RECURRENT_DEPTH_KERNEL_NAMESPACE

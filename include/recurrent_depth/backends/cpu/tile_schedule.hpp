@@ -60,6 +60,37 @@ void store_tile_outputs(MatrixView<float> y, const std::size_t (&t)[Tiles], std:
   }
 }
 
+// The lines of blocks [b0, b1) of `tiles` row tiles from `first` (block_bytes bytes per tile
+// and block, blocks contiguous in a tile), prefetched into L2 one at a time between a kernel's
+// products (next()): a whole burst of prefetches fills the core's line fill buffers and stalls it.
+template <class Weights>
+struct TileLinesPrefetch {
+  const Weights* w = nullptr;
+  std::size_t first = 0, offset = 0, tile_lines = 0, lines = 0, done = 0;
+
+  TileLinesPrefetch() = default;
+  TileLinesPrefetch(const Weights& weights, std::size_t block_bytes, std::size_t first_tile,
+                    std::size_t tiles, std::size_t b0, std::size_t b1)
+      : w(&weights),
+        first(first_tile),
+        offset(b0 * block_bytes),
+        tile_lines(((b1 - b0) * block_bytes + 63) / 64),
+        lines(tiles * tile_lines) {}
+
+  // Steps of a kernel per line, to spread the lines over `steps` steps.
+  std::size_t every(std::size_t steps) const {
+    return std::max<std::size_t>(1, steps / std::max<std::size_t>(1, lines));
+  }
+
+  void next() {
+    if (done >= lines) return;
+    __builtin_prefetch(reinterpret_cast<const char*>(w->tile(first + done / tile_lines)) + offset +
+                           (done % tile_lines) * 64,
+                       0, 2);
+    ++done;
+  }
+};
+
 template <class Kernel>
 void run_tiles(Kernel& kernel, std::size_t positions, std::size_t blocks, std::size_t chunk_blocks,
                std::size_t t0, std::size_t t1, bool accumulate) {

@@ -55,7 +55,7 @@ function(recurrent_depth_setup_executable target)
     recurrent_depth_warnings
     recurrent_depth_sanitize_flags)
   recurrent_depth_add_kernel_variants(${target})
-  foreach(variant IN ITEMS x86_64_v3 x86_64_v4_vnni x86_64_v4_amx)
+  foreach(variant IN ITEMS x86_64_v3 x86_64_v4_vnni x86_64_v4_amx x86_64_v4_bf16)
     if(TARGET ${target}_kernels_${variant})
       target_link_libraries(${target}_kernels_${variant} PRIVATE recurrent_depth_warnings
         recurrent_depth_sanitize_flags)

@@ -8,7 +8,9 @@
 #   x86_64_v4_vnni  -march=x86-64-v4 -mavx512vnni   (AVX-512 F/BW/CD/DQ/VL, VNNI)
 #   x86_64_v4_amx   the same and -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles for
 #                   prefill; every CPU with them has AVX-512 BF16)
-# Default: all three, in that order. Inline functions that a variant shares with the program
+#   x86_64_v4_bf16  x86_64_v4_vnni's and -mavx512bf16 -DRECURRENT_DEPTH_BF16_DOT_PROMPTS (bf16
+#                   prompts on vdpbf16ps, activations rounded to bf16; selected only by name)
+# Default: all four, in that order. Inline functions that a variant shares with the program
 # (those of the C++ library, say) are emitted in each object and the linker keeps the first copy it meets:
 # linked as libraries, the variants come after the program's own objects, and in ascending order
 # among themselves, so that the copy kept is always the most portable one. Not with link-time
@@ -20,7 +22,7 @@ include(CheckCXXCompilerFlag)
 function(recurrent_depth_add_kernel_variants target)
   cmake_parse_arguments(PARSE_ARGV 1 ARG "" "" "VARIANTS")
   if(NOT ARG_VARIANTS)
-    set(ARG_VARIANTS x86_64_v3 x86_64_v4_vnni x86_64_v4_amx)
+    set(ARG_VARIANTS x86_64_v3 x86_64_v4_vnni x86_64_v4_amx x86_64_v4_bf16)
   endif()
   if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
     return()
@@ -32,9 +34,11 @@ function(recurrent_depth_add_kernel_variants target)
       set(flags -march=x86-64-v4 -mavx512vnni)
     elseif(variant STREQUAL "x86_64_v4_amx")
       set(flags -march=x86-64-v4 -mavx512vnni -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16)
+    elseif(variant STREQUAL "x86_64_v4_bf16")
+      set(flags -march=x86-64-v4 -mavx512vnni -mavx512bf16 -DRECURRENT_DEPTH_BF16_DOT_PROMPTS)
     else()
       message(FATAL_ERROR "recurrent_depth_add_kernel_variants: unknown variant '${variant}' "
-        "(known: x86_64_v3, x86_64_v4_vnni, x86_64_v4_amx)")
+        "(known: x86_64_v3, x86_64_v4_vnni, x86_64_v4_amx, x86_64_v4_bf16)")
     endif()
     string(REPLACE ";" " " flag_string "${flags}")
     check_cxx_compiler_flag("${flag_string}" RECURRENT_DEPTH_COMPILER_TAKES_${variant})

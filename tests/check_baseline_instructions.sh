@@ -10,7 +10,7 @@ binary=$1
 found=$(objdump -d --no-show-raw-insn -C "$binary" | awk '
   /^[0-9a-f]+ <.*>:$/ { fn = $0; next }
   /\tv[a-z0-9]+ |%[yz]mm[0-9]|%k[0-7]|\t(shlx|shrx|sarx|rorx|andn|bzhi|pdep|pext|lzcnt|blsr|blsi|blsmsk|movbe|ldtilecfg|tileloadd|tileloaddt1|tilestored|tilezero|tilerelease|tdpb[su][su]d|tdpbf16ps) / {
-    if (fn !~ /::x86_64_v3::|::x86_64_v4_vnni::|::x86_64_v4_amx::/) print fn
+    if (fn !~ /::x86_64_v3::|::x86_64_v4_vnni::|::x86_64_v4_amx::|::x86_64_v4_bf16::/) print fn
   }' | sort -u)
 if [ -n "$found" ]; then
   echo "instructions beyond the x86-64 baseline outside the kernel variants of $binary:"

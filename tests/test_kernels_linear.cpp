@@ -121,6 +121,44 @@ TEST_CASE("kernels: linear with bf16 weights matches the scalar twin", "[kernels
       [](const cpu::CpuKernels& kernels) { check_linear_sizes<bf16>(kernels, 102); });
 }
 
+TEST_CASE("kernels: bf16 prompts on vdpbf16ps equal x rounded to bf16 then the scalar twin",
+          "[kernels][linear]") {
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    if (!kernels.by_name_only) return;  // the x86_64_v4_bf16 table only
+    Rng rng(141);
+    // 32 positions or more (linear_gemm_bf16_dot.hpp): part-empty position blocks, row groups
+    // of 3, 2 and 1 tiles, odd K (a pair half past K), K in two chunks.
+    const auto check = [&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
+      Strided x(M, K, 1, 3);
+      x.randomize(rng);
+      Matrix<float> rounded(M, K);
+      for (std::size_t m = 0; m < M; ++m)
+        for (std::size_t k = 0; k < K; ++k) rounded(m, k) = to_float(to_bf16(x.view(m, k)));
+      const StridedWeights<bf16> w(N, K, rng);
+      Strided fast(M, N, 1, 2), reference(M, N, 0, 0), unrounded(M, N, 0, 0);
+      const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
+      for (std::size_t m = 0; m < M; ++m)
+        for (std::size_t n = 0; n < N; ++n) unrounded.view(m, n) = reference.view(m, n);
+      kernels.linear(x.cview(), cpu::PackedWeights<bf16>::from_view(w.view), fast.view, accumulate);
+      cpu::scalar::linear(std::as_const(rounded).view(), w.view, reference.view, accumulate);
+      INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+      REQUIRE(fast.guards_intact());
+      REQUIRE(linear_error_ratio(std::as_const(rounded).view(), w.view, initial, reference.cview(),
+                                 fast.cview()) <= 1.0);
+      // The comparison is sharp enough to tell rounded activations from float ones.
+      cpu::scalar::linear(x.cview(), w.view, unrounded.view, accumulate);
+      if (K > 1)
+        CHECK(linear_error_ratio(std::as_const(rounded).view(), w.view, initial, reference.cview(),
+                                 unrounded.cview()) > 1.0);
+    };
+    for (std::size_t M : {32, 33, 70})
+      for (std::size_t N : {1, 5, 13, 29})
+        for (std::size_t K : {1, 31, 257}) check(M, N, K, N == 13);
+    check(33, 29, 2100, true);
+    check(65, 203, 300, false);  // 51 tiles: groups over both threads
+  });
+}
+
 TEST_CASE("kernels: PackedWeights tiles, pads and reads back rows", "[kernels][linear]") {
   Rng rng(103);
   const std::size_t M = 7, N = 19, K = 45;

@@ -6,8 +6,11 @@
 //   x86_64_v4_vnni  -march=x86-64-v4 -mavx512vnni (AVX-512 F/BW/CD/DQ/VL and VNNI)
 //   x86_64_v4_amx   the same and -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16 (AMX tiles, where
 //                   the OS grants them)
+//   x86_64_v4_bf16  x86_64_v4_vnni and -mavx512bf16: bf16 prompts on vdpbf16ps with the
+//                   activations rounded to bf16 (by name only: less exact)
 // selected_kernels() is the table with the most CPU features the running CPU has (the compiled
-// one on a tie), or the one named by the environment variable RECURRENT_DEPTH_KERNELS.
+// one on a tie) among those not by_name_only, or the one named by the environment variable
+// RECURRENT_DEPTH_KERNELS.
 #pragma once
 
 #include <algorithm>
@@ -36,6 +39,11 @@ namespace x86_64_v4_amx {
 extern const CpuKernels kernel_table;
 }
 #endif
+#if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_BF16)
+namespace x86_64_v4_bf16 {
+extern const CpuKernels kernel_table;
+}
+#endif
 
 // Every kernel table linked into the program, the compiled one first.
 inline std::vector<const CpuKernels*> linked_kernels() {
@@ -49,6 +57,9 @@ inline std::vector<const CpuKernels*> linked_kernels() {
 #endif
 #if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_AMX)
   tables.push_back(&x86_64_v4_amx::kernel_table);
+#endif
+#if defined(RECURRENT_DEPTH_WITH_KERNELS_X86_64_V4_BF16)
+  tables.push_back(&x86_64_v4_bf16::kernel_table);
 #endif
   return tables;
 }
@@ -86,11 +97,11 @@ inline const CpuKernels& selected_kernels() {
   static const CpuKernels& selected = []() -> const CpuKernels& {
     if (const char* name = std::getenv("RECURRENT_DEPTH_KERNELS"); name && *name)
       return kernels_named(name);
-    const std::vector<const CpuKernels*> tables = runnable_kernels();
-    require(!tables.empty(), "this machine lacks CPU extensions the program's kernels use (",
-            missing_cpu_features(linked_kernels().front()->cpu_features),
-            "): rebuild it on this machine or for an older target (-march)");
-    return *tables.front();
+    for (const CpuKernels* table : runnable_kernels())
+      if (!table->by_name_only) return *table;
+    throw Error("this machine lacks CPU extensions the program's kernels use (" +
+                missing_cpu_features(linked_kernels().front()->cpu_features) +
+                "): rebuild it on this machine or for an older target (-march)");
   }();
   return selected;
 }

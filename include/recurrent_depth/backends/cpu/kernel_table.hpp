@@ -33,8 +33,12 @@ struct CpuKernels {
   unsigned cpu_features;    // CpuFeature bits the code may use
   std::size_t float_lanes;  // floats per SIMD batch
   // A bound on the relative error of the activations in the products with bf16 weights: 0 where
-  // they stay float, 2^-16 where the AMX tiles take them as two bf16 parts (8 positions or more).
+  // they stay float, 2^-16 where the AMX tiles take them as two bf16 parts (8 positions or more),
+  // 2^-8 where vdpbf16ps takes them rounded to bf16 (x86_64_v4_bf16, 32 positions or more).
   double bf16_activation_error;
+  // Selected only when named (RECURRENT_DEPTH_KERNELS), never as the best of the machine: its
+  // results are less exact than the other tables'.
+  bool by_name_only;
 
   Linear<float> linear_f32;
   Linear<bf16> linear_bf16;
@@ -98,6 +102,9 @@ inline constexpr CpuKernels compiled_kernel_table() {
   k.float_lanes = kFloatLanes;
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
   k.bf16_activation_error = kAmxBf16ActivationError;
+#elif defined(RECURRENT_DEPTH_BF16_DOT_PROMPTS)
+  k.bf16_activation_error = kBf16DotActivationError;
+  k.by_name_only = true;
 #endif
   k.linear_f32 = &linear<float>;
   k.linear_bf16 = &linear<bf16>;

@@ -5,7 +5,8 @@
 // them); from kGemmMinPositions (32) positions on, float and bf16 weights go to the register-tiled
 // GEMM of linear_gemm.hpp instead. Float and bf16 weights are widened in registers and meet float
 // x; int8 weights meet x quantised to 8 bits (linear_int8.hpp). With AMX, bf16 weights meet x split
-// in two bf16 parts on the tiles from kAmxMinPositionsBf16 (8) positions on (linear_amx.hpp).
+// in two bf16 parts on the tiles from kAmxMinPositionsBf16 (8) positions on (linear_amx.hpp); the
+// x86_64_v4_bf16 table's prompts round x to bf16 for vdpbf16ps (linear_gemm_bf16_dot.hpp).
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "../../core/tensor.hpp"
 #include "linear_amx.hpp"
 #include "linear_gemm.hpp"
+#include "linear_gemm_bf16_dot.hpp"
 #include "linear_int8.hpp"
 #include "packed_weights.hpp"
 #include "simd.hpp"
@@ -187,6 +189,10 @@ void linear(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView<floa
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
     if constexpr (std::is_same_v<W, bf16>)
       if (x.rows >= kAmxMinPositionsBf16) return linear_bf16_amx(x, w, y, accumulate, threaded);
+#endif
+#if defined(RECURRENT_DEPTH_BF16_DOT_PROMPTS)
+    if constexpr (std::is_same_v<W, bf16>)
+      if (x.rows >= kGemmMinPositions) return linear_gemm_bf16_dot(x, w, y, accumulate, threaded);
 #endif
     if (x.rows >= kGemmMinPositions) return linear_gemm(x, w, y, accumulate, threaded);
     thread_local Matrix<float> prepared;

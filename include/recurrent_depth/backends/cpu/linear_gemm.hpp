@@ -121,6 +121,17 @@ inline void store_gemm_tile(const float (&sums)[kGemmRows][kGemmPositions], std:
   }
 }
 
+// body.template operator()<RowTiles>() with RowTiles = tiles (at most kGemmRowTiles).
+template <class Body>
+inline void with_row_tiles(std::size_t tiles, Body&& body) {
+  if (tiles == kGemmRowTiles)
+    body.template operator()<kGemmRowTiles>();
+  else if constexpr (kGemmRowTiles > 2)
+    tiles == 2 ? body.template operator()<2>() : body.template operator()<1>();
+  else
+    body.template operator()<1>();
+}
+
 // One group of `tiles` row tiles from `first` against every position block, columns [k0, k1),
 // with the lines of `prefetch` spread over its products.
 template <class W>
@@ -136,17 +147,45 @@ void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::s
   alignas(64) float sums[kGemmRows][kGemmPositions];
   for (std::size_t block = 0; block < xt.rows; ++block) {
     const float* x_chunk = xt.row(block) + k0 * kGemmPositions;
-    const auto run = [&]<std::size_t RowTiles>() {
+    with_row_tiles(tiles, [&]<std::size_t RowTiles>() {
       gemm_register_tile<RowTiles>(rows, x_chunk, k1 - k0, prefetch, every, countdown, sums);
-    };
-    if (tiles == kGemmRowTiles)
-      run.template operator()<kGemmRowTiles>();
-    else if constexpr (kGemmRowTiles > 2)
-      tiles == 2 ? run.template operator()<2>() : run.template operator()<1>();
-    else
-      run.template operator()<1>();
+    });
     const std::size_t m0 = block * kGemmPositions;
     store_gemm_tile(sums, real_rows, std::min(kGemmPositions, positions - m0), n0, m0, add, y);
+  }
+}
+
+// One thread's walk of a GEMM over W (K = cols columns, position_blocks blocks of x^T): for each
+// chunk of K (equal chunks on whole blocks of 32 columns, every format's block dividing 32) and
+// each group of kGemmRowTiles row tiles in the thread's share, group(first_tile, tiles, k0, k1,
+// add, prefetch), prefetch holding the lines of the group that follows (the next group's chunk,
+// or the first group's next chunk).
+template <class W, class Group>
+void walk_gemm_groups(const PackedWeights<W>& w, std::size_t cols, std::size_t position_blocks,
+                      bool accumulate, Group&& group) {
+  constexpr std::size_t kBlock = PackedWeights<W>::kBlock, kTileBlockBytes = kTileRows * 64;
+  const std::size_t most = std::clamp<std::size_t>(
+      kGemmPositionChunkBytes / (position_blocks * kGemmPositions * sizeof(float)), 256,
+      kGemmChunkColumns);
+  const std::size_t step = (equal_chunk(cols, most) + 31) / 32 * 32;
+  const std::size_t groups = (w.tile_count() + kGemmRowTiles - 1) / kGemmRowTiles;
+  const auto [g0, g1] = thread_share(groups);
+  for (std::size_t k0 = 0; k0 < cols; k0 += step) {
+    const std::size_t k1 = std::min(cols, k0 + step);
+    for (std::size_t g = g0; g < g1; ++g) {
+      const std::size_t first = g * kGemmRowTiles;
+      const std::size_t tiles = std::min(kGemmRowTiles, w.tile_count() - first);
+      const std::size_t next = g + 1 < g1 ? g + 1 : g0, next_k0 = g + 1 < g1 ? k0 : k1;
+      TileLinesPrefetch<PackedWeights<W>> prefetch;
+      if (next_k0 < cols)
+        prefetch = {w,
+                    kTileBlockBytes,
+                    next * kGemmRowTiles,
+                    std::min(kGemmRowTiles, w.tile_count() - next * kGemmRowTiles),
+                    next_k0 / kBlock,
+                    (std::min(cols, next_k0 + step) + kBlock - 1) / kBlock};
+      group(first, tiles, k0, k1, accumulate || k0 > 0, prefetch);
+    }
   }
 }
 
@@ -159,38 +198,17 @@ void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView
   thread_local Matrix<float> packed_positions;
   Matrix<float>& xt = packed_positions;  // the caller's, shared by the team
   xt.resize((x.rows + kGemmPositions - 1) / kGemmPositions, x.cols * kGemmPositions);
-  const std::size_t groups = (w.tile_count() + kGemmRowTiles - 1) / kGemmRowTiles;
-  // Equal chunks of K on whole blocks of 32 columns (every format's block divides 32).
-  const std::size_t most = std::clamp<std::size_t>(
-      kGemmPositionChunkBytes / (xt.rows() * kGemmPositions * sizeof(float)), 256,
-      kGemmChunkColumns);
-  const std::size_t step = (equal_chunk(x.cols, most) + 31) / 32 * 32;
-  constexpr std::size_t kBlock = PackedWeights<W>::kBlock, kTileBlockBytes = kTileRows * 64;
 #pragma omp parallel if (threaded)
   {
     detail::pack_positions(x, xt);  // ends on the team's barrier
     thread_local Matrix<float> widened;
     widened.resize(kGemmRows, kGemmChunkColumns);
-    const auto [g0, g1] = thread_share(groups);
-    for (std::size_t k0 = 0; k0 < x.cols; k0 += step) {
-      const std::size_t k1 = std::min(x.cols, k0 + step);
-      for (std::size_t g = g0; g < g1; ++g) {
-        const std::size_t first = g * kGemmRowTiles;
-        const std::size_t tiles = std::min(kGemmRowTiles, w.tile_count() - first);
-        // The rows widened next: the next group's chunk, or the first group's next chunk.
-        const std::size_t next = g + 1 < g1 ? g + 1 : g0, next_k0 = g + 1 < g1 ? k0 : k1;
-        TileLinesPrefetch<PackedWeights<W>> prefetch;
-        if (next_k0 < x.cols)
-          prefetch = {w,
-                      kTileBlockBytes,
-                      next * kGemmRowTiles,
-                      std::min(kGemmRowTiles, w.tile_count() - next * kGemmRowTiles),
-                      next_k0 / kBlock,
-                      (std::min(x.cols, next_k0 + step) + kBlock - 1) / kBlock};
-        detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, accumulate || k0 > 0, prefetch,
-                               widened, y);
-      }
-    }
+    detail::walk_gemm_groups(w, x.cols, xt.rows(), accumulate,
+                             [&](std::size_t first, std::size_t tiles, std::size_t k0,
+                                 std::size_t k1, bool add, auto& prefetch) {
+                               detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, add,
+                                                      prefetch, widened, y);
+                             });
   }
 }
 

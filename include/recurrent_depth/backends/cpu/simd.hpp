@@ -61,6 +61,19 @@ inline __m512i dot_bytes_add(__m512i acc, __m512i u, __m512i s) {
 }
 #endif
 
+#if defined(__AVX512BF16__)
+// acc + in each 32-bit lane the products of the bf16 pairs of a and b (vdpbf16ps: a.lo b.lo +
+// a.hi b.hi, each product exact in float). In asm for the reason of dot_bytes_add.
+inline __m512 dot_bf16_pairs_add(__m512 acc, __m512i a, __m512i b) {
+#if defined(__GNUC__) && !defined(__clang__)
+  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "vm"(b));
+  return acc;
+#else
+  return _mm512_dpbf16_ps(acc, __m512bh(a), __m512bh(b));
+#endif
+}
+#endif
+
 #if defined(__AVX512F__)
 // Stores the transpose of 16 rows of 16 32-bit words: output row r (at out + r * row_bytes) =
 // word r of each input row.

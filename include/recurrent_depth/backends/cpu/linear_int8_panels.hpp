@@ -94,6 +94,26 @@ void for_position_runs(std::size_t positions, Body&& run) {
   (std::make_integer_sequence<int, Run - 1>());
 }
 
+// sums[p][j] += the products of 4-byte group k of a panel chunk (rows 16 j .. 16 j + 15) with
+// position p's 4 bytes at x[p] + 4 k broadcast; the panel is vpdpbusd's unsigned operand when
+// PanelUnsigned (q4's values), else x is (the int8 panels' offset bytes).
+template <bool PanelUnsigned, int Positions>
+inline void panel_word_sums(const std::uint8_t* panel, std::size_t k,
+                            const std::uint8_t* const (&x)[Positions],
+                            __m512i (&sums)[Positions][kPanelRowGroups]) {
+  const std::uint8_t* rows = panel + k * kPanelGroupBytes;
+  __m512i w[kPanelRowGroups];
+  for (std::size_t j = 0; j < kPanelRowGroups; ++j) w[j] = _mm512_load_si512(rows + j * 64);
+  for (int p = 0; p < Positions; ++p) {
+    std::int32_t bytes;
+    std::memcpy(&bytes, x[p] + k * 4, 4);
+    const __m512i broadcast = _mm512_set1_epi32(bytes);
+    for (std::size_t j = 0; j < kPanelRowGroups; ++j)
+      sums[p][j] = PanelUnsigned ? dot_bytes_add(sums[p][j], w[j], broadcast)
+                                 : dot_bytes_add(sums[p][j], broadcast, w[j]);
+  }
+}
+
 // acc[p][g] += the sums of position m0 + p against rows 16 g .. 16 g + 15 of a panel chunk of
 // `groups` 4-byte groups from group k0 of the columns; one line of `prefetch` every `every`
 // groups.
@@ -106,16 +126,7 @@ inline void panel_sums(const std::uint8_t* panel, std::size_t k0, std::size_t gr
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + k0 * 4;
   for (std::size_t k = 0; k < groups; ++k) {
     if (k % every == 0) prefetch.next();
-    const std::uint8_t* rows = panel + k * kPanelGroupBytes;
-    __m512i w[kPanelRowGroups];
-    for (std::size_t g = 0; g < kPanelRowGroups; ++g) w[g] = _mm512_load_si512(rows + g * 64);
-    for (int p = 0; p < Positions; ++p) {
-      std::int32_t bytes;
-      std::memcpy(&bytes, x[p] + k * 4, 4);
-      const __m512i broadcast = _mm512_set1_epi32(bytes);
-      for (std::size_t g = 0; g < kPanelRowGroups; ++g)
-        acc[p][g] = dot_bytes_add(acc[p][g], broadcast, w[g]);
-    }
+    panel_word_sums</*PanelUnsigned=*/false>(panel, k, x, acc);
   }
 }
 

@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <span>
 #include <utility>
 
@@ -95,16 +94,7 @@ inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::s
         sums[p][j] = _mm512_set1_epi32(group_offsets(m0 + p, g0 + g));
     for (std::size_t k = g * kQ4GroupWords; k < (g + 1) * kQ4GroupWords; ++k) {
       if (k % every == 0) prefetch.next();
-      const std::uint8_t* rows = panel + k * kPanelGroupBytes;
-      __m512i w[kPanelRowGroups];
-      for (std::size_t j = 0; j < kPanelRowGroups; ++j) w[j] = _mm512_load_si512(rows + j * 64);
-      for (int p = 0; p < Positions; ++p) {
-        std::int32_t bytes;
-        std::memcpy(&bytes, x[p] + k * 4, 4);
-        const __m512i broadcast = _mm512_set1_epi32(bytes);
-        for (std::size_t j = 0; j < kPanelRowGroups; ++j)
-          sums[p][j] = dot_bytes_add(sums[p][j], w[j], broadcast);
-      }
+      panel_word_sums</*PanelUnsigned=*/true>(panel, k, x, sums);
     }
     for (std::size_t j = 0; j < kPanelRowGroups; ++j) {
       const __m512 d = _mm512_load_ps(scales + g * 64 + j * 16);

@@ -51,12 +51,13 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
       CHECK(out["read_pattern"]["streams"].get<int>() <= cpu::kMaxReadStreams);
       CHECK(out["read_pattern"]["prefetch"].is_boolean());
       // The kernels the tool chose are the ones this program chooses (same machine, same
-      // variants linked). int8 weights with kernels that have an int8 dot-product instruction:
-      // prefill also against that instruction's measured peak.
+      // variants linked). int8 and q4 weights (whose nibbles meet int8 activations) with kernels
+      // that have an int8 dot-product instruction: prefill also against its measured peak.
       const cpu::CpuKernels& kernels = cpu::selected_kernels();
       CHECK(out["kernels"] == kernels.name);
       CHECK(out["simd"] == kernels.simd);
-      const bool int8_peak = std::string(weights) == "int8" && kernels.int8_dot_peak;
+      const bool int8_peak =
+          (std::string(weights) == "int8" || std::string(weights) == "q4") && kernels.int8_dot_peak;
       REQUIRE(out.contains("int8_dot_peak_gops") == int8_peak);
       if (int8_peak)
         CHECK(

@@ -114,6 +114,10 @@ def main():
     blocks = config["n_layers_in_prelude"] + config["n_layers_in_recurrent_block"] + config["n_layers_in_coda"]
     params = blocks * (4 * h * h + 3 * h * m + 4 * h + 2 * h) + 2 * h * h + config["vocab_size"] * h + h
     name = os.path.basename(os.path.normpath(directory))
+    root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    path = os.path.relpath(os.path.abspath(directory), root)
+    if path.startswith(".."):
+        path = os.path.abspath(directory)
     targets = LOSS_TEXT[card["task"]] + (INTERMEDIATE_TEXT[card["task"]]
                                          if card.get("intermediate_targets") else "")
     curriculum = card.get("curriculum", 0)
@@ -143,6 +147,9 @@ answer is one digit. `tasks/heldout.jsonl` and `tasks/harder.jsonl` hold 1000 pr
   batch {card['batch']}; {card['steps']} steps; seed {card['seed']}; {card['threads']} thread(s).
 - Training time: {card['training_seconds'] / 60:.0f} minutes on one core of the project's 2-core
   machine. Command: `{card['command']}` (`tools/train/train_shipped_model.sh` runs it and the rest).
+- Reproducible bit for bit: one thread and fixed seeds. The shipped model, trained on an Intel
+  Xeon, retrained on an AMD Zen 5 to the same bytes (weights, reference vectors, training log and
+  the table below).
 
 ## Accuracy (exact match of the greedy answer, zero initial state, PyTorch float32, the first 200 problems of each split)
 
@@ -150,7 +157,7 @@ answer is one digit. `tasks/heldout.jsonl` and `tasks/harder.jsonl` hold 1000 pr
 |---:|---:|---:|
 {rows}
 
-`rdepth eval --model models/{name} --tasks models/{name}/tasks/heldout.jsonl,models/{name}/tasks/harder.jsonl`
+`rdepth eval --model {path} --tasks {path}/tasks/heldout.jsonl,{path}/tasks/harder.jsonl`
 gives this table with the C++ engine. `loss_curve.png` shows the training loss and the held-out
 accuracy during training. `reference.safetensors` holds PyTorch's logits and latents for one
 prompt at r = 1 and r = {card['mean_recurrence']}; the tests check the engine against them.

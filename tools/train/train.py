@@ -239,7 +239,7 @@ def main():
             "mean_recurrence": mean, "mean_backprop_depth": CONFIG["mean_backprop_depth"],
             "curriculum": args.curriculum, "intermediate_targets": args.intermediate_targets,
             "heldout_accuracy_at_mean": next(r["heldout"] for r in table if r["steps"] == mean),
-            "table": table, "command": " ".join(sys.argv)}
+            "table": table, "command": " ".join(["python3"] + sys.argv)}
     with open(os.path.join(args.out, "evaluation.json"), "w") as f:
         json.dump(card, f, indent=1)
 

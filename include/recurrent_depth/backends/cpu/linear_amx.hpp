@@ -98,14 +98,6 @@ inline void int8_activation_tiles(const Matrix<std::uint8_t>& q, std::size_t b, 
   }
 }
 
-// 16 floats rounded to bf16 (to nearest, ties to even) in the low halves of 32-bit lanes.
-inline __m512i bf16_bits(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))),
-                           16);
-}
-
 // The bf16 activation tiles of column block b (32 values): x = hi + lo, hi's tiles at hi_out and
 // lo's at lo_out, one per group of 16 positions; zeros past x's columns and last position.
 inline void bf16_activation_tiles(ConstMatrixView<float> x, std::size_t b, std::uint8_t* hi_out,
@@ -117,9 +109,7 @@ inline void bf16_activation_tiles(ConstMatrixView<float> x, std::size_t b, std::
       if (m0 + j >= x.rows) continue;
       __m256i halves[2][2];  // [hi, lo][first, second 16 values]
       for (std::size_t h = 0; h < 2; ++h) {
-        const std::size_t k = b * 32 + h * 16,
-                          n = k < x.cols ? std::min<std::size_t>(16, x.cols - k) : 0;
-        const __m512 v = _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), x.row(m0 + j) + k);
+        const __m512 v = load_floats_upto(x.row(m0 + j), b * 32 + h * 16, x.cols);
         const __m512i high = bf16_bits(v);
         const __m512 rest = _mm512_sub_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(high, 16)));
         halves[0][h] = _mm512_cvtepi32_epi16(high);

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "../../core/tensor.hpp"
@@ -46,8 +47,32 @@ inline constexpr std::size_t kGemmMinPositions = 32;
 
 namespace detail {
 
-// x [M, K] -> xt [blocks, K * kGemmPositions]: row `block` holds x^T of its positions, k-major,
-// zeros past M.
+// The columns of x^T that a step of the register tile loads, per position block: K rounded up
+// to whole 16 x 16 transposes on AVX-512.
+inline std::size_t packed_position_columns(std::size_t cols) {
+  return kWideRegisterFile ? (cols + 15) / 16 * 16 : cols;
+}
+
+#if defined(__AVX512F__)
+// out[j * kGemmPositions + p] = word j of position m0 + p's row for j < words (a multiple of
+// 16) and p < kGemmPositions, zero words for p >= count; words(row, j) gives words [j, j + 16)
+// of a row (16 x 16 transposes of 32-bit words).
+template <class Words>
+void transpose_position_block(ConstMatrixView<float> x, std::size_t m0, std::size_t count,
+                              std::size_t words, Words&& row_words, std::uint32_t* out) {
+  for (std::size_t j = 0; j < words; j += 16)
+    for (std::size_t g = 0; g < kGemmPositions; g += 16) {
+      __m512i rows[16];
+      for (std::size_t i = 0; i < 16; ++i)
+        rows[i] = g + i < count ? row_words(x.row(m0 + g + i), j) : _mm512_setzero_si512();
+      store_transposed(rows, reinterpret_cast<std::uint8_t*>(out + j * kGemmPositions + g),
+                       kGemmPositions * sizeof(std::uint32_t));
+    }
+}
+#endif
+
+// x [M, K] -> xt [blocks, packed_position_columns(K) * kGemmPositions]: row `block` holds x^T
+// of its positions, k-major, zeros past M (and past K).
 inline void pack_positions(ConstMatrixView<float> x, MatrixView<float> xt) {
   const auto blocks = static_cast<std::ptrdiff_t>(xt.rows);
 #pragma omp for schedule(static)
@@ -55,12 +80,21 @@ inline void pack_positions(ConstMatrixView<float> x, MatrixView<float> xt) {
     float* out = xt.row(static_cast<std::size_t>(b));
     const std::size_t m0 = static_cast<std::size_t>(b) * kGemmPositions;
     const std::size_t count = std::min(kGemmPositions, x.rows - m0);
+#if defined(__AVX512F__)
+    transpose_position_block(
+        x, m0, count, packed_position_columns(x.cols),
+        [&](const float* row, std::size_t j) {
+          return _mm512_castps_si512(load_floats_upto(row, j, x.cols));
+        },
+        reinterpret_cast<std::uint32_t*>(out));
+#else
     for (std::size_t p = 0; p < count; ++p) {
       const float* row = x.row(m0 + p);
       for (std::size_t k = 0; k < x.cols; ++k) out[k * kGemmPositions + p] = row[k];
     }
     for (std::size_t p = count; p < kGemmPositions; ++p)
       for (std::size_t k = 0; k < x.cols; ++k) out[k * kGemmPositions + p] = 0.0f;
+#endif
   }
 }
 
@@ -197,7 +231,8 @@ void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView
                  bool accumulate, bool threaded) {
   thread_local Matrix<float> packed_positions;
   Matrix<float>& xt = packed_positions;  // the caller's, shared by the team
-  xt.resize((x.rows + kGemmPositions - 1) / kGemmPositions, x.cols * kGemmPositions);
+  xt.resize((x.rows + kGemmPositions - 1) / kGemmPositions,
+            detail::packed_position_columns(x.cols) * kGemmPositions);
 #pragma omp parallel if (threaded)
   {
     detail::pack_positions(x, xt);  // ends on the team's barrier

@@ -49,15 +49,16 @@ inline void pack_bf16_pairs(ConstMatrixView<float> x, std::size_t padded,
   const auto blocks = static_cast<std::ptrdiff_t>(xt.rows());
 #pragma omp for schedule(static)
   for (std::ptrdiff_t b = 0; b < blocks; ++b) {
-    std::uint32_t* out = xt.row(static_cast<std::size_t>(b));
     const std::size_t m0 = static_cast<std::size_t>(b) * kGemmPositions;
-    const std::size_t count = std::min(kGemmPositions, x.rows - m0);
-    std::fill_n(out, padded / 2 * kGemmPositions, 0u);
-    for (std::size_t p = 0; p < count; ++p) {
-      const float* row = x.row(m0 + p);
-      for (std::size_t k = 0; k < x.cols; ++k)
-        out[k / 2 * kGemmPositions + p] |= std::uint32_t(to_bf16(row[k]).bits) << (16 * (k % 2));
-    }
+    // Pairs [j, j + 16) of a row: its columns [2 j, 2 j + 32) rounded, in order.
+    const auto pairs = [&](const float* row, std::size_t j) {
+      const __m256i first = _mm512_cvtepi32_epi16(bf16_bits(load_floats_upto(row, 2 * j, x.cols)));
+      const __m256i second =
+          _mm512_cvtepi32_epi16(bf16_bits(load_floats_upto(row, 2 * j + 16, x.cols)));
+      return _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
+    };
+    transpose_position_block(x, m0, std::min(kGemmPositions, x.rows - m0), padded / 2, pairs,
+                             xt.row(static_cast<std::size_t>(b)));
   }
 }
 

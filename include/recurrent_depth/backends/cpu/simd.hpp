@@ -11,6 +11,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +44,25 @@ inline __m512 int8_outputs(__m512i sums, const std::int32_t* row_sums, const flo
 inline void store_outputs(float* out, __m512 v, __mmask16 mask, bool add) {
   if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
   _mm512_mask_storeu_ps(out, mask, v);
+}
+#endif
+
+#if defined(__AVX512F__)
+// 16 floats rounded to bf16 as to_bf16 does (to nearest, ties to even; NaN stays a quiet NaN)
+// in the low halves of 32-bit lanes.
+inline __m512i bf16_bits(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i rounded =
+      _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+
+// Columns [k, k + 16) of a row of `cols` floats, zeros past its end.
+inline __m512 load_floats_upto(const float* row, std::size_t k, std::size_t cols) {
+  const std::size_t n = k < cols ? std::min<std::size_t>(16, cols - k) : 0;
+  return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), row + k);
 }
 #endif
 

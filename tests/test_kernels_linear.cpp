@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -156,6 +157,55 @@ TEST_CASE("kernels: bf16 prompts on vdpbf16ps equal x rounded to bf16 then the s
         for (std::size_t K : {1, 31, 257}) check(M, N, K, N == 13);
     check(33, 29, 2100, true);
     check(65, 203, 300, false);  // 51 tiles: groups over both threads
+  });
+}
+
+TEST_CASE("kernels: prompt GEMMs carry each activation exactly, or rounded as to_bf16",
+          "[kernels][linear]") {
+  // y = x I through the GEMMs' packing of x^T (70 positions: 32, 32 and 6; 37 columns: a
+  // part-filled 16-column transpose and an odd pair): y equals x in the float tables, and
+  // to_bf16(x) bit for bit where vdpbf16ps takes x rounded (x86_64_v4_bf16). The values are
+  // random normal floats of every exponent whose rounding stays normal (vdpbf16ps flushes
+  // subnormals), ties to even among them; NaN and infinities through a 1-column product.
+  Rng rng(143);
+  const std::size_t M = 70, K = 37;
+  Matrix<float> x(M, K), y(M, K), wide(M, 1), narrow(M, 1);
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t k = 0; k < K; ++k) {
+      std::uint32_t bits = std::uint32_t(rng.next());
+      const std::uint32_t exponent = 1 + (bits >> 23 & 0xff) % 0xfd;  // 1 .. 253
+      bits = (bits & 0x807fffffu) | exponent << 23;
+      if (k % 5 == 0) bits = (bits & 0xffff0000u) | 0x8000u;  // a tie
+      x(m, k) = std::bit_cast<float>(bits);
+    }
+  const float specials[] = {
+      std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+      std::bit_cast<float>(0x7f800001u),  // a signalling NaN
+      std::numeric_limits<float>::infinity(),  -std::numeric_limits<float>::infinity(),  1.0f};
+  for (std::size_t m = 0; m < M; ++m) wide(m, 0) = specials[m % std::size(specials)];
+  std::vector<float> identity(K * K, 0.0f), one(1, 1.0f);
+  for (std::size_t k = 0; k < K; ++k) identity[k * K + k] = 1.0f;
+  const auto eye = cpu::PackedWeights<bf16>::from_rows(std::span<const float>(identity), K, K);
+  const auto unit = cpu::PackedWeights<bf16>::from_rows(std::span<const float>(one), 1, 1);
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    const bool rounds = kernels.by_name_only;
+    if (!rounds && kernels.bf16_activation_error > 0) return;  // x in two bf16 parts (AMX)
+    kernels.linear(std::as_const(x).view(), eye, y.view(), false);
+    kernels.linear(std::as_const(wide).view(), unit, narrow.view(), false);
+    for (std::size_t m = 0; m < M; ++m) {
+      for (std::size_t k = 0; k < K; ++k) {
+        const float expected = rounds ? to_float(to_bf16(x(m, k))) : x(m, k);
+        INFO("position " << m << " column " << k << " x bits " << std::hex
+                         << std::bit_cast<std::uint32_t>(x(m, k)));
+        REQUIRE(y(m, k) == expected);
+      }
+      const float special = wide(m, 0);
+      INFO("position " << m << " special " << special);
+      if (std::isnan(special))
+        REQUIRE(std::isnan(narrow(m, 0)));
+      else
+        REQUIRE(narrow(m, 0) == special);
+    }
   });
 }
 

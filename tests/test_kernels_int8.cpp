@@ -129,7 +129,10 @@ TEST_CASE("kernels: linear with int8 weights matches the scalar twin", "[kernels
       for (std::size_t M : {1, 3, 4, 5})
         for (std::size_t N : {1, 6, 7, 13})
           for (std::size_t K : kColumns) check(M, N, K, accumulate);
-    check(1, 67, 1000, false);  // many row tiles over threads (two streams), a long reduction
+    check(1, 67, 1000, false);  // many row tiles (the decode streams), a long reduction
+    // Decode over threads (positions x rows x columns >= 2^18): 151 tiles, 75 and 76 per thread.
+    check(1, 603, 450, false);
+    check(3, 603, 450, true);
     check(5, 67, 1000, true);
     check(6, 203, 40, false);  // 51 tiles: several prefill tile groups per thread
     // 12 positions or more: the AMX tiles where the table has them (groups of 16 positions, two

@@ -48,11 +48,14 @@ void check_linear_sizes(const cpu::CpuKernels& kernels, std::uint64_t seed) {
     for (std::size_t M : {1, 2, 3, 4, 5, 9})
       for (std::size_t N : {1, 3, 6, 7, 13, 18})
         for (std::size_t K : kColumns) check_linear<W>(kernels, M, N, K, accumulate, rng);
-  // Larger shapes, split over threads (many 4-row tiles, per thread a count that the decode
-  // path's kStreams streams do not divide) with a long reduction; one whose columns come in several
-  // chunks (more than 4 positions and more than 32 KB of tile: 2100 columns of float); one with
-  // more tiles per thread than a prefill tile group holds.
+  // Larger shapes: many 4-row tiles (a count that the decode path's kStreams streams do not
+  // divide) with a long reduction; decode over threads (positions x rows x columns >= 2^18: 151
+  // tiles, 75 and 76 per thread); one whose columns come in several chunks (more than 4 positions
+  // and more than 32 KB of tile: 2100 columns of float); one with more tiles per thread than a
+  // prefill tile group holds.
   check_linear<W>(kernels, 1, 67, 1000, false, rng);
+  check_linear<W>(kernels, 1, 603, 450, false, rng);
+  check_linear<W>(kernels, 3, 603, 450, true, rng);
   check_linear<W>(kernels, 5, 67, 1000, false, rng);
   check_linear<W>(kernels, 9, 67, 1000, true, rng);
   check_linear<W>(kernels, 6, 13, 2100, true, rng);

@@ -162,7 +162,10 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
       for (std::size_t M : {1, 3, 4, 5})
         for (std::size_t N : {1, 6, 7, 13})
           for (std::size_t K : kColumns) check(M, N, K, accumulate);
-    check(1, 67, 1000, false);  // many row tiles over threads (the decode streams), long rows
+    check(1, 67, 1000, false);  // many row tiles (the decode streams), long rows
+    // Decode over threads (positions x rows x columns >= 2^18): 151 tiles, 75 and 76 per thread.
+    check(1, 603, 450, false);
+    check(3, 603, 450, true);
     check(5, 67, 1000, true);
     check(6, 203, 40, false);   // 51 tiles: several prefill tile groups per thread
     check(9, 13, 300, false);   // two groups of 4 positions and one left
@@ -174,7 +177,7 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
     check(25, 13, 1100, true);
     check(26, 203, 100, false);
     check(27, 7, 3584, true);
-    check(2, 5, 1056, false);   // huginn-mini's width: 16.5 blocks, a part chunk
+    check(2, 5, 1056, false);  // huginn-mini's width: 16.5 blocks, a part chunk
     check(1, 9, 3584, true);
 
     // The comparison notices a kernel that does not quantise the activations (float x times the

@@ -171,7 +171,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double prefill_roofline = peak * 1e9 / cost.flops;
   // What a prompt can reach: the peak of the units its products run on (the tiles or the int8
   // dot products where the kernels use them; for bf16 on vectors the faster of the FMAs and
-  // AVX-512 BF16's dot products, though the kernels use the FMAs; else the FMAs), or reading
+  // AVX-512 BF16's dot products: the default tables use the FMAs, x86_64_v4_bf16 the dot
+  // products; else the FMAs), or reading
   // every weight once per core iteration for all P positions at the measured bandwidth,
   // whichever is lower.
   const double units_peak = int8_peak > 0   ? int8_peak

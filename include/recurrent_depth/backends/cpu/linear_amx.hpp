@@ -107,16 +107,14 @@ inline void bf16_activation_tiles(ConstMatrixView<float> x, std::size_t b, std::
     for (std::size_t j = 0; j < 16; ++j) {
       hi[j] = lo[j] = _mm512_setzero_si512();
       if (m0 + j >= x.rows) continue;
-      __m256i halves[2][2];  // [hi, lo][first, second 16 values]
+      __m512i high[2], rest[2];  // [first, second 16 values]
       for (std::size_t h = 0; h < 2; ++h) {
         const __m512 v = load_floats_upto(x.row(m0 + j), b * 32 + h * 16, x.cols);
-        const __m512i high = bf16_bits(v);
-        const __m512 rest = _mm512_sub_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(high, 16)));
-        halves[0][h] = _mm512_cvtepi32_epi16(high);
-        halves[1][h] = _mm512_cvtepi32_epi16(bf16_bits(rest));
+        high[h] = bf16_bits(v);
+        rest[h] = bf16_bits(_mm512_sub_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(high[h], 16))));
       }
-      hi[j] = _mm512_inserti64x4(_mm512_castsi256_si512(halves[0][0]), halves[0][1], 1);
-      lo[j] = _mm512_inserti64x4(_mm512_castsi256_si512(halves[1][0]), halves[1][1], 1);
+      hi[j] = bf16_in_order(high[0], high[1]);
+      lo[j] = bf16_in_order(rest[0], rest[1]);
     }
     store_transposed(hi, hi_out + m0 / kAmxPositions * kAmxTileBytes);
     store_transposed(lo, lo_out + m0 / kAmxPositions * kAmxTileBytes);

@@ -52,10 +52,8 @@ inline void pack_bf16_pairs(ConstMatrixView<float> x, std::size_t padded,
     const std::size_t m0 = static_cast<std::size_t>(b) * kGemmPositions;
     // Pairs [j, j + 16) of a row: its columns [2 j, 2 j + 32) rounded, in order.
     const auto pairs = [&](const float* row, std::size_t j) {
-      const __m256i first = _mm512_cvtepi32_epi16(bf16_bits(load_floats_upto(row, 2 * j, x.cols)));
-      const __m256i second =
-          _mm512_cvtepi32_epi16(bf16_bits(load_floats_upto(row, 2 * j + 16, x.cols)));
-      return _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
+      return bf16_in_order(bf16_bits(load_floats_upto(row, 2 * j, x.cols)),
+                           bf16_bits(load_floats_upto(row, 2 * j + 16, x.cols)));
     };
     transpose_position_block(x, m0, std::min(kGemmPositions, x.rows - m0), padded / 2, pairs,
                              xt.row(static_cast<std::size_t>(b)));

@@ -59,6 +59,13 @@ inline __m512i bf16_bits(__m512 v) {
   return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
 
+// The bf16 values of two bf16_bits results, first's then second's: 32 in order, or 16 pairs of
+// neighbours in 32-bit lanes (low half first).
+inline __m512i bf16_in_order(__m512i first, __m512i second) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(first)),
+                            _mm512_cvtepi32_epi16(second), 1);
+}
+
 // Columns [k, k + 16) of a row of `cols` floats, zeros past its end.
 inline __m512 load_floats_upto(const float* row, std::size_t k, std::size_t cols) {
   const std::size_t n = k < cols ? std::min<std::size_t>(16, cols - k) : 0;

@@ -17,11 +17,30 @@ include_guard(GLOBAL)
 set(RECURRENT_DEPTH_HIP_ARCHITECTURES "gfx90a;gfx908;gfx940;gfx1030" CACHE STRING
   "GPU architectures the HIP kernels are compiled for (hipcc --offload-arch)")
 
-find_program(RECURRENT_DEPTH_HIPCC hipcc)
-find_library(RECURRENT_DEPTH_AMDHIP64 amdhip64)
-if(NOT RECURRENT_DEPTH_HIPCC OR NOT RECURRENT_DEPTH_AMDHIP64)
-  message(FATAL_ERROR "recurrent_depth: RECURRENT_DEPTH_HIP needs hipcc and libamdhip64 "
-    "(Debian 12: apt-get install hipcc libamdhip64-dev; scripts/setup_debian.sh)")
+# RECURRENT_DEPTH_HIP_CPU: the include directory of ROCm's HIP-CPU runtime (header-only, HIP on
+# the CPU's threads; github.com/ROCm/HIP-CPU, not in Debian). When set, the project's C++ compiler
+# compiles the same HIP sources as plain C++ against it (TBB from libtbb-dev runs its grids), so the
+# HIP kernels' tests run on a machine without a GPU. Slow, and blind to what only a GPU's memory
+# model shows, but the kernels' arithmetic, indexing, shared memory and barriers are all exercised.
+set(RECURRENT_DEPTH_HIP_CPU "" CACHE PATH
+  "Include directory of ROCm's HIP-CPU runtime: run the HIP tests on the CPU instead of with hipcc")
+
+if(RECURRENT_DEPTH_HIP_CPU)
+  if(NOT EXISTS "${RECURRENT_DEPTH_HIP_CPU}/hip/hip_runtime.h")
+    message(FATAL_ERROR "recurrent_depth: RECURRENT_DEPTH_HIP_CPU=${RECURRENT_DEPTH_HIP_CPU} has no "
+      "hip/hip_runtime.h (expected the include directory of a HIP-CPU checkout)")
+  endif()
+  find_package(TBB REQUIRED)  # Debian 12: libtbb-dev
+  find_package(Threads REQUIRED)
+  set(RECURRENT_DEPTH_HIP_RUNTIME TBB::tbb Threads::Threads)
+else()
+  find_program(RECURRENT_DEPTH_HIPCC hipcc)
+  find_library(RECURRENT_DEPTH_AMDHIP64 amdhip64)
+  if(NOT RECURRENT_DEPTH_HIPCC OR NOT RECURRENT_DEPTH_AMDHIP64)
+    message(FATAL_ERROR "recurrent_depth: RECURRENT_DEPTH_HIP needs hipcc and libamdhip64 "
+      "(Debian 12: apt-get install hipcc libamdhip64-dev; scripts/setup_debian.sh)")
+  endif()
+  set(RECURRENT_DEPTH_HIP_RUNTIME "${RECURRENT_DEPTH_AMDHIP64}")
 endif()
 
 # recurrent_depth_hip_object(<output variable> <source> [include directories...]): compiles <source>
@@ -32,20 +51,31 @@ function(recurrent_depth_hip_object variable source)
   get_filename_component(name "${source}" NAME_WE)
   set(object "${CMAKE_CURRENT_BINARY_DIR}/${name}.hip.o")
   set(flags -std=c++20 -O2 -Wall -Wextra)
-  foreach(architecture IN LISTS RECURRENT_DEPTH_HIP_ARCHITECTURES)
-    list(APPEND flags "--offload-arch=${architecture}")
-  endforeach()
   set(includes "-I${PROJECT_SOURCE_DIR}/include")
+  if(RECURRENT_DEPTH_HIP_CPU)
+    set(compiler "${CMAKE_CXX_COMPILER}")
+    set(target_name "HIP-CPU")
+    # -Wno-unknown-pragmas: g++ ignores the GPU compilers' #pragma unroll (and OpenMP here).
+    list(APPEND flags -DRECURRENT_DEPTH_HIP_CPU -Wno-unknown-pragmas -x c++)
+    list(APPEND includes -isystem "${RECURRENT_DEPTH_HIP_CPU}")
+  else()
+    set(compiler "${RECURRENT_DEPTH_HIPCC}")
+    set(target_name "${RECURRENT_DEPTH_HIP_ARCHITECTURES}")
+    list(APPEND flags -x hip)
+    foreach(architecture IN LISTS RECURRENT_DEPTH_HIP_ARCHITECTURES)
+      list(APPEND flags "--offload-arch=${architecture}")
+    endforeach()
+  endif()
   foreach(directory IN LISTS ARGN)
     list(APPEND includes "-I${directory}")
   endforeach()
   add_custom_command(
     OUTPUT "${object}"
-    COMMAND "${RECURRENT_DEPTH_HIPCC}" ${flags} ${includes} -x hip -MD -MF "${object}.d"
+    COMMAND "${compiler}" ${flags} ${includes} -MD -MF "${object}.d"
             -MT "${object}" -c "${source}" -o "${object}"
     MAIN_DEPENDENCY "${source}"
     DEPFILE "${object}.d"
-    COMMENT "hipcc (${RECURRENT_DEPTH_HIP_ARCHITECTURES}): ${name}"
+    COMMENT "HIP (${target_name}): ${name}"
     VERBATIM)
   set(${variable} "${object}" PARENT_SCOPE)
 endfunction()

@@ -46,6 +46,9 @@ class DeviceBuffer {
     const hipError_t status = hipMalloc(&memory, count * sizeof(T));
     if (status != hipSuccess)
       fail("HIP: hipMalloc of ", count * sizeof(T), " bytes failed: ", hipGetErrorString(status));
+    // HIP-CPU's hipMalloc reports success with no memory when malloc refuses.
+    if (memory == nullptr)
+      fail("HIP: hipMalloc of ", count * sizeof(T), " bytes returned no memory");
     data_ = static_cast<T*>(memory);
     size_ = count;
   }

@@ -1,6 +1,7 @@
 // The HIP runtime as the HIP backend uses it: the one include of <hip/hip_runtime.h> (only when
-// a HIP compiler compiles this: hipcc / clang -x hip, or nvcc through HIP's NVIDIA headers; the
-// CPU backend never includes backends/hip/), HIP errors turned into recurrent_depth::Error naming
+// a HIP compiler compiles this: hipcc / clang -x hip, nvcc through HIP's NVIDIA headers, or a C++
+// compiler with ROCm's HIP-CPU runtime and RECURRENT_DEPTH_HIP_CPU defined; the CPU backend never
+// includes backends/hip/), HIP errors turned into recurrent_depth::Error naming
 // the call, the stream kernels are queued on (one per thread,
 // chosen with ScopedStream) and checked kernel launches.
 //
@@ -13,7 +14,8 @@
 // visible to the host after a download (which waits for the stream) or hip::synchronize().
 #pragma once
 
-#if !defined(__HIP__) && !defined(__HIPCC__) && !defined(__CUDACC__)
+#if !defined(__HIP__) && !defined(__HIPCC__) && !defined(__CUDACC__) && \
+    !defined(RECURRENT_DEPTH_HIP_CPU)
 #error \
     "recurrent_depth/backends/hip/ must be compiled by a HIP compiler (hipcc); CPU builds do not include it"
 #endif

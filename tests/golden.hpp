@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model_runs.hpp"
 #include "recurrent_depth/recurrent_depth.hpp"
 
 namespace recurrent_depth::testing {
@@ -70,26 +71,16 @@ struct Golden {
   // then the rest one at a time through `session`'s cache.
   template <class Model>
   Matrix<float> prefill_then_decode(const Model& model, Session& session) const {
-    const std::size_t prefill = meta["decode_prefill_len"];
-    const std::span<const std::int32_t> ids(input_ids);
-    const ForwardResult first = model.forward(session, ids.first(prefill));
-    Matrix<float> logits(ids.size() - prefill + 1, model.vocab_rows());
-    std::copy_n(first.logits.row(prefill - 1), logits.cols(), logits.row(0));
-    for (std::size_t t = prefill; t < ids.size(); ++t) {
-      const ForwardResult next = model.forward(session, ids.subspan(t, 1));
-      std::copy_n(next.logits.row(0), logits.cols(), logits.row(t - prefill + 1));
-    }
-    return logits;
+    return testing::prefill_then_decode(model, session, input_ids, meta["decode_prefill_len"]);
   }
 
   // The tokens generate() gives after the first greedy_prompt_len input ids.
   template <class Model>
   std::vector<std::int32_t> generated_tokens(const Model& model, GenerationOptions options) const {
-    Session session = model.new_session();
     options.max_new_tokens = 8;
-    const std::size_t prompt = meta["greedy_prompt_len"];
-    return generate(model, session, std::span(input_ids).first(prompt), options).ids();
+    return testing::generated_tokens(model, std::span(input_ids).first(greedy_prompt()), options);
   }
+  std::size_t greedy_prompt() const { return meta["greedy_prompt_len"]; }
 
   std::filesystem::path directory;
   SafetensorsFile file;

@@ -7,36 +7,14 @@
 #include "golden.hpp"
 
 using namespace recurrent_depth;
+using recurrent_depth::testing::decode_tokens;
+using recurrent_depth::testing::DecodeRun;
 using recurrent_depth::testing::Golden;
 using recurrent_depth::testing::relative_l2;
 
 namespace {
 
 constexpr double kTolerance = 1e-4;
-
-struct DecodeRun {
-  Matrix<float> logits;
-  std::vector<int> steps;
-};
-
-// Every token of the golden input run alone through the cache (zero initial state, at most
-// max_steps iterations), optionally with early exit.
-template <class Model>
-DecodeRun decode_tokens(const Model& model, const Golden& golden, CacheRule rule,
-                        ExitDecider* exit) {
-  Session session = model.new_session(0, rule);
-  const std::span<const std::int32_t> ids(golden.input_ids);
-  DecodeRun run{Matrix<float>(ids.size(), model.vocab_rows()), {}};
-  ForwardOptions options;
-  options.steps = golden.meta["max_steps"].get<int>();
-  options.exit = exit;
-  for (std::size_t t = 0; t < ids.size(); ++t) {
-    const ForwardResult result = model.forward(session, ids.subspan(t, 1), options);
-    std::copy_n(result.logits.row(0), run.logits.cols(), run.logits.row(t));
-    run.steps.push_back(result.steps.front());
-  }
-  return run;
-}
 
 std::string tensor_name(std::string_view criterion) {
   std::string name(criterion);
@@ -61,7 +39,8 @@ void check_features(const std::string& name) {
         CriterionExit exit(exit_options);
         CacheRule rule;
         rule.latest_same_layer = latest;
-        const DecodeRun run = decode_tokens(model, golden, rule, &exit);
+        const DecodeRun run = decode_tokens(model, golden.input_ids, rule,
+                                            golden.meta["max_steps"].get<int>(), &exit);
         CHECK(run.steps == table[key]["steps"].get<std::vector<int>>());
         const std::string tensor = tensor_name(criterion) + (latest ? "_latest_m4" : "");
         CHECK(relative_l2(run.logits, golden.matrix(tensor + "_logits")) < kTolerance);

@@ -21,6 +21,7 @@
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
 #include "recurrent_depth/blocks/block_context.hpp"
+#include "skip_without_gpu.hpp"
 
 using namespace recurrent_depth;
 using namespace recurrent_depth::kernel_test;
@@ -28,11 +29,8 @@ namespace device = recurrent_depth::hip_test;
 
 namespace {
 
-// True (after a WARN saying so) when there is no GPU to test on: the test then returns, passing.
 bool skipped_without_gpu() {
-  if (device::device_count() > 0) return false;
-  WARN("SKIPPED: no HIP device (hipGetDeviceCount reports none); the HIP kernels were not run");
-  return true;
+  return hip_test::skipped_without_gpu("the HIP kernels");
 }
 
 device::HostView on(Strided& host) {

@@ -36,6 +36,8 @@ template <class Rope = RoPEAdjacentPairs, class Bias = QkBias>
 struct CausalSelfAttention {
   template <class Backend, class Precision>
   class Layer {
+    using Memory = typename Backend::Memory;
+
    public:
     void load(const Checkpoint& checkpoint, const std::string& prefix, const ModelConfig& config) {
       width_ = static_cast<std::size_t>(config.n_embd);
@@ -45,19 +47,19 @@ struct CausalSelfAttention {
           load_matrix<Backend, Precision>(checkpoint, prefix + ".Wqkv.weight", 3 * width_, width_);
       proj_ = load_matrix<Backend, Precision>(checkpoint, prefix + ".proj.weight", width_, width_);
       if constexpr (Bias::enabled)
-        qk_bias_ = load_vector(checkpoint, prefix + ".qk_bias",
-                               {2, 1, config.n_heads, std::int64_t(head_dim_)});
+        qk_bias_ = Memory::array(std::span<const float>(load_vector(
+            checkpoint, prefix + ".qk_bias", {2, 1, config.n_heads, std::int64_t(head_dim_)})));
     }
 
     // out = proj(attention(x)) for the rows of x; each sequence's rows write their keys and
     // values to its cache slot and attend to that sequence only.
     void forward(ConstMatrixView<float> x, MatrixView<float> out,
-                 const BlockContext& context) const {
-      Workspace& ws = context.workspace;
+                 const BlockContextOf<Backend>& context) const {
+      WorkspaceOf<Backend>& ws = context.workspace;
       const MatrixView<float> qkv = scratch(ws.qkv, x.rows, 3 * width_);
       Backend::linear(x, qkv_, qkv);
       const MatrixView<float> attended = scratch(ws.attention, x.rows, width_);
-      for (const SequenceRows& sequence : context.sequences) {
+      for (const SequenceRowsOf<Backend>& sequence : context.sequences) {
         const MatrixView<float> rows = qkv.middle_rows(sequence.first_row, sequence.rows);
         const MatrixView<float> q = rows.middle_cols(0, width_);
         const MatrixView<float> k = rows.middle_cols(width_, width_);
@@ -89,7 +91,7 @@ struct CausalSelfAttention {
 
     std::size_t width_ = 0, heads_ = 0, head_dim_ = 0;
     WeightsOf<Backend, Precision> qkv_, proj_;
-    std::vector<float> qk_bias_;  // [q biases ; k biases], heads * head_dim each
+    typename Memory::template Array<float> qk_bias_;  // [q biases ; k biases], heads * head_dim
   };
 };
 

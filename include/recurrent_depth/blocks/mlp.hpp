@@ -29,7 +29,7 @@ struct GatedMlp {
       proj_ = load_matrix<Backend, Precision>(checkpoint, prefix + ".proj.weight", width, hidden_);
     }
 
-    void forward(ConstMatrixView<float> x, MatrixView<float> out, Workspace& ws) const {
+    void forward(ConstMatrixView<float> x, MatrixView<float> out, WorkspaceOf<Backend>& ws) const {
       const MatrixView<float> fc = scratch(ws.fc, x.rows, 2 * hidden_);
       Backend::linear(x, fc_, fc);
       const MatrixView<float> gated = scratch(ws.gated, x.rows, hidden_);

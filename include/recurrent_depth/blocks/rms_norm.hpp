@@ -1,6 +1,8 @@
-// RMSNorm policy: y = x / sqrt(mean(x^2) + eps) * weight, computed in float32; weight [n_embd].
+// RMSNorm policy: y = x / sqrt(mean(x^2) + eps) * weight, computed in float32; weight [n_embd] in
+// the backend's Memory.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,7 +16,8 @@ struct RmsNorm {
   class Layer {
    public:
     void load(const Checkpoint& checkpoint, const std::string& name, const ModelConfig& config) {
-      weight_ = load_vector(checkpoint, name + ".weight", {config.n_embd});
+      weight_ = Backend::Memory::array(
+          std::span<const float>(load_vector(checkpoint, name + ".weight", {config.n_embd})));
       eps_ = static_cast<float>(config.norm_eps);
     }
     void operator()(ConstMatrixView<float> in, MatrixView<float> out) const {
@@ -27,7 +30,7 @@ struct RmsNorm {
     std::size_t parameter_count() const { return weight_.size(); }
 
    private:
-    std::vector<float> weight_;
+    typename Backend::Memory::template Array<float> weight_;
     float eps_ = 1e-6f;
   };
 };

@@ -24,8 +24,8 @@ struct SandwichBlock {
     }
 
     // Updates x [T, n_embd] in place; the attention uses context's slot and positions.
-    void forward(MatrixView<float> x, const BlockContext& context) const {
-      Workspace& ws = context.workspace;
+    void forward(MatrixView<float> x, const BlockContextOf<Backend>& context) const {
+      WorkspaceOf<Backend>& ws = context.workspace;
       const MatrixView<float> normed = scratch(ws.normed, x.rows, x.cols);
       const MatrixView<float> delta = scratch(ws.delta, x.rows, x.cols);
       norms_[0](x, normed);

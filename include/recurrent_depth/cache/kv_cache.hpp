@@ -1,8 +1,8 @@
-// The KV cache of one sequence: one slot per block invocation (prelude block b -> slot b; core
-// iteration i, layer j -> n_prelude + n_core * i + j; coda block c -> -(c + 1)), stored and looked
-// up by a CacheRule. Attention reads a slot through view(): the entries it holds or, under
-// latest-m4 with tokens missing there, the entries that stand in for them. A KvCacheLimit bounds
-// its size.
+// The KV cache of one sequence, its entries in the backend's Memory: one slot per block invocation
+// (prelude block b -> slot b; core iteration i, layer j -> n_prelude + n_core * i + j; coda block c
+// -> -(c + 1)), stored and looked up by a CacheRule. Attention reads a slot through view(): the
+// entries it holds or, under latest-m4 with tokens missing there, the entries that stand in for
+// them. A KvCacheLimit bounds its size.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +17,7 @@
 namespace recurrent_depth {
 
 // What one attention call sees: keys and values [entries, width] and the position of each entry
-// (empty when entry j is at position j).
+// (empty when entry j is at position j), all in the cache's Memory.
 struct KvView {
   ConstMatrixView<float> keys;
   ConstMatrixView<float> values;
@@ -31,10 +31,13 @@ struct KvCacheLimit {
   std::size_t bytes = 0;   // bytes() may reach at most this
 };
 
-class KvCache {
+template <class Memory = HostMemory>
+class BasicKvCache {
  public:
-  KvCache() = default;
-  explicit KvCache(std::size_t width, CacheRule rule = {}, KvCacheLimit limit = {})
+  using Slot = BasicKvSlot<Memory>;
+
+  BasicKvCache() = default;
+  explicit BasicKvCache(std::size_t width, CacheRule rule = {}, KvCacheLimit limit = {})
       : width_(width), rule_(rule), limit_(limit) {}
 
   // Tokens the cache holds (positions 0 .. length()-1); the next forward starts here.
@@ -52,15 +55,15 @@ class KvCache {
   // The entries attention at block invocation `slot` sees when the sequence has `seen` positions.
   KvView view(int slot, std::size_t seen) {
     const int id = rule_.storage_slot(slot);
-    const KvSlot& own = storage(id);
+    const Slot& own = storage(id);
     if (!rule_.latest_same_layer || own.entries() == seen)
-      return {own.keys(), own.values(), own.key_positions()};
+      return {own.keys(), own.values(), Memory::stage(own.key_positions(), staged_positions_)};
     return gather_latest(id, seen);
   }
 
   // Raw storage slot (after the rule's mapping), created on first use.
-  KvSlot& storage(int id) { return slots_.try_emplace(id, width_).first->second; }
-  const KvSlot* find(int id) const {
+  Slot& storage(int id) { return slots_.try_emplace(id, width_).first->second; }
+  const Slot* find(int id) const {
     const auto it = slots_.find(id);
     return it == slots_.end() ? nullptr : &it->second;
   }
@@ -91,46 +94,50 @@ class KvCache {
   // latest-m4 (the reference's rule): at a core slot, each position is read from the deepest slot
   // s' <= id of the same core layer that holds it; at a prelude or coda slot, from that slot or
   // else slot 0. Positions found nowhere are left out.
-  const KvSlot* latest_holder(int id, std::size_t position) const {
+  const Slot* latest_holder(int id, std::size_t position) const {
     if (id < 2) {
       for (int candidate : {id, 0})
-        if (const KvSlot* slot = find(candidate); slot && slot->has(position)) return slot;
+        if (const Slot* slot = find(candidate); slot && slot->has(position)) return slot;
       return nullptr;
     }
     for (int candidate = id; candidate >= 0; --candidate)
-      if (const KvSlot* slot = find(candidate);
+      if (const Slot* slot = find(candidate);
           slot && CacheRule::same_layer(candidate, id) && slot->has(position))
         return slot;
     return nullptr;
   }
 
   KvView gather_latest(int id, std::size_t seen) {
-    gathered_keys_.resize(seen * width_);
-    gathered_values_.resize(seen * width_);
+    gathered_keys_.resize(seen, width_);
+    gathered_values_.resize(seen, width_);
     gathered_positions_.clear();
     for (std::size_t position = 0; position < seen; ++position) {
-      const KvSlot* source = latest_holder(id, position);
+      const Slot* source = latest_holder(id, position);
       if (!source) continue;
       const std::size_t row = gathered_positions_.size();
-      source->copy_entry(position, gathered_keys_.data() + row * width_,
-                         gathered_values_.data() + row * width_);
+      Memory::copy(source->key_row(position), gathered_keys_.view().middle_rows(row, 1));
+      Memory::copy(source->value_row(position), gathered_values_.view().middle_rows(row, 1));
       gathered_positions_.push_back(static_cast<std::int32_t>(position));
     }
     const std::size_t rows = gathered_positions_.size();
     const bool dense = rows == seen;
-    return {{gathered_keys_.data(), rows, width_},
-            {gathered_values_.data(), rows, width_},
-            dense ? std::span<const std::int32_t>()
-                  : std::span<const std::int32_t>(gathered_positions_)};
+    return {
+        gathered_keys_.view().middle_rows(0, rows), gathered_values_.view().middle_rows(0, rows),
+        dense
+            ? std::span<const std::int32_t>()
+            : Memory::stage(std::span<const std::int32_t>(gathered_positions_), staged_positions_)};
   }
 
   std::size_t width_ = 0;
   std::size_t length_ = 0;
   CacheRule rule_;
   KvCacheLimit limit_;
-  std::map<int, KvSlot> slots_;
-  std::vector<float> gathered_keys_, gathered_values_;
+  std::map<int, Slot> slots_;
+  typename Memory::Matrix gathered_keys_, gathered_values_;  // [seen, width]
   std::vector<std::int32_t> gathered_positions_;
+  typename Memory::template Array<std::int32_t> staged_positions_;  // key positions in Memory
 };
+
+using KvCache = BasicKvCache<>;
 
 }  // namespace recurrent_depth

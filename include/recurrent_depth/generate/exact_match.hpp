@@ -71,7 +71,7 @@ ExactMatchResult evaluate_exact_match(const Model& model,
 
   for (std::size_t first = 0; first < problems.size(); first += options.batch) {
     const std::size_t count = std::min(options.batch, problems.size() - first);
-    std::vector<Session> sessions;
+    std::vector<typename Model::SessionType> sessions;
     std::vector<std::unique_ptr<CriterionExit>> exits;
     std::vector<std::vector<std::int32_t>> feed(count);
     std::vector<std::size_t> answered(count, 0);  // answer tokens matched so far
@@ -82,7 +82,7 @@ ExactMatchResult evaluate_exact_match(const Model& model,
       feed[i] = problems[first + i].prompt;
     }
     if (options.exit) {  // the prompt but its last token at r, as generate prefills it
-      std::vector<BatchItem> items;
+      std::vector<typename Model::BatchItemType> items;
       for (std::size_t i = 0; i < count; ++i) {
         if (feed[i].size() < 2) continue;
         ForwardOptions forward;
@@ -99,7 +99,7 @@ ExactMatchResult evaluate_exact_match(const Model& model,
     }
     // One round per answer token: the prompt first, then each matched token fed back.
     while (std::find(open.begin(), open.end(), true) != open.end()) {
-      std::vector<BatchItem> items;
+      std::vector<typename Model::BatchItemType> items;
       std::vector<std::size_t> owner;
       for (std::size_t i = 0; i < count; ++i) {
         if (!open[i]) continue;

@@ -87,8 +87,9 @@ namespace detail {
 // Refuses, before any forward, a generation that would run past the model's context (block_size)
 // or the session's KV cache limit in tokens. The last new token is never fed back: a prompt of P
 // tokens and N new ones take P + N - 1 positions after those already cached.
-inline void require_context_room(int block_size, const KvCache& cache, std::size_t prompt,
-                                 int max_new_tokens) {
+template <class Memory>
+void require_context_room(int block_size, const BasicKvCache<Memory>& cache, std::size_t prompt,
+                          int max_new_tokens) {
   const std::size_t cached = cache.length(), context = std::size_t(block_size);
   const std::size_t limit = cache.limit().tokens;
   const std::size_t room = limit > 0 && limit < context ? limit : context;
@@ -116,8 +117,9 @@ inline void require_context_room(int block_size, const KvCache& cache, std::size
 template <class Model>
 class GenerationSteps {
  public:
-  GenerationSteps(const Model& model, Session& session, std::span<const std::int32_t> prompt,
-                  GenerationOptions options, TokenCallback on_token = {})
+  GenerationSteps(const Model& model, typename Model::SessionType& session,
+                  std::span<const std::int32_t> prompt, GenerationOptions options,
+                  TokenCallback on_token = {})
       : session_(session),
         options_(std::move(options)),
         on_token_(std::move(on_token)),
@@ -143,7 +145,7 @@ class GenerationSteps {
 
   // The forward this generation needs next (not done()). The first runs the prompt; then one
   // token at a time, or the drafts and verification of a speculative round.
-  BatchItem next_forward() {
+  typename Model::BatchItemType next_forward() {
     step_start_ = Clock::now();
     if (speculative_ && prefilled_) {
       if (!in_round_) {
@@ -245,7 +247,7 @@ class GenerationSteps {
     done_ = stop || int(generation_.tokens.size()) >= options_.max_new_tokens;
   }
 
-  Session& session_;
+  typename Model::SessionType& session_;
   const GenerationOptions options_;
   const TokenCallback on_token_;
   Sampler sampler_;
@@ -263,11 +265,12 @@ class GenerationSteps {
 // Generates up to options.max_new_tokens tokens after `prompt` (the session's cache may already
 // hold earlier tokens; the prompt continues them).
 template <class Model>
-Generation generate(const Model& model, Session& session, std::span<const std::int32_t> prompt,
-                    const GenerationOptions& options, const TokenCallback& on_token = {}) {
+Generation generate(const Model& model, typename Model::SessionType& session,
+                    std::span<const std::int32_t> prompt, const GenerationOptions& options,
+                    const TokenCallback& on_token = {}) {
   GenerationSteps<Model> steps(model, session, prompt, options, on_token);
   while (!steps.done()) {
-    const BatchItem item = steps.next_forward();
+    const typename Model::BatchItemType item = steps.next_forward();
     steps.take(model.forward(*item.session, item.ids, item.options));
   }
   return steps.finish();

@@ -87,8 +87,8 @@ inline double distance(std::span<const float> a, std::span<const float> b = {}) 
 }  // namespace detail
 
 template <class Model>
-LatentTrace trace_latents(const Model& model, Session& session, std::span<const std::int32_t> ids,
-                          const LatentTraceOptions& options) {
+LatentTrace trace_latents(const Model& model, typename Model::SessionType& session,
+                          std::span<const std::int32_t> ids, const LatentTraceOptions& options) {
   require(options.steps >= 1, "latent trace: steps is ", options.steps, ", expected >= 1");
   detail::LatentRecorder recorder(options.steps);
   ForwardOptions forward;

@@ -53,7 +53,7 @@ struct SpeculativeResult {
 template <class Model>
 class SpeculativeRound {
  public:
-  SpeculativeRound(const Model& model, Session& session, Sampler& sampler,
+  SpeculativeRound(const Model& model, typename Model::SessionType& session, Sampler& sampler,
                    SpeculativeOptions options, std::optional<int> steps, StateInit init)
       : model_(model),
         session_(session),
@@ -153,7 +153,7 @@ class SpeculativeRound {
   }
 
   const Model& model_;
-  Session& session_;
+  typename Model::SessionType& session_;
   Sampler& sampler_;
   SpeculativeOptions options_;
   int steps_;

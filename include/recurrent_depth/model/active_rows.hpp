@@ -1,7 +1,7 @@
 // Bookkeeping of the core loop over a batch of rows (tokens of one or more sequences) that stop
 // iterating at different steps: which rows are still active, packed in order at the top of the
 // loop's matrices, and the runs of them that form contiguous positions of one sequence (the
-// SequenceRows the blocks attend with).
+// SequenceRows the blocks attend with). The matrices are in the backend's Memory.
 #pragma once
 
 #include <algorithm>
@@ -13,7 +13,10 @@
 
 namespace recurrent_depth {
 
+template <class Memory = HostMemory>
 class ActiveRows {
+  using SequenceRows = BasicSequenceRows<Memory>;
+
  public:
   // All rows of `sequences` (which cover rows 0..n-1 in order) become active.
   void reset(std::span<const SequenceRows> sequences) {
@@ -55,7 +58,7 @@ class ActiveRows {
 
  private:
   static void move_row(MatrixView<float> m, std::size_t from, std::size_t to) {
-    if (m.data) std::copy_n(m.row(from), m.cols, m.row(to));
+    if (m.data) Memory::copy(m.middle_rows(from, 1), m.middle_rows(to, 1));
   }
 
   void rebuild_segments() {
@@ -74,7 +77,7 @@ class ActiveRows {
     }
   }
 
-  std::vector<KvCache*> cache_of_row_;
+  std::vector<BasicKvCache<Memory>*> cache_of_row_;
   std::vector<std::size_t> position_of_row_;
   std::vector<std::size_t> rows_;
   std::vector<SequenceRows> segments_;

@@ -27,7 +27,7 @@ class BlockStack {
     for (int i = 0; i < count; ++i) blocks_[i].load(checkpoint, names::block(stage, i), config);
   }
   template <class SlotOf>
-  void forward(MatrixView<float> x, const BlockContext& context, SlotOf slot_of) const {
+  void forward(MatrixView<float> x, const BlockContextOf<Backend>& context, SlotOf slot_of) const {
     for (std::size_t i = 0; i < blocks_.size(); ++i)
       blocks_[i].forward(x, context.at_slot(slot_of(static_cast<int>(i))));
   }
@@ -57,7 +57,7 @@ struct Prelude {
       BlockStack<Block, Backend, Precision>::load(checkpoint, names::kPrelude,
                                                   config.n_layers_in_prelude, config);
     }
-    void forward(MatrixView<float> x, const BlockContext& context) const {
+    void forward(MatrixView<float> x, const BlockContextOf<Backend>& context) const {
       BlockStack<Block, Backend, Precision>::forward(x, context, [](int i) { return i; });
     }
   };
@@ -83,7 +83,8 @@ struct RecurrentCore {
     }
     // next = core_blocks(adapter([state ; e])) for core iteration `iteration` (0-based).
     void iterate(ConstMatrixView<float> state, ConstMatrixView<float> injected,
-                 MatrixView<float> next, int iteration, const BlockContext& context) const {
+                 MatrixView<float> next, int iteration,
+                 const BlockContextOf<Backend>& context) const {
       adapter_.apply(state, injected, next);
       const int base = first_slot_ + blocks_.size() * iteration;
       blocks_.forward(next, context, [base](int j) { return base + j; });
@@ -126,7 +127,7 @@ struct Coda {
       BlockStack<Block, Backend, Precision>::load(checkpoint, names::kCoda, config.n_layers_in_coda,
                                                   config);
     }
-    void forward(MatrixView<float> x, const BlockContext& context) const {
+    void forward(MatrixView<float> x, const BlockContextOf<Backend>& context) const {
       BlockStack<Block, Backend, Precision>::forward(x, context, [](int i) { return -(i + 1); });
     }
   };

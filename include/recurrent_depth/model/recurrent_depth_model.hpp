@@ -39,11 +39,13 @@ struct ForwardResult {
 };
 
 // One sequence of a batched forward: its session (KV cache) and new tokens.
-struct BatchItem {
-  Session* session;
+template <class Memory = HostMemory>
+struct BasicBatchItem {
+  BasicSession<Memory>* session;
   std::span<const std::int32_t> ids;
   ForwardOptions options;
 };
+using BatchItem = BasicBatchItem<>;
 
 // What one token costs at r iterations: the weight bytes it streams (prelude, the e part of the
 // adapter, r x (adapter state part + core blocks), coda, head) and 2 FLOP per weight it multiplies
@@ -71,6 +73,9 @@ class RecurrentDepthModel {
   using BackendType = Backend;
   using PrecisionType = Precision;
   using ArchitectureType = Arch;
+  using Memory = typename Backend::Memory;  // where activations and the KV cache live
+  using SessionType = BasicSession<Memory>;
+  using BatchItemType = BasicBatchItem<Memory>;
 
   // Checks the config and that the model fits (options.memory_limit, or the memory available)
   // before allocating anything, then reads and converts the weights.
@@ -78,10 +83,11 @@ class RecurrentDepthModel {
                       const LoadOptions& options = {})
       : config_(std::move(config)),
         // The backend's check of this CPU runs first, before anything compiled for it.
-        rope_((Backend::check_machine(), config_.validate(checkpoint.directory().string()),
-               require_load_fits<Precision>(config_, checkpoint, options),
-               rope_table(static_cast<std::size_t>(config_.block_size),
-                          static_cast<std::size_t>(config_.head_dim()), config_.rope_base))) {
+        rope_(in_memory(
+            (Backend::check_machine(), config_.validate(checkpoint.directory().string()),
+             require_load_fits<Precision>(config_, checkpoint, options),
+             rope_table(static_cast<std::size_t>(config_.block_size),
+                        static_cast<std::size_t>(config_.head_dim()), config_.rope_base)))) {
     embedding_.load(checkpoint, names::kEmbedding, config_);
     prelude_.load(checkpoint, config_);
     core_.load(checkpoint, config_);
@@ -94,24 +100,26 @@ class RecurrentDepthModel {
   std::size_t vocab_rows() const { return embedding_.vocab_rows(); }
 
   // A new sequence: its KV cache (stored by `rule`, bounded by `limit`) and its seeded generator.
-  Session new_session(std::uint64_t seed = 0, CacheRule rule = {}, KvCacheLimit limit = {}) const {
-    return Session(width(), seed, rule, limit);
+  SessionType new_session(std::uint64_t seed = 0, CacheRule rule = {},
+                          KvCacheLimit limit = {}) const {
+    return SessionType(width(), seed, rule, limit);
   }
 
   // Runs T new tokens of one sequence (positions cache.length() .. +T-1).
-  ForwardResult forward(Session& session, std::span<const std::int32_t> ids,
+  ForwardResult forward(SessionType& session, std::span<const std::int32_t> ids,
                         const ForwardOptions& options = {}) const {
-    BatchItem item{&session, ids, options};
+    BatchItemType item{&session, ids, options};
     return std::move(forward_batch({&item, 1}).front());
   }
 
   // Runs the new tokens of several sequences in one pass: every weight is read once for all
   // rows, each sequence attends to its own cache, and each token has its own iteration budget
   // and exit decision. Results equal those of running each sequence alone.
-  std::vector<ForwardResult> forward_batch(std::span<const BatchItem> items) const {
-    std::vector<SequenceRows> sequences;
+  std::vector<ForwardResult> forward_batch(std::span<const BatchItemType> items) const {
+    require(!items.empty(), "forward: a batch with no items");
+    std::vector<SequenceRowsOf<Backend>> sequences;
     std::vector<int> budget;
-    for (const BatchItem& item : items) {
+    for (const BatchItemType& item : items) {
       check_item(item, items);
       sequences.push_back(
           {&item.session->cache, item.session->cache.length(), budget.size(), item.ids.size()});
@@ -120,15 +128,17 @@ class RecurrentDepthModel {
                              ? item.options.steps.value_or(config_.mean_recurrence)
                              : item.options.steps_per_token[t]);
     }
-    Session& scratch_owner = *items.front().session;
+    SessionType& scratch_owner = *items.front().session;
+    const typename Memory::StreamScope on_stream(scratch_owner.stream);  // all of it queued there
     const std::size_t count = budget.size();
-    const BlockContext context{sequences, 0, rope_.view(), scratch_owner.workspace};
+    const BlockContextOf<Backend> context{sequences, 0, rope_.view(), scratch_owner.workspace};
 
     const MatrixView<float> x = scratch(scratch_owner.residual, count, width());
     MatrixView<float> state = scratch(scratch_owner.state, count, width());
     for (std::size_t i = 0; i < items.size(); ++i) {
-      const SequenceRows& rows = sequences[i];
-      embedding_.embed(items[i].ids, x.middle_rows(rows.first_row, rows.rows));
+      const SequenceRowsOf<Backend>& rows = sequences[i];
+      embedding_.embed(Memory::stage(items[i].ids, items[i].session->staged_ids),
+                       x.middle_rows(rows.first_row, rows.rows));
       initialise_state(*items[i].session, items[i].options,
                        state.middle_rows(rows.first_row, rows.rows));
     }
@@ -140,21 +150,28 @@ class RecurrentDepthModel {
     iterate_core(scratch_owner, items, sequences, budget, state, injected, x, steps, probes);
 
     std::vector<ForwardResult> results(items.size());
-    Matrix<float> latents(count, width());
+    const MatrixView<float> latents = scratch(scratch_owner.latents, count, width());
     final_norm_(x, latents);
     Backend::copy(latents, x);
     coda_.forward(x, context);
     final_norm_(x, x);
     for (std::size_t i = 0; i < items.size(); ++i) {
-      const SequenceRows& rows = sequences[i];
+      const SequenceRowsOf<Backend>& rows = sequences[i];
       ForwardResult& result = results[i];
       const MatrixView<float> head_in = items[i].options.all_logits
                                             ? x.middle_rows(rows.first_row, rows.rows)
                                             : x.middle_rows(rows.first_row + rows.rows - 1, 1);
       result.logits.resize(head_in.rows, vocab_rows());
-      embedding_.head(head_in, result.logits);
+      if constexpr (Memory::host_visible) {
+        embedding_.head(head_in, result.logits);
+      } else {
+        const MatrixView<float> logits =
+            scratch(scratch_owner.probe_logits, head_in.rows, vocab_rows());
+        embedding_.head(head_in, logits);
+        Memory::download(logits, result.logits);
+      }
       result.latents.resize(rows.rows, width());
-      Backend::copy(latents.view().middle_rows(rows.first_row, rows.rows), result.latents);
+      Memory::download(latents.middle_rows(rows.first_row, rows.rows), result.latents);
       const auto first = rows.first_row, last = rows.first_row + rows.rows;
       result.steps.assign(steps.begin() + first, steps.begin() + last);
       result.probes.assign(probes.begin() + first, probes.begin() + last);
@@ -207,9 +224,9 @@ class RecurrentDepthModel {
   }
 
  private:
-  void check_item(const BatchItem& item, std::span<const BatchItem> items) const {
+  void check_item(const BatchItemType& item, std::span<const BatchItemType> items) const {
     require(item.session != nullptr, "forward: a batch item has no session");
-    for (const BatchItem& other : items)
+    for (const BatchItemType& other : items)
       require(&other == &item || other.session != item.session,
               "forward: a session appears twice in one batch");
     const std::span<const std::int32_t> ids = item.ids;
@@ -240,7 +257,7 @@ class RecurrentDepthModel {
   // The most the cache can grow in this call: each new token writes one entry per storage slot
   // its budget reaches. Refused before anything is written when that could pass the session's
   // KvCacheLimit or the memory available.
-  void check_cache_room(const KvCache& cache, std::size_t tokens,
+  void check_cache_room(const BasicKvCache<Memory>& cache, std::size_t tokens,
                         const ForwardOptions& options) const {
     const KvCacheLimit& limit = cache.limit();
     if (limit.tokens > 0 && cache.length() + tokens > limit.tokens) {
@@ -266,8 +283,8 @@ class RecurrentDepthModel {
   // at their budget or when their item's exit decider says so; each stopped row's raw state is
   // written to final_state (original row order), its iteration count to steps and the number of
   // logit probes its exit checks needed to probes.
-  void iterate_core(Session& owner, std::span<const BatchItem> items,
-                    std::span<const SequenceRows> sequences, std::span<const int> budget,
+  void iterate_core(SessionType& owner, std::span<const BatchItemType> items,
+                    std::span<const SequenceRowsOf<Backend>> sequences, std::span<const int> budget,
                     MatrixView<float> state, MatrixView<float> injected,
                     MatrixView<float> final_state, std::vector<int>& steps,
                     std::vector<int>& probes) const {
@@ -283,10 +300,10 @@ class RecurrentDepthModel {
       decider_of_row.insert(decider_of_row.end(), sequences[i].rows, exit);
     }
     std::vector<std::size_t> first_row_of_row;  // row index inside its item
-    for (const SequenceRows& s : sequences)
+    for (const SequenceRowsOf<Backend>& s : sequences)
       for (std::size_t r = 0; r < s.rows; ++r) first_row_of_row.push_back(s.first_row);
 
-    ActiveRows active;
+    ActiveRows<Memory> active;
     active.reset(sequences);
     MatrixView<float> next = scratch(owner.next, state.rows, width());
     MatrixView<float> previous =
@@ -297,7 +314,7 @@ class RecurrentDepthModel {
       for (std::size_t p = 0; p < active.size(); ++p)
         if (done[p]) {
           const std::size_t row = active.rows()[p];
-          std::copy_n(state.row(p), width(), final_state.row(row));
+          Memory::copy(state.middle_rows(p, 1), final_state.middle_rows(row, 1));
           steps[row] = iterations;
           any = true;
         }
@@ -311,17 +328,22 @@ class RecurrentDepthModel {
     for (std::size_t p = 0; p < active.size(); ++p) done[p] = budget[p] == 0;
     retire(0);
     for (int i = 0; !active.empty(); ++i) {
-      const BlockContext context{active.segments(), 0, rope_.view(), owner.workspace};
+      const BlockContextOf<Backend> context{active.segments(), 0, rope_.view(), owner.workspace};
       if (previous.data) Backend::copy(state, previous);
       core_.iterate(state, injected, next, i, context);
       std::swap(state.data, next.data);
       std::swap(state.stride, next.stride);
 
       const int iterations = i + 1;
-      ConstMatrixView<float> logits;
-      if (wants_logits && any_checks(decider_of_row, active, iterations)) {
-        logits = probe_logits(owner, state, context);
-        for (std::size_t row : active.rows()) ++probes[row];
+      // What the exit checks read, as the host sees it.
+      ConstMatrixView<float> checked_state, checked_previous, logits;
+      if (any_checks(decider_of_row, active, iterations)) {
+        checked_state = on_host(state, owner.host_rows);
+        if (previous.data) checked_previous = on_host(previous, owner.host_previous);
+        if (wants_logits) {
+          logits = on_host(probe_logits(owner, state, context), owner.host_logits);
+          for (std::size_t row : active.rows()) ++probes[row];
+        }
       }
       done.assign(active.size(), 0);
       for (std::size_t p = 0; p < active.size(); ++p) {
@@ -329,18 +351,18 @@ class RecurrentDepthModel {
         ExitDecider* exit = decider_of_row[row];
         done[p] = iterations >= budget[row];
         if (!done[p] && exit && exit->checks_after(iterations))
-          done[p] = exit->stop(row - first_row_of_row[row], iterations,
-                               previous.data ? previous.row_span(p) : std::span<float>(),
-                               state.row_span(p),
-                               logits.data ? std::span<const float>(logits.row(p), logits.cols)
-                                           : std::span<const float>());
+          done[p] = exit->stop(
+              row - first_row_of_row[row], iterations,
+              checked_previous.data ? checked_previous.row_span(p) : std::span<const float>(),
+              checked_state.row_span(p),
+              logits.data ? logits.row_span(p) : std::span<const float>());
       }
       retire(iterations);
     }
   }
 
-  static bool any_checks(const std::vector<ExitDecider*>& decider_of_row, const ActiveRows& active,
-                         int iterations) {
+  static bool any_checks(const std::vector<ExitDecider*>& decider_of_row,
+                         const ActiveRows<Memory>& active, int iterations) {
     for (std::size_t row : active.rows())
       if (decider_of_row[row] && decider_of_row[row]->checks_after(iterations)) return true;
     return false;
@@ -348,8 +370,8 @@ class RecurrentDepthModel {
 
   // Logits of the current states of the active rows: ln_f -> coda -> ln_f -> head. The coda's
   // KV entries for these positions are rewritten by the final pass.
-  ConstMatrixView<float> probe_logits(Session& owner, ConstMatrixView<float> state,
-                                      const BlockContext& context) const {
+  ConstMatrixView<float> probe_logits(SessionType& owner, ConstMatrixView<float> state,
+                                      const BlockContextOf<Backend>& context) const {
     const MatrixView<float> x = scratch(owner.probe, state.rows, width());
     final_norm_(state, x);
     coda_.forward(x, context);
@@ -359,23 +381,51 @@ class RecurrentDepthModel {
     return logits;
   }
 
-  void initialise_state(Session& session, const ForwardOptions& options,
+  void initialise_state(SessionType& session, const ForwardOptions& options,
                         MatrixView<float> state) const {
     switch (options.init) {
       case StateInit::zero:
-        for (std::size_t r = 0; r < state.rows; ++r) std::fill_n(state.row(r), state.cols, 0.0f);
+        Memory::fill_zero(state);
         break;
       case StateInit::random:
-        Arch::Core::StateInitPolicy::fill(state, session.rng);
+        if constexpr (Memory::host_visible) {
+          Arch::Core::StateInitPolicy::fill(state, session.rng);
+        } else {  // drawn on the host, in the same order
+          session.host_rows.resize(state.rows, state.cols);
+          Arch::Core::StateInitPolicy::fill(session.host_rows, session.rng);
+          Memory::upload(session.host_rows, state);
+        }
         break;
       case StateInit::given:
-        Backend::copy(options.initial_state, state);
+        Memory::upload(options.initial_state, state);
         break;
     }
   }
 
+  // rows as the host can read them: the view itself in host memory, else a copy in `host`.
+  static ConstMatrixView<float> on_host(ConstMatrixView<float> rows, Matrix<float>& host) {
+    if constexpr (Memory::host_visible) {
+      return rows;
+    } else {
+      host.resize(rows.rows, rows.cols);
+      Memory::download(rows, host);
+      return host;
+    }
+  }
+
+  static typename Memory::Matrix in_memory(Matrix<float> host) {
+    if constexpr (std::is_same_v<typename Memory::Matrix, Matrix<float>>) {
+      return host;
+    } else {
+      typename Memory::Matrix copy;
+      copy.resize(host.rows(), host.cols());
+      Memory::upload(host, copy.view());
+      return copy;
+    }
+  }
+
   ModelConfig config_;
-  Matrix<float> rope_;
+  typename Memory::Matrix rope_;  // rope_table in Memory
   typename Arch::Embedding::template Layer<Backend, Precision> embedding_;
   typename Arch::Prelude::template Layer<Backend, Precision> prelude_;
   typename Arch::Core::template Layer<Backend, Precision> core_;

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "../../core/host_memory.hpp"
 #include "../../core/precision.hpp"
 #include "cpu_features.hpp"
 #include "elementwise.hpp"
@@ -26,6 +27,7 @@ struct PackedFormat<Q4Groups> {
 
 struct CpuBackend {
   static constexpr std::string_view name = "cpu";
+  using Memory = HostMemory;  // activations, KV cache and small parameters in host memory
 
   template <class Precision>
   using Weights = typename cpu::PackedFormat<typename Precision::Storage>::type;

@@ -77,6 +77,10 @@ class DeviceBuffer {
   T* data() { return data_; }
   const T* data() const { return data_; }
   std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // Device addresses, so that a buffer converts to a std::span for the kernels.
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
   std::span<T> span() { return {data_, size_}; }  // device memory: for kernels only
   std::span<const T> span() const { return {data_, size_}; }
 
@@ -106,6 +110,15 @@ class DeviceMatrix {
   std::size_t cols() const { return cols_; }
   std::size_t stride() const { return stride_; }
   DeviceBuffer<T>& buffer() { return buffer_; }
+
+  // [rows, cols], rows packed; keeps nothing of the old contents and reuses the allocation when it
+  // is large enough.
+  void resize(std::size_t rows, std::size_t cols) {
+    if (rows * cols > buffer_.size()) buffer_.resize(rows * cols);
+    rows_ = rows;
+    cols_ = cols;
+    stride_ = cols;
+  }
   MatrixView<T> view() { return {buffer_.data(), rows_, cols_, stride_}; }
   ConstMatrixView<T> view() const { return {buffer_.data(), rows_, cols_, stride_}; }
 

@@ -5,9 +5,11 @@
 // int8>; Q4 has no HIP kernels yet. Calls queue kernels on the thread's current stream
 // (hip_runtime.hpp: ScopedStream) and return before they have run.
 //
-// Phase 1 of the backend: the kernels, tested against the CPU's scalar twins
-// (tests/hip/test_hip_kernels.cpp). The model does not run on it yet: its views, scratch and KV
-// cache live in host memory (phase 2).
+// Its Memory (device_memory.hpp) keeps a model's activations, KV cache and norm weights on the
+// device, so RecurrentDepthModel<HipBackend, F32 | BF16 | Int8> runs there, each session's work on
+// its own stream. Tested: every kernel against the CPU's scalar twin
+// (tests/hip/test_hip_kernels.cpp), the model against the reference vectors and the CPU model
+// (tests/hip/test_hip_model.cpp).
 #pragma once
 
 #include <cstddef>
@@ -20,6 +22,7 @@
 #include "../../core/tensor.hpp"
 #include "attention.hpp"
 #include "device_buffer.hpp"
+#include "device_memory.hpp"
 #include "device_weights.hpp"
 #include "elementwise.hpp"
 #include "hip_runtime.hpp"
@@ -29,6 +32,7 @@ namespace recurrent_depth {
 
 struct HipBackend {
   static constexpr std::string_view name = "hip";
+  using Memory = hip::DeviceMemory;  // activations, KV cache and small parameters on the device
 
   template <class Precision>
   using Weights = hip::DeviceWeights<typename Precision::Storage>;

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 
 #include "../../core/error.hpp"
 
@@ -55,12 +56,35 @@ inline hipStream_t current_stream() {
   return detail::current_stream_slot();
 }
 
+// An owned stream (hipStreamCreate: it orders with the null stream's synchronous copies, and not
+// with other streams), destroyed after its work; a session's work is queued on its own.
+class Stream {
+ public:
+  Stream() { check(hipStreamCreate(&stream_), "hipStreamCreate"); }
+  Stream(Stream&& other) noexcept : stream_(std::exchange(other.stream_, nullptr)) {}
+  Stream& operator=(Stream&& other) noexcept {
+    std::swap(stream_, other.stream_);
+    return *this;
+  }
+  ~Stream() {
+    if (stream_) {  // failures in a destructor are not reportable
+      (void)hipStreamSynchronize(stream_);
+      (void)hipStreamDestroy(stream_);
+    }
+  }
+  hipStream_t get() const { return stream_; }
+
+ private:
+  hipStream_t stream_ = nullptr;
+};
+
 // Makes `stream` this thread's current stream until the end of the scope.
 class ScopedStream {
  public:
   explicit ScopedStream(hipStream_t stream) : previous_(detail::current_stream_slot()) {
     detail::current_stream_slot() = stream;
   }
+  explicit ScopedStream(const Stream& stream) : ScopedStream(stream.get()) {}
   ~ScopedStream() { detail::current_stream_slot() = previous_; }
   ScopedStream(const ScopedStream&) = delete;
   ScopedStream& operator=(const ScopedStream&) = delete;

@@ -53,7 +53,8 @@ __global__ void quantise_rows(const float* x, std::size_t x_stride, std::size_t 
 namespace detail {
 
 // The calling thread's quantised activations. Reused from call to call on the same stream (stream
-// order keeps the uses apart); a call on another stream first waits for the previous one's.
+// order keeps the uses apart); a call on another stream first waits for the device (the previous
+// stream, a session's, may be destroyed by now: its handle cannot be waited on).
 struct Int8Scratch {
   DeviceBuffer<std::int8_t> values;
   DeviceBuffer<float> steps;
@@ -61,7 +62,7 @@ struct Int8Scratch {
 
   void prepare(std::size_t positions, std::size_t padded) {
     if (stream != current_stream()) {
-      check(hipStreamSynchronize(stream), "hipStreamSynchronize");
+      check(hipDeviceSynchronize(), "hipDeviceSynchronize");
       stream = current_stream();
     }
     if (values.size() < positions * padded) values.resize(positions * padded);

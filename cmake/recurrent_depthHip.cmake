@@ -79,3 +79,19 @@ function(recurrent_depth_hip_object variable source)
     VERBATIM)
   set(${variable} "${object}" PARENT_SCOPE)
 endfunction()
+
+# recurrent_depth_hip (alias recurrent_depth::hip): HipBackend's operations and kernels
+# (backends/hip/hip_backend_kernels.hpp) compiled once, with the definitions that HIP's host
+# headers need. Link it and any C++ file can build and run models on HipBackend.
+recurrent_depth_hip_object(_rd_hip_backend_kernels "${CMAKE_CURRENT_LIST_DIR}/hip_backend_kernels.cpp")
+add_library(recurrent_depth_hip STATIC "${_rd_hip_backend_kernels}")
+add_library(recurrent_depth::hip ALIAS recurrent_depth_hip)
+set_target_properties(recurrent_depth_hip PROPERTIES LINKER_LANGUAGE CXX)
+target_link_libraries(recurrent_depth_hip PUBLIC recurrent_depth::recurrent_depth
+  ${RECURRENT_DEPTH_HIP_RUNTIME})
+if(RECURRENT_DEPTH_HIP_CPU)
+  target_compile_definitions(recurrent_depth_hip PUBLIC RECURRENT_DEPTH_HIP_CPU)
+  target_include_directories(recurrent_depth_hip SYSTEM PUBLIC "${RECURRENT_DEPTH_HIP_CPU}")
+else()
+  target_compile_definitions(recurrent_depth_hip PUBLIC __HIP_PLATFORM_AMD__)
+endif()

@@ -35,8 +35,8 @@ inline Matrix<float> tensor_matrix(const SafetensorsFile& file, const std::strin
 struct Golden {
   explicit Golden(const std::string& model)
       : directory(data_dir() / model),
-        file(SafetensorsFile::open(directory / "golden.safetensors")),
-        config(ModelConfig::load(directory / "config.json")) {
+        file(open_safetensors(directory / "golden.safetensors")),
+        config(load_model_config(directory / "config.json")) {
     std::ifstream in(directory / "golden.json");
     in >> meta;
     for (std::int64_t id : read_integers(file.at("input_ids")))

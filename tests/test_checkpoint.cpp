@@ -31,7 +31,7 @@ const fs::path kTinyDir = recurrent_depth::testing::tiny_huginn_dir();
 }  // namespace
 
 TEST_CASE("checkpoint: single file", "[io][checkpoint]") {
-  const Checkpoint c = Checkpoint::open(kTinyDir);
+  const Checkpoint c = open_checkpoint(kTinyDir);
   CHECK(c.directory() == kTinyDir);
   const std::vector<std::string> names = c.tensor_names();
   CHECK(names.size() == 76);
@@ -60,7 +60,7 @@ TEST_CASE("checkpoint: single file", "[io][checkpoint]") {
 }
 
 TEST_CASE("checkpoint: read errors", "[io][checkpoint]") {
-  const Checkpoint c = Checkpoint::open(kTinyDir);
+  const Checkpoint c = open_checkpoint(kTinyDir);
   std::vector<float> out(288 * 96);
   REQUIRE_THROWS_WITH(
       c.read("transformer.prelude.0.attn.Wqkv.weight", {288, 95}, std::span<float>(out)),
@@ -79,11 +79,11 @@ TEST_CASE("checkpoint: read errors", "[io][checkpoint]") {
 }
 
 TEST_CASE("checkpoint: sharded directory gives identical tensors", "[io][checkpoint]") {
-  const Checkpoint single = Checkpoint::open(kTinyDir);
+  const Checkpoint single = open_checkpoint(kTinyDir);
   for (int shards : {2, 3, 4}) {
     TempDir dir;
     write_sharded(dir.path, shards);
-    const Checkpoint sharded = Checkpoint::open(dir.path);
+    const Checkpoint sharded = open_checkpoint(dir.path);
     CHECK(sharded.directory() == dir.path);
     REQUIRE(sharded.tensor_names() == single.tensor_names());
     CHECK(sharded.total_bytes() == single.total_bytes());
@@ -108,30 +108,30 @@ TEST_CASE("checkpoint: sharded directory gives identical tensors", "[io][checkpo
 TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
   TempDir dir;
   REQUIRE_THROWS_WITH(
-      Checkpoint::open(dir.path),
+      open_checkpoint(dir.path),
       Contains(dir.path.string() + ": no model.safetensors or model.safetensors.index.json"));
 
   const nlohmann::json good = write_sharded(dir.path, 2);
-  CHECK_NOTHROW(Checkpoint::open(dir.path));
+  CHECK_NOTHROW(open_checkpoint(dir.path));
   const fs::path index_path = dir.path / "model.safetensors.index.json";
 
   write_text(index_path, "{\"weight_map\": {");
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path),
                       Contains("model.safetensors.index.json: malformed JSON"));
   write_text(index_path, "[]");
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("model.safetensors.index.json"));
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path), Contains("model.safetensors.index.json"));
   write_text(index_path, R"({"metadata": {}})");
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path),
                       Contains("model.safetensors.index.json: missing \"weight_map\""));
   write_text(index_path, R"({"weight_map": ["a"]})");
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("\"weight_map\" must be an object"));
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path), Contains("\"weight_map\" must be an object"));
   write_text(index_path, R"({"weight_map": {"freqs_cis": 3}})");
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("weight_map entry freqs_cis"));
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path), Contains("weight_map entry freqs_cis"));
 
   nlohmann::json missing_shard = good;
   missing_shard["weight_map"]["transformer.ln_f.weight"] = "model-00009-of-00009.safetensors";
   write_text(index_path, missing_shard.dump());
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path),
                       Contains("model.safetensors.index.json") &&
                           Contains("shard model-00009-of-00009.safetensors") &&
                           Contains("does not exist"));
@@ -139,14 +139,14 @@ TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
   nlohmann::json wrong_shard = good;  // freqs_cis is in shard 1, not 2
   wrong_shard["weight_map"]["freqs_cis"] = "model-00002-of-00002.safetensors";
   write_text(index_path, wrong_shard.dump());
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path),
                       Contains("tensor freqs_cis is listed in shard "
                                "model-00002-of-00002.safetensors but absent from it"));
 
   nlohmann::json extra = good;
   extra["weight_map"]["lm_head.weight"] = "model-00001-of-00002.safetensors";
   write_text(index_path, extra.dump());
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path), Contains("lm_head.weight"));
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path), Contains("lm_head.weight"));
 
   // A shard is a file of the model directory: no path elsewhere, no NUL cutting the name short.
   for (const std::string& shard :
@@ -154,7 +154,7 @@ TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
     nlohmann::json elsewhere = good;
     elsewhere["weight_map"]["freqs_cis"] = shard;
     write_text(index_path, elsewhere.dump());
-    REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+    REQUIRE_THROWS_WITH(open_checkpoint(dir.path),
                         Contains("weight_map entry freqs_cis: shard \"") &&
                             Contains("is not a file name in the model directory"));
   }
@@ -162,7 +162,7 @@ TEST_CASE("checkpoint: bad directories and indexes", "[io][checkpoint]") {
   // A corrupt shard reports the shard's own path.
   write_text(index_path, good.dump());
   write_text(dir.path / "model-00002-of-00002.safetensors", "garbage");
-  REQUIRE_THROWS_WITH(Checkpoint::open(dir.path),
+  REQUIRE_THROWS_WITH(open_checkpoint(dir.path),
                       Contains("model-00002-of-00002.safetensors") && Contains("too short"));
 }
 
@@ -171,8 +171,8 @@ TEST_CASE("checkpoint: in-memory files", "[io][checkpoint]") {
   w1.add_f32("x", {2, 2}, std::vector<float>{1, 2, 3, 4});
   w2.add_bf16("y", {3}, std::vector<float>{0.5f, -1, 2});
   std::vector<SafetensorsFile> files;
-  files.push_back(SafetensorsFile::from_bytes(w1.bytes(), "one"));
-  files.push_back(SafetensorsFile::from_bytes(w2.bytes(), "two"));
+  files.push_back(parse_safetensors(w1.bytes(), "one"));
+  files.push_back(parse_safetensors(w2.bytes(), "two"));
   const Checkpoint c = Checkpoint::from_files(std::move(files), "synthetic");
   CHECK(c.tensor_names() == std::vector<std::string>{"x", "y"});
   CHECK(c.total_bytes() == 16 + 6);
@@ -184,8 +184,8 @@ TEST_CASE("checkpoint: in-memory files", "[io][checkpoint]") {
                       Contains("tensor x in one: shape [2, 2], expected [4]"));
 
   std::vector<SafetensorsFile> dup;
-  dup.push_back(SafetensorsFile::from_bytes(w1.bytes(), "one"));
-  dup.push_back(SafetensorsFile::from_bytes(w1.bytes(), "again"));
+  dup.push_back(parse_safetensors(w1.bytes(), "one"));
+  dup.push_back(parse_safetensors(w1.bytes(), "again"));
   REQUIRE_THROWS_WITH(Checkpoint::from_files(std::move(dup), "dup"),
                       Contains("tensor x is in both one and again"));
 }
@@ -197,7 +197,7 @@ TEST_CASE("checkpoint: the released layout (4 float32 shards, lm_head copy, freq
   fs::copy_file(kTinyDir / "config.json", dir.path / "config.json");
   CHECK(index["weight_map"].contains("freqs_cis"));
   CHECK(index["weight_map"].contains("lm_head.weight"));
-  const Checkpoint released = Checkpoint::open(dir.path);
+  const Checkpoint released = open_checkpoint(dir.path);
   CHECK(released.at("transformer.core_block.3.mlp.fc.weight").dtype == DType::F32);
 
   const auto original = load_model<CpuBackend, F32>(kTinyDir);

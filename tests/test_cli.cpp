@@ -39,7 +39,7 @@ TEST_CASE("rdepth forward matches the reference at every r", "[cli]") {
                                  " --output " + quote(out.string()) + " --steps " +
                                  std::to_string(steps) + " --weights " + weights + " --threads 1");
           REQUIRE_SUCCESS(run);
-          const SafetensorsFile result = SafetensorsFile::open(out);
+          const SafetensorsFile result = open_safetensors(out);
           const std::string prefix = "forward_r" + std::to_string(steps);
           const TensorInfo& logits = result.at("logits");
           CHECK(logits.dtype == DType::F32);
@@ -70,8 +70,8 @@ TEST_CASE("rdepth takes --weights q4 in every command", "[cli][q4]") {
                              quote((golden.directory / "golden.safetensors").string()) +
                              " --output " + quote(out.string()) + " --steps 4 --weights q4");
   REQUIRE_SUCCESS(forward);
-  CHECK(relative_l2(matrix(SafetensorsFile::open(out), "logits"),
-                    golden.matrix("forward_r4_logits")) < kQ4GoldenBound);
+  CHECK(relative_l2(matrix(open_safetensors(out), "logits"), golden.matrix("forward_r4_logits")) <
+        kQ4GoldenBound);
 
   const Run generate =
       rdepth("generate" + model + " --prompt-ids 1,2,3 --max-new-tokens 4 --weights q4 --json");
@@ -118,7 +118,7 @@ TEST_CASE("rdepth forward --prefill decodes through the KV cache", "[cli]") {
       const Run run = rdepth("forward" + common + " --input " + quote(in.string()) + " --output " +
                              quote(out.string()));
       REQUIRE_SUCCESS(run);
-      const Matrix<float> logits = matrix(SafetensorsFile::open(out), "logits");
+      const Matrix<float> logits = matrix(open_safetensors(out), "logits");
       REQUIRE(logits.rows() == golden.input_ids.size());
       const ConstMatrixView<float> decoded =
           logits.view().middle_rows(prefill - 1, logits.rows() - prefill + 1);
@@ -132,7 +132,7 @@ TEST_CASE("rdepth forward --prefill decodes through the KV cache", "[cli]") {
                              " --output " + quote(out.string()));
       REQUIRE_SUCCESS(run);
       const std::string prefix = "forward_r" + std::to_string(golden.config.mean_recurrence);
-      const SafetensorsFile result = SafetensorsFile::open(out);
+      const SafetensorsFile result = open_safetensors(out);
       CHECK(relative_l2(matrix(result, "logits"), golden.matrix(prefix + "_logits")) < 1e-4);
       CHECK(relative_l2(matrix(result, "latents"), golden.matrix(prefix + "_latents")) < 1e-4);
     }

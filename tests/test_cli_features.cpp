@@ -40,7 +40,7 @@ SafetensorsFile forward(const Golden& golden, const std::string& model, const st
       rdepth("forward --model " + model_dir(model) + " --input " + ids_only_input(golden, model) +
              " --output " + quote(out.string()) + " --weights f32 --threads 1 " + flags);
   REQUIRE_SUCCESS(run);
-  return SafetensorsFile::open(out);
+  return open_safetensors(out);
 }
 
 std::vector<int> steps_of(const SafetensorsFile& file) {

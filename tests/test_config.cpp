@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "recurrent_depth/io/config.hpp"
+#include "recurrent_depth/io/model_directory.hpp"
 
 namespace fs = std::filesystem;
 using namespace recurrent_depth;
@@ -36,13 +36,13 @@ nlohmann::json tiny_json() {
 }
 
 ModelConfig parse_json(const nlohmann::json& j) {
-  return ModelConfig::parse(j.dump(), "config.json");
+  return parse_model_config(j.dump(), "config.json");
 }
 
 }  // namespace
 
 TEST_CASE("config: golden models and Huginn-0125", "[io][config]") {
-  const ModelConfig tiny = ModelConfig::load(kData / "tiny_huginn" / "config.json");
+  const ModelConfig tiny = load_model_config(kData / "tiny_huginn" / "config.json");
   CHECK(tiny.n_embd == 96);
   CHECK(tiny.n_heads == 6);
   CHECK(tiny.head_dim() == 16);
@@ -62,7 +62,7 @@ TEST_CASE("config: golden models and Huginn-0125", "[io][config]") {
   CHECK(tiny.eos_token_id == 1);
   CHECK(tiny.pad_token_id == 2);
 
-  const ModelConfig variant = ModelConfig::load(kData / "tiny_variant" / "config.json");
+  const ModelConfig variant = load_model_config(kData / "tiny_variant" / "config.json");
   CHECK(variant.n_embd == 64);
   CHECK(variant.head_dim() == 32);
   CHECK(variant.n_layers_in_prelude == 1);
@@ -70,7 +70,7 @@ TEST_CASE("config: golden models and Huginn-0125", "[io][config]") {
   CHECK(variant.n_layers_in_coda == 1);
   CHECK(variant.vocab_size == 200);
 
-  const ModelConfig huginn = ModelConfig::parse(kHuginnConfig, "huginn/config.json");
+  const ModelConfig huginn = parse_model_config(kHuginnConfig, "huginn/config.json");
   CHECK(huginn.n_embd == 5280);
   CHECK(huginn.head_dim() == 96);
   CHECK(huginn.intermediate_size == 17920);
@@ -110,15 +110,15 @@ TEST_CASE("config: defaults for optional fields", "[io][config]") {
 }
 
 TEST_CASE("config: file and JSON errors", "[io][config]") {
-  REQUIRE_THROWS_WITH(ModelConfig::load(kData / "no_such_model" / "config.json"),
+  REQUIRE_THROWS_WITH(load_model_config(kData / "no_such_model" / "config.json"),
                       Contains("no_such_model/config.json") && Contains("No such file"));
-  REQUIRE_THROWS_WITH(ModelConfig::load(kData / "tiny_huginn"),
+  REQUIRE_THROWS_WITH(load_model_config(kData / "tiny_huginn"),
                       Contains("tiny_huginn") && Contains("directory"));
-  REQUIRE_THROWS_WITH(ModelConfig::parse("{\"n_embd\": 96,", "config.json"),
+  REQUIRE_THROWS_WITH(parse_model_config("{\"n_embd\": 96,", "config.json"),
                       Contains("config.json: malformed JSON at byte") && Contains("parse error"));
-  REQUIRE_THROWS_WITH(ModelConfig::parse("", "config.json"),
+  REQUIRE_THROWS_WITH(parse_model_config("", "config.json"),
                       Contains("config.json: malformed JSON"));
-  REQUIRE_THROWS_WITH(ModelConfig::parse("[1, 2]", "config.json"),
+  REQUIRE_THROWS_WITH(parse_model_config("[1, 2]", "config.json"),
                       Contains("config.json: expected a JSON object"));
 }
 

@@ -83,7 +83,7 @@ inline std::string shard_name(int shard, int shards) {
 // the index. released: as Huginn-0125 is published, every tensor stored as float32 and
 // lm_head.weight a stored copy of the embedding.
 inline nlohmann::json write_sharded(const fs::path& dir, int shards, bool released = false) {
-  const SafetensorsFile source = SafetensorsFile::open(tiny_huginn_dir() / "model.safetensors");
+  const SafetensorsFile source = open_safetensors(tiny_huginn_dir() / "model.safetensors");
   std::vector<SafetensorsWriter> writers(static_cast<std::size_t>(shards));
   for (auto& w : writers) w.set_metadata("format", "pt");
   nlohmann::json index;

@@ -192,7 +192,7 @@ TEST_CASE("dispatch: rdepth runs the golden model on every kernel table the CPU 
                                  std::to_string(steps) + " --weights f32 --threads 2",
                              environment);
       REQUIRE_SUCCESS(run);
-      const SafetensorsFile result = SafetensorsFile::open(out);
+      const SafetensorsFile result = open_safetensors(out);
       CHECK(testing::relative_l2(matrix(result, "logits"), golden.matrix(prefix + "_logits")) <
             1e-4);
       const Run bench =
@@ -233,7 +233,7 @@ TEST_CASE("dispatch: a prompt long enough for the tile kernels, every table and 
                    " --output " + quote(out.string()) + " --weights " + weights + " --threads 2",
                std::string("RECURRENT_DEPTH_KERNELS=") + table.name);
     REQUIRE_SUCCESS(run);
-    return matrix(SafetensorsFile::open(out), "logits");
+    return matrix(open_safetensors(out), "logits");
   };
   const Matrix<float> reference = logits(*cpu::linked_kernels().front(), "f32");
   REQUIRE(reference.rows() == ids.size());

@@ -37,8 +37,8 @@ std::vector<std::int32_t> ids(std::size_t count) {
 }  // namespace
 
 TEST_CASE("memory: the load estimate covers the loaded weights", "[memory]") {
-  const Checkpoint checkpoint = Checkpoint::open(tiny_huginn_dir());
-  const ModelConfig config = ModelConfig::load(tiny_huginn_dir() / "config.json");
+  const Checkpoint checkpoint = open_checkpoint(tiny_huginn_dir());
+  const ModelConfig config = load_model_config(tiny_huginn_dir() / "config.json");
   const std::size_t f32 = estimate_load_bytes<F32>(config, checkpoint);
   const std::size_t bf16 = estimate_load_bytes<BF16>(config, checkpoint);
   const std::size_t weights = tiny_huginn().summary().weight_bytes;

@@ -36,7 +36,7 @@ std::vector<std::byte> make_file(const std::string& header, std::size_t data_siz
 }
 
 SafetensorsFile parse_header(const std::string& header, std::size_t data_size) {
-  return SafetensorsFile::from_bytes(make_file(header, data_size), "bad.safetensors");
+  return parse_safetensors(make_file(header, data_size), "bad.safetensors");
 }
 
 template <class T>
@@ -64,7 +64,7 @@ TEST_CASE("safetensors: round trip of every dtype", "[io][safetensors]") {
   std::memcpy(&header_len, bytes.data(), 8);
   CHECK(header_len % 8 == 0);
 
-  const SafetensorsFile file = SafetensorsFile::from_bytes(bytes, "mem.safetensors");
+  const SafetensorsFile file = parse_safetensors(bytes, "mem.safetensors");
   CHECK(file.source() == "mem.safetensors");
   CHECK(file.metadata().at("format") == "pt");
   REQUIRE(file.tensors().size() == all.size() + 2);
@@ -109,7 +109,7 @@ TEST_CASE("safetensors: conversions", "[io][safetensors]") {
   w.add("i16", DType::I16, {3}, raw(i16));
   w.add("i8", DType::I8, {3}, raw(i8));
   w.add("u8", DType::U8, {3}, raw(u8));
-  const SafetensorsFile file = SafetensorsFile::from_bytes(w.bytes(), "conv.safetensors");
+  const SafetensorsFile file = parse_safetensors(w.bytes(), "conv.safetensors");
   CHECK(reinterpret_cast<std::uintptr_t>(file.at("f32").bytes.data()) % 4 != 0);
 
   std::vector<float> out(6);
@@ -174,7 +174,7 @@ TEST_CASE("safetensors: writer errors and file round trip", "[io][safetensors]")
   CHECK(read_bytes(path) == w.bytes());
 
   SafetensorsFile moved = [&] {
-    SafetensorsFile f = SafetensorsFile::open(path);
+    SafetensorsFile f = open_safetensors(path);
     return f;
   }();
   SafetensorsFile file = std::move(moved);  // spans stay valid across moves
@@ -186,17 +186,17 @@ TEST_CASE("safetensors: writer errors and file round trip", "[io][safetensors]")
 
   REQUIRE_THROWS_WITH(w.write(dir.path / "no_such_dir" / "x.safetensors"),
                       Contains("no_such_dir") && Contains("cannot write"));
-  REQUIRE_THROWS_WITH(SafetensorsFile::open(dir.path / "missing.safetensors"),
+  REQUIRE_THROWS_WITH(open_safetensors(dir.path / "missing.safetensors"),
                       Contains("missing.safetensors") && Contains("No such file"));
-  REQUIRE_THROWS_WITH(SafetensorsFile::open(dir.path), Contains("not a regular file"));
+  REQUIRE_THROWS_WITH(open_safetensors(dir.path), Contains("not a regular file"));
   std::ofstream(dir.path / "empty.safetensors").close();
   CHECK(MappedFile::open(dir.path / "empty.safetensors").bytes().empty());
-  REQUIRE_THROWS_WITH(SafetensorsFile::open(dir.path / "empty.safetensors"),
+  REQUIRE_THROWS_WITH(open_safetensors(dir.path / "empty.safetensors"),
                       Contains("empty.safetensors") && Contains("too short"));
 }
 
 TEST_CASE("safetensors: tiny_huginn model file", "[io][safetensors]") {
-  const SafetensorsFile file = SafetensorsFile::open(kTinyModel);
+  const SafetensorsFile file = open_safetensors(kTinyModel);
   CHECK(file.tensors().size() == 76);
   const TensorInfo& wte = file.at("transformer.wte.weight");
   CHECK(wte.dtype == DType::BF16);
@@ -235,7 +235,7 @@ TEST_CASE("safetensors: truncated and corrupt real file", "[io][safetensors]") {
   std::uint64_t header_len = 0;
   std::memcpy(&header_len, full.data(), 8);
   const auto cut = [&](std::size_t n) {
-    return SafetensorsFile::from_bytes({full.begin(), full.begin() + n}, "cut.safetensors");
+    return parse_safetensors({full.begin(), full.begin() + n}, "cut.safetensors");
   };
   for (std::size_t n : {0, 3, 7}) {
     REQUIRE_THROWS_WITH(cut(n), Contains("cut.safetensors") && Contains("too short"));
@@ -255,11 +255,11 @@ TEST_CASE("safetensors: truncated and corrupt real file", "[io][safetensors]") {
   std::vector<std::byte> bad = full;
   const std::uint64_t too_long = full.size() - 7;
   std::memcpy(bad.data(), &too_long, 8);
-  REQUIRE_THROWS_WITH(SafetensorsFile::from_bytes(bad, "long.safetensors"),
+  REQUIRE_THROWS_WITH(parse_safetensors(bad, "long.safetensors"),
                       Contains("long.safetensors: header length"));
   const std::uint64_t absurd = std::uint64_t(1) << 40;
   std::memcpy(bad.data(), &absurd, 8);
-  REQUIRE_THROWS_WITH(SafetensorsFile::from_bytes(bad, "absurd.safetensors"),
+  REQUIRE_THROWS_WITH(parse_safetensors(bad, "absurd.safetensors"),
                       Contains("absurd.safetensors") && Contains("absurd"));
 }
 
@@ -348,7 +348,7 @@ TEST_CASE("safetensors: fuzzed bytes give a result or an Error", "[io][safetenso
       if (rng() % 2) bytes.resize(pick(0, bytes.size() + 1));
     }
     try {
-      const SafetensorsFile f = SafetensorsFile::from_bytes(std::move(bytes), "fuzz.safetensors");
+      const SafetensorsFile f = parse_safetensors(std::move(bytes), "fuzz.safetensors");
       for (const TensorInfo& t : f.tensors()) {
         try {
           std::vector<float> v(t.numel());

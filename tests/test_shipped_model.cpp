@@ -33,7 +33,7 @@ nlohmann::json read_json(const std::filesystem::path& path) {
 }  // namespace
 
 TEST_CASE("shipped model: the engine reproduces PyTorch's logits and latents", "[shipped]") {
-  const auto reference = SafetensorsFile::open(kModel / "reference.safetensors");
+  const auto reference = open_safetensors(kModel / "reference.safetensors");
   const nlohmann::json meta = read_json(kModel / "reference.json");
   std::vector<std::int32_t> ids;
   for (std::int64_t id : read_integers(reference.at("input_ids")))

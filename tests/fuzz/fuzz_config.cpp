@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "recurrent_depth/generate/chat.hpp"
-#include "recurrent_depth/io/config.hpp"
+#include "recurrent_depth/io/model_directory.hpp"
 
 namespace rd = recurrent_depth;
 
@@ -19,7 +19,7 @@ void require_named(const rd::Error& e, const char* source) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
-    const rd::ModelConfig config = rd::ModelConfig::parse(text, "config.json");
+    const rd::ModelConfig config = rd::parse_model_config(text, "config.json");
     config.validate("config.json");
     (void)config.to_string();
   } catch (const rd::Error& e) {

@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::byte> bytes(size);
   if (size > 0) std::memcpy(bytes.data(), data, size);
   try {
-    const rd::SafetensorsFile file = rd::SafetensorsFile::from_bytes(std::move(bytes), "fuzz");
+    const rd::SafetensorsFile file = rd::parse_safetensors(std::move(bytes), "fuzz");
     for (const rd::TensorInfo& t : file.tensors()) {
       if (t.numel() > (std::size_t(1) << 20)) continue;  // bounded by the input, but keep it fast
       try {

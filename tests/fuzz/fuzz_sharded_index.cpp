@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "recurrent_depth/io/checkpoint.hpp"
+#include "recurrent_depth/io/model_directory.hpp"
 
 namespace rd = recurrent_depth;
 namespace fs = std::filesystem;
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
     const rd::Checkpoint checkpoint =
-        rd::Checkpoint::from_index(shard_directory(), text, "fuzz.index.json");
+        rd::checkpoint_from_index(shard_directory(), text, "fuzz.index.json");
     for (const std::string& name : checkpoint.tensor_names()) (void)checkpoint.at(name);
     (void)checkpoint.total_bytes();
   } catch (const rd::Error& e) {

@@ -1,9 +1,11 @@
-// hipcc's half of the HIP kernel tests: hip_kernel_runner.hpp's functions over HipBackend.
+// hipcc's half of the HIP kernel tests: hip_kernel_runner.hpp's functions over HipBackend (and the
+// two attention kernels on their own).
 #include "hip_kernel_runner.hpp"
 
 #include <span>
 #include <vector>
 
+#include "recurrent_depth/backends/hip/attention.hpp"
 #include "recurrent_depth/backends/hip/hip_backend.hpp"
 
 namespace recurrent_depth::hip_test {

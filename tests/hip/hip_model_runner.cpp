@@ -1,11 +1,13 @@
-// The HIP side of the HIP model tests (hip_model_runner.hpp): load_model<HipBackend, ...> and its
-// forward passes, results copied to the host.
+// The model side of the HIP model tests (hip_model_runner.hpp): load_model<HipBackend, ...> and its
+// forward passes, results copied to the host. A C++ file: HipBackend's kernels are in the
+// recurrent_depth::hip library.
 #include "hip_model_runner.hpp"
 
 #include <optional>
 #include <variant>
 
 #include "recurrent_depth/backends/hip/hip_backend.hpp"
+#include "recurrent_depth/model/load_model.hpp"
 
 namespace recurrent_depth::hip_test {
 
@@ -15,22 +17,13 @@ struct HipModel::Loaded {
       model;
 };
 
-namespace {
-
-template <class Model>
-Model load_as(const std::filesystem::path& directory) {
-  return load_model<HipBackend, typename Model::PrecisionType>(directory);
-}
-
-}  // namespace
-
 HipModel::HipModel(const std::filesystem::path& directory, std::string_view precision) {
   if (precision == "f32")
-    loaded_.reset(new Loaded{load_as<RecurrentDepthModel<HipBackend, F32>>(directory)});
+    loaded_.reset(new Loaded{load_model<HipBackend, F32>(directory)});
   else if (precision == "bf16")
-    loaded_.reset(new Loaded{load_as<RecurrentDepthModel<HipBackend, BF16>>(directory)});
+    loaded_.reset(new Loaded{load_model<HipBackend, BF16>(directory)});
   else if (precision == "int8")
-    loaded_.reset(new Loaded{load_as<RecurrentDepthModel<HipBackend, INT8>>(directory)});
+    loaded_.reset(new Loaded{load_model<HipBackend, INT8>(directory)});
   else
     fail("HipModel: precision ", precision, ", expected f32, bf16 or int8");
 }

@@ -1,7 +1,7 @@
-// The HIP side of the HIP model tests, behind host types: a model loaded with
-// load_model<HipBackend, F32 | BF16> (weights, activations and KV cache in device memory) whose
-// forward passes return host results. hip_model_runner.cpp is compiled by the HIP compiler;
-// test_hip_model.cpp compares the results with the reference vectors.
+// The model side of the HIP model tests, behind host types: a model loaded with
+// load_model<HipBackend, F32 | BF16 | INT8> (weights, activations and KV cache in device memory)
+// whose forward passes return host results; test_hip_model.cpp compares the results with the
+// reference vectors.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,7 @@ namespace recurrent_depth::hip_test {
 
 class HipModel {
  public:
-  // precision: "f32", "bf16" or "int8".
+  // precision: "f32", "bf16" or "int8". The weights are converted and uploaded once.
   HipModel(const std::filesystem::path& directory, std::string_view precision);
   ~HipModel();
 

@@ -293,7 +293,7 @@ int command_bench(const std::vector<std::string>& words) {
   const bool quiet = args.has("--json");
   const ModelSource source = model_source(args, quiet);
   const auto start = Clock::now();
-  return with_loaded_model(
+  return with_cpu_model(
       source.config, source.checkpoint, format, source.label, !quiet,
       [&](const auto& model) { return run_bench(model, args, source.name, seconds_since(start)); });
 }

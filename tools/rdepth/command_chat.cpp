@@ -55,7 +55,7 @@ Arguments chat_arguments() {
                             cache_flag()},
                            exit_flags()),
                     concat(sampling_flags(), speculative_flags())),
-             {weights_flag(), threads_flag()}));
+             {weights_flag(), backend_flag(), threads_flag()}));
 }
 
 // Where the chat writes: reply text to stdout; prompts to stdout on a terminal; notes and
@@ -147,7 +147,7 @@ int command_chat(const std::vector<std::string>& words) {
   }
   const std::filesystem::path dir = model_directory(args);
   const rd::WeightFormat format = weight_format(args);
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
+  const rd::ModelConfig config = rd::load_model_config(dir / "config.json");
   const rd::GenerationConfig defaults = rd::GenerationConfig::load(dir / "generation_config.json");
 
   rd::ChatOptions options;
@@ -167,7 +167,7 @@ int command_chat(const std::vector<std::string>& words) {
   apply_threads(args);
   const rd::tokenizer::Tokenizer tokenizer = load_tokenizer(dir, config, "chat needs it");
 
-  return with_model(dir, format, [&](const auto& model) {
+  return with_model(dir, format, backend(args), [&](const auto& model) {
     rd::ChatSession chat(model, tokenizer, options);
     const Console console;
     if (console.interactive) {

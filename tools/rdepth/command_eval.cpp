@@ -41,6 +41,7 @@ Arguments eval_arguments() {
                      cache_flag()},
                     exit_flags()),
              {weights_flag(),
+              backend_flag(),
               threads_flag(),
               {"--json", "", "print one JSON object on stdout instead of the table"},
               {"--plot", "FILE.svg", "also draw accuracy against r as an SVG line chart"}}));
@@ -135,7 +136,7 @@ int command_eval(const std::vector<std::string>& words) {
     fail("--plot ", *plot, ": expected a file name ending in .svg");
   apply_threads(args);
 
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
+  const rd::ModelConfig config = rd::load_model_config(dir / "config.json");
   const rd::tokenizer::Tokenizer tokenizer =
       load_tokenizer(dir, config, "rdepth eval encodes the prompts and answers with it");
   std::vector<TaskFile> files;
@@ -144,7 +145,7 @@ int command_eval(const std::vector<std::string>& words) {
         read_tasks(path, tokenizer, limit, static_cast<std::size_t>(config.block_size)));
   }
 
-  return with_model(dir, format, [&](const auto& model) {
+  return with_model(dir, format, backend(args), [&](const auto& model) {
     std::vector<std::vector<rd::ExactMatchResult>> results(files.size());
     for (std::size_t f = 0; f < files.size(); ++f)
       for (int r : depths) {

@@ -44,7 +44,8 @@ Arguments forward_arguments() {
            steps_flag(),
            {"--prefill", "P", "first P tokens in one pass, then one token at a time (1 <= P <= T)"},
            cache_flag()},
-          concat(exit_flags(), {weights_flag(), threads_flag(), init_flag(), seed_flag()})));
+          concat(exit_flags(),
+                 {weights_flag(), backend_flag(), threads_flag(), init_flag(), seed_flag()})));
 }
 
 struct ForwardInput {
@@ -57,7 +58,7 @@ ForwardInput read_input(const std::filesystem::path& file) {
   const std::string name = file.string();
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) fail("--input ", name, ": no such file");
-  const rd::SafetensorsFile input = rd::SafetensorsFile::open(file);
+  const rd::SafetensorsFile input = rd::open_safetensors(file);
 
   const rd::TensorInfo* ids = input.find("input_ids");
   if (ids == nullptr) fail("--input ", name, ": no tensor input_ids");
@@ -137,7 +138,7 @@ int command_forward(const std::vector<std::string>& words) {
   const std::uint64_t random_seed = seed(args);
   apply_threads(args);
 
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
+  const rd::ModelConfig config = rd::load_model_config(dir / "config.json");
   const ForwardInput input = read_input(input_path);
   check_input(input, config);
   const std::size_t count = input.ids.size();
@@ -154,7 +155,7 @@ int command_forward(const std::vector<std::string>& words) {
   std::vector<std::int32_t> ids(input.ids.begin(), input.ids.end());  // checked < vocab_size
   const rd::ConstMatrixView<float> states(input.states.data(), given ? count : 0, input.width);
 
-  return with_model(dir, format, [&](const auto& model) {
+  return with_model(dir, format, backend(args), [&](const auto& model) {
     auto session = model.new_session(random_seed, rule);
     std::optional<rd::CriterionExit> decider;
     if (exit) decider.emplace(*exit);

@@ -83,6 +83,7 @@ Arguments generate_arguments() {
                     exit_flags()),
              concat(concat(sampling_flags(), speculative_flags()),
                     {weights_flag(),
+                     backend_flag(),
                      threads_flag(),
                      {"--json", "", "print one JSON object on stdout instead of streaming"}})));
 }
@@ -137,7 +138,7 @@ int command_generate(const std::vector<std::string>& words) {
   const bool json = args.has("--json");
   apply_threads(args);
 
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
+  const rd::ModelConfig config = rd::load_model_config(dir / "config.json");
   const auto text_prompt = args.get("--prompt");
   std::optional<rd::tokenizer::Tokenizer> tokenizer;
   if (text_prompt) {
@@ -161,7 +162,7 @@ int command_generate(const std::vector<std::string>& words) {
   }
   const int steps_used = options.steps.value_or(config.mean_recurrence);
 
-  return with_model(dir, format, [&](const auto& model) {
+  return with_model(dir, format, backend(args), [&](const auto& model) {
     auto session = model.new_session(options.seed, rule);
     bool first = true;
     std::optional<rd::TextStream> decoder;  // with --prompt TEXT: the new text

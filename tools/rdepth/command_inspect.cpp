@@ -21,6 +21,7 @@ Arguments inspect_arguments() {
       "cache bytes one token occupies at r = mean_recurrence.",
       {model_flag(),
        weights_flag(),
+       backend_flag(),
        threads_flag(),
        {"--json", "", "print one JSON object on stdout"}});
 }
@@ -111,14 +112,14 @@ int command_inspect(const std::vector<std::string>& words) {
   const bool json = args.has("--json");
   apply_threads(args);
 
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
-  const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
+  const rd::ModelConfig config = rd::load_model_config(dir / "config.json");
+  const rd::Checkpoint checkpoint = rd::open_checkpoint(dir);
   std::vector<std::string> names = checkpoint.tensor_names();
   std::sort(names.begin(), names.end(), natural_less);
   std::vector<std::vector<const rd::TensorInfo*>> groups(std::size(kStages));
   for (const std::string& name : names) groups[stage_of(name)].push_back(&checkpoint.at(name));
 
-  return with_model(dir, format, [&](const auto& model) {
+  return with_model(dir, format, backend(args), [&](const auto& model) {
     const rd::ModelSummary s = model.summary();
     const std::string weights(rd::weight_format_name(format));
     const int r = config.mean_recurrence;

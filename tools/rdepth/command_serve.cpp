@@ -358,12 +358,12 @@ int command_serve(const std::vector<std::string>& words) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  return with_loaded_model(source.config, source.checkpoint, format, source.label,
-                           ::isatty(STDERR_FILENO), [&](const auto& model) {
-                             Server<std::decay_t<decltype(model)>> server(model, context, settings,
-                                                                          args);
-                             return server.run(stop_signals);
-                           });
+  return with_cpu_model(source.config, source.checkpoint, format, source.label,
+                        ::isatty(STDERR_FILENO), [&](const auto& model) {
+                          Server<std::decay_t<decltype(model)>> server(model, context, settings,
+                                                                       args);
+                          return server.run(stop_signals);
+                        });
 }
 
 }  // namespace rdepth

@@ -34,6 +34,7 @@ Arguments trace_arguments() {
        init_flag(),
        seed_flag(),
        weights_flag(),
+       backend_flag(),
        threads_flag(),
        {"--json", "", "print one JSON object with every token's iterations"},
        {"--states", "", "with --json: include the raw states (\"states\": [r + 1][n_embd])"}});
@@ -53,7 +54,7 @@ int command_trace(const std::vector<std::string>& words) {
   if (args.has("--states") && !args.has("--json")) fail("--states needs --json");
   const std::filesystem::path dir = model_directory(args);
   const rd::WeightFormat format = weight_format(args);
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
+  const rd::ModelConfig config = rd::load_model_config(dir / "config.json");
   rd::LatentTraceOptions options;
   options.steps = steps(args).value_or(config.mean_recurrence);
   if (options.steps < 1) fail("--steps ", options.steps, ": trace needs at least 1 iteration");
@@ -80,7 +81,7 @@ int command_trace(const std::vector<std::string>& words) {
     return tokenizer ? token_text(*tokenizer, id) : std::to_string(id);
   };
 
-  return with_model(dir, format, [&](const auto& model) {
+  return with_model(dir, format, backend(args), [&](const auto& model) {
     auto session = model.new_session(seed(args));
     const rd::LatentTrace trace = rd::trace_latents(model, session, prompt, options);
     if (args.has("--json")) {

@@ -17,6 +17,9 @@
 #include "load_progress.hpp"
 #include "recurrent_depth/core/threads.hpp"
 #include "recurrent_depth/recurrent_depth.hpp"
+#if defined(RDEPTH_WITH_HIP)
+#include "recurrent_depth/backends/hip/hip_backend.hpp"
+#endif
 
 namespace rdepth {
 
@@ -43,6 +46,11 @@ inline FlagSpec weights_flag() {
           std::string("weight storage: f32, bf16, int8 (per-row scales) or q4 (4-bit, a scale "
                       "per 32 weights) (default ") +
               kDefaultWeights + ")"};
+}
+inline FlagSpec backend_flag() {
+  return {"--backend", "NAME",
+          "where the model runs: cpu (default) or hip (a GPU; rdepth built with "
+          "-DRECURRENT_DEPTH_HIP=ON; f32, bf16 and int8 weights)"};
 }
 inline FlagSpec threads_flag() {
   return {"--threads", "N", "number of CPU threads (default: all cores, or OMP_NUM_THREADS)"};
@@ -77,6 +85,13 @@ inline rd::WeightFormat weight_format(const Arguments& args) {
                                         rd::WeightFormat::int8, rd::WeightFormat::q4})
     if (text == rd::weight_format_name(format)) return format;
   fail("--weights ", text, ": unknown weight format, expected f32, bf16, int8 or q4");
+}
+
+enum class BackendChoice { cpu, hip };
+
+inline BackendChoice backend(const Arguments& args) {
+  const auto name = args.choice("--backend", {"cpu", "hip"});
+  return name && *name == "hip" ? BackendChoice::hip : BackendChoice::cpu;
 }
 
 inline void apply_threads(const Arguments& args) {
@@ -115,8 +130,8 @@ inline ModelSource model_source(const Arguments& args, bool quiet) {
   if (args.has("--model") == args.has("--shape")) fail("give either --model DIR or --shape NAME");
   if (args.has("--model")) {
     const std::filesystem::path dir = model_directory(args);
-    return {rd::ModelConfig::load(dir / "config.json"), rd::Checkpoint::open(dir), dir,
-            dir.string(), std::string("loading ").append(dir.string())};
+    return {rd::load_model_config(dir / "config.json"), rd::open_checkpoint(dir), dir, dir.string(),
+            std::string("loading ").append(dir.string())};
   }
   const std::string shape = *args.get("--shape");
   rd::ModelConfig config = rd::shape_config(shape);
@@ -127,28 +142,62 @@ inline ModelSource model_source(const Arguments& args, bool quiet) {
           std::string("shape ").append(shape), std::string("packing ").append(shape)};
 }
 
-// Builds the model from `checkpoint` in the chosen weight format (with a progress bar on stderr
+// Builds RecurrentDepthModel<Backend, Precision> from `checkpoint` (with a progress bar on stderr
 // when show_progress) and calls body(model); returns what body returns.
+template <class Backend, class Precision, class Body>
+int build_model_and_run(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
+                        const std::string& label, bool show_progress, Body&& body) {
+  std::optional<LoadProgress> progress;
+  if (show_progress) progress.emplace(checkpoint, label);
+  const rd::RecurrentDepthModel<Backend, Precision> model(config, checkpoint);
+  progress.reset();
+  return body(model);
+}
+
+// The same in the chosen weight format on the CPU (the commands that run there only).
 template <class Body>
-int with_loaded_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
-                      rd::WeightFormat format, const std::string& label, bool show_progress,
-                      Body&& body) {
+int with_cpu_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
+                   rd::WeightFormat format, const std::string& label, bool show_progress,
+                   Body&& body) {
   return rd::with_weight_format(format, [&](auto precision) -> int {
-    std::optional<LoadProgress> progress;
-    if (show_progress) progress.emplace(checkpoint, label);
-    const rd::RecurrentDepthModel<rd::CpuBackend, decltype(precision)> model(config, checkpoint);
-    progress.reset();
-    return body(model);
+    return build_model_and_run<rd::CpuBackend, decltype(precision)>(config, checkpoint, label,
+                                                                    show_progress, body);
   });
 }
 
-// Loads the model of `dir` in the chosen weight format and calls body(model); the progress bar
-// shows on a terminal only (scripts and tests read stderr).
+// The same in the chosen weight format on the chosen backend.
 template <class Body>
-int with_model(const std::filesystem::path& dir, rd::WeightFormat format, Body&& body) {
-  const rd::Checkpoint checkpoint = rd::Checkpoint::open(dir);
-  const rd::ModelConfig config = rd::ModelConfig::load(dir / "config.json");
-  return with_loaded_model(config, checkpoint, format, "loading " + dir.string(),
+int with_loaded_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
+                      rd::WeightFormat format, BackendChoice backend, const std::string& label,
+                      bool show_progress, Body&& body) {
+  if (backend == BackendChoice::cpu)
+    return with_cpu_model(config, checkpoint, format, label, show_progress, body);
+#if defined(RDEPTH_WITH_HIP)
+  rd::HipBackend::check_machine();
+  return rd::with_weight_format(format, [&](auto precision) -> int {
+    using Precision = decltype(precision);
+    if constexpr (rd::HipBackend::supports<Precision>) {
+      return build_model_and_run<rd::HipBackend, Precision>(config, checkpoint, label,
+                                                            show_progress, body);
+    }
+    fail("--backend hip: ", Precision::name,
+         " weights have no HIP kernels yet (use f32, bf16 or int8)");
+  });
+#else
+  fail(
+      "--backend hip: this rdepth was built without the HIP backend (cmake "
+      "-DRECURRENT_DEPTH_HIP=ON)");
+#endif
+}
+
+// Loads the model of `dir` in the chosen weight format on the chosen backend and calls
+// body(model); the progress bar shows on a terminal only (scripts and tests read stderr).
+template <class Body>
+int with_model(const std::filesystem::path& dir, rd::WeightFormat format, BackendChoice backend,
+               Body&& body) {
+  const rd::Checkpoint checkpoint = rd::open_checkpoint(dir);
+  const rd::ModelConfig config = rd::load_model_config(dir / "config.json");
+  return with_loaded_model(config, checkpoint, format, backend, "loading " + dir.string(),
                            ::isatty(STDERR_FILENO), std::forward<Body>(body));
 }
 

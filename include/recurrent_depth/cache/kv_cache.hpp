@@ -5,9 +5,10 @@
 // them. A KvCacheLimit bounds its size.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -62,12 +63,20 @@ class BasicKvCache {
   }
 
   // Raw storage slot (after the rule's mapping), created on first use.
-  Slot& storage(int id) { return slots_.try_emplace(id, width_).first->second; }
-  const Slot* find(int id) const {
-    const auto it = slots_.find(id);
-    return it == slots_.end() ? nullptr : &it->second;
+  Slot& storage(int id) {
+    const std::size_t index = index_of(id);
+    if (index >= slots_.size()) slots_.resize(index + 1);
+    if (!slots_[index]) slots_[index] = std::make_unique<Slot>(width_);
+    return *slots_[index];
   }
-  std::size_t slot_count() const { return slots_.size(); }
+  const Slot* find(int id) const {
+    const std::size_t index = index_of(id);
+    return index < slots_.size() ? slots_[index].get() : nullptr;
+  }
+  std::size_t slot_count() const {
+    return std::size_t(
+        std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s != nullptr; }));
+  }
 
   // Called by the model once a forward over positions [length, length + count) has finished.
   void commit(std::size_t count) { length_ += count; }
@@ -76,7 +85,8 @@ class BasicKvCache {
   void truncate(std::size_t length) {
     require(length <= length_, "KV cache: cannot truncate to ", length, " tokens, it holds ",
             length_);
-    for (auto& [id, slot] : slots_) slot.truncate(length);
+    for (const auto& slot : slots_)
+      if (slot) slot->truncate(length);
     length_ = length;
   }
   void clear() {
@@ -86,11 +96,19 @@ class BasicKvCache {
 
   std::size_t bytes() const {
     std::size_t total = 0;
-    for (const auto& [id, slot] : slots_) total += slot.bytes();
+    for (const auto& slot : slots_)
+      if (slot) total += slot->bytes();
     return total;
   }
 
  private:
+  // Slot ids 0, 1, 2, ... (prelude and core) and -1, -2, ... (coda) at indices 0, 2, 4, ... and
+  // 1, 3, .... (Not a std::map: Debian 12's hipcc crashes compiling std::map of a move-only value
+  // under C++20.)
+  static std::size_t index_of(int id) {
+    return id >= 0 ? 2 * std::size_t(id) : 2 * std::size_t(-(id + 1)) + 1;
+  }
+
   // latest-m4 (the reference's rule): at a core slot, each position is read from the deepest slot
   // s' <= id of the same core layer that holds it; at a prelude or coda slot, from that slot or
   // else slot 0. Positions found nowhere are left out.
@@ -132,7 +150,7 @@ class BasicKvCache {
   std::size_t length_ = 0;
   CacheRule rule_;
   KvCacheLimit limit_;
-  std::map<int, Slot> slots_;
+  std::vector<std::unique_ptr<Slot>> slots_;                 // by index_of(id); null: not used yet
   typename Memory::Matrix gathered_keys_, gathered_values_;  // [seen, width]
   std::vector<std::int32_t> gathered_positions_;
   typename Memory::template Array<std::int32_t> staged_positions_;  // key positions in Memory

@@ -26,7 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
-#include "../io/config.hpp"
+#include "../io/model_directory.hpp"
 #include "../tokenizer/tokenizer.hpp"
 #include "generate.hpp"
 
@@ -337,7 +337,7 @@ class ChatSession {
   const Model* model_;
   const tokenizer::Tokenizer* tokenizer_;
   ChatOptions options_;
-  Session session_;
+  typename Model::SessionType session_;
   std::int32_t end_turn_ = 0;
   std::vector<std::int32_t> history_;  // the conversation's tokens (fed or pending)
   std::vector<std::int32_t> pending_;  // tokens to feed before the next message

@@ -1,29 +1,26 @@
-// Checkpoint: all weights of a model directory, from one model.safetensors or from shards listed in
-// model.safetensors.index.json, looked up by name and read with an exact shape check.
+// Checkpoint: all weights of a model (one safetensors file, or the shards a model directory's index
+// lists; model_directory.hpp opens them), looked up by name and read with an exact shape check.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
 #include <span>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "recurrent_depth/core/dtype.hpp"
 #include "recurrent_depth/core/error.hpp"
-#include "recurrent_depth/io/safetensors.hpp"
+#include "recurrent_depth/io/safetensors_file.hpp"
+#include "recurrent_depth/io/tensor_info.hpp"
 
 namespace recurrent_depth {
 
@@ -33,24 +30,6 @@ class Checkpoint {
   Checkpoint& operator=(Checkpoint&&) noexcept = default;
   Checkpoint(const Checkpoint&) = delete;
   Checkpoint& operator=(const Checkpoint&) = delete;
-
-  // `dir/model.safetensors` if present, else the shards named by
-  // `dir/model.safetensors.index.json`.
-  static Checkpoint open(const std::filesystem::path& dir) {
-    namespace fs = std::filesystem;
-    const fs::path single = dir / "model.safetensors";
-    const fs::path index = dir / "model.safetensors.index.json";
-    std::error_code ec;
-    if (fs::exists(single, ec)) {
-      std::vector<SafetensorsFile> files;
-      files.push_back(SafetensorsFile::open(single));
-      return from_files(std::move(files), dir.string());
-    }
-    if (!fs::exists(index, ec)) {
-      fail(dir.string(), ": no model.safetensors or model.safetensors.index.json");
-    }
-    return open_sharded(dir, index);
-  }
 
   // An in-memory model (tests, synthetic weights). Every tensor name must be unique across files.
   static Checkpoint from_files(std::vector<SafetensorsFile> files, std::string description) {
@@ -66,6 +45,17 @@ class Checkpoint {
       }
     }
     c.impl_->files = std::move(files);  // TensorInfo addresses are stable across moves
+    return c;
+  }
+
+  // The tensors `by_name` names, which lie in `files` (a sharded model: the names its index lists).
+  static Checkpoint from_tensor_map(std::vector<SafetensorsFile> files,
+                                    std::filesystem::path directory,
+                                    std::map<std::string, const TensorInfo*, std::less<>> by_name) {
+    Checkpoint c(std::make_unique<Impl>());
+    c.impl_->directory = std::move(directory);
+    c.impl_->by_name = std::move(by_name);
+    c.impl_->files = std::move(files);
     return c;
   }
 
@@ -154,71 +144,6 @@ class Checkpoint {
 
   explicit Checkpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-  static Checkpoint open_sharded(const std::filesystem::path& dir,
-                                 const std::filesystem::path& index_path) {
-    const std::string index_name = index_path.string();
-    std::ifstream in(index_path, std::ios::binary);
-    if (!in) fail("cannot open ", index_name);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return from_index(dir, text.str(), index_name);
-  }
-
- public:
-  // The shards in `dir` that the text of an index file names (open() reads the text from
-  // dir/model.safetensors.index.json; `index_name` names it in messages).
-  static Checkpoint from_index(const std::filesystem::path& dir, std::string_view index_text,
-                               const std::string& index_name) {
-    nlohmann::json index;
-    try {
-      index = nlohmann::json::parse(index_text.begin(), index_text.end());
-    } catch (const nlohmann::json::exception& e) {
-      fail(index_name, ": malformed JSON: ", e.what());
-    }
-    if (!index.is_object()) fail(index_name, ": expected a JSON object");
-    const auto map_it = index.find("weight_map");
-    if (map_it == index.end()) fail(index_name, ": missing \"weight_map\"");
-    if (!map_it->is_object()) fail(index_name, ": \"weight_map\" must be an object");
-
-    // Each distinct shard is opened once; a tensor must be in the shard the index names.
-    std::map<std::string, std::size_t> shard_slot;
-    std::vector<SafetensorsFile> shards;
-    Checkpoint c(std::make_unique<Impl>());
-    c.impl_->directory = dir;
-    for (const auto& [name, shard] : map_it->items()) {
-      if (!shard.is_string()) {
-        fail(index_name, ": weight_map entry ", name, " must be a shard file name (a string)");
-      }
-      const auto& shard_name = shard.get_ref<const std::string&>();
-      auto slot = shard_slot.find(shard_name);
-      if (slot == shard_slot.end()) {
-        // A file of the model directory itself: no path (an index names no file elsewhere).
-        if (shard_name.empty() || shard_name == "." || shard_name == ".." ||
-            shard_name.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
-          fail(index_name, ": weight_map entry ", name, ": shard ", detail::json_excerpt(shard),
-               " is not a file name in the model directory (expected e.g. "
-               "model-00001-of-00004.safetensors)");
-        }
-        const std::filesystem::path shard_path = dir / shard_name;
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(shard_path, ec)) {
-          fail(index_name, ": shard ", shard_name, " (for tensor ", name, ") does not exist");
-        }
-        shards.push_back(SafetensorsFile::open(shard_path));
-        slot = shard_slot.emplace(shard_name, shards.size() - 1).first;
-      }
-      const TensorInfo* t = shards[slot->second].find(name);
-      if (t == nullptr) {
-        fail(index_name, ": tensor ", name, " is listed in shard ", shard_name,
-             " but absent from it");
-      }
-      c.impl_->by_name.emplace(name, t);
-    }
-    c.impl_->files = std::move(shards);
-    return c;
-  }
-
- private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,6 +1,7 @@
-// Safetensors reading (memory-mapped or in memory, every header field validated so that no input
-// can make us read out of bounds), conversion of stored tensors to float / bf16 / integers, and a
-// writer for test inputs, outputs and synthetic models.
+// Safetensors files: reading (memory-mapped or in memory, every field of the JSON header validated
+// so that no input can make us read out of bounds) and a writer for test inputs, outputs and
+// synthetic models. The model's headers include only tensor_info.hpp and safetensors_file.hpp,
+// which do not parse JSON (so that HIP's device compilation never sees nlohmann::json).
 #pragma once
 
 #include <algorithm>
@@ -24,33 +25,10 @@
 #include "recurrent_depth/core/dtype.hpp"
 #include "recurrent_depth/core/error.hpp"
 #include "recurrent_depth/io/mapped_file.hpp"
+#include "recurrent_depth/io/safetensors_file.hpp"
+#include "recurrent_depth/io/tensor_info.hpp"
 
 namespace recurrent_depth {
-
-static_assert(std::endian::native == std::endian::little,
-              "safetensors data is little-endian; this library assumes a little-endian host");
-
-struct TensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<std::int64_t> shape;
-  std::span<const std::byte> bytes;  // exactly numel() * dtype_size(dtype) bytes
-  std::string source;                // file name, for messages
-
-  std::size_t numel() const {
-    std::size_t n = 1;
-    for (std::int64_t d : shape) n *= static_cast<std::size_t>(d);
-    return n;
-  }
-  std::string shape_string() const {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-      if (i > 0) s += ", ";
-      s += std::to_string(shape[i]);
-    }
-    return s + "]";
-  }
-};
 
 namespace detail {
 
@@ -154,241 +132,65 @@ inline TensorInfo parse_tensor_entry(const std::string& source, const std::strin
   return info;
 }
 
-}  // namespace detail
-
-class SafetensorsFile {
- public:
-  SafetensorsFile(SafetensorsFile&&) noexcept = default;
-  SafetensorsFile& operator=(SafetensorsFile&&) noexcept = default;
-  SafetensorsFile(const SafetensorsFile&) = delete;
-  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
-
-  // Memory-maps `path` and validates its header.
-  static SafetensorsFile open(const std::filesystem::path& path) {
-    auto impl = std::make_unique<Impl>();
-    impl->source = path.string();
-    impl->mapping = MappedFile::open(path);
-    parse(*impl, impl->mapping.bytes());
-    return SafetensorsFile(std::move(impl));
+// Validates the header of a whole safetensors file and lists its tensors into `f`.
+inline std::span<const std::byte> parse_header(SafetensorsFile::Contents& f,
+                                               std::span<const std::byte> file) {
+  const std::string& src = f.source;
+  require(file.size() >= 8, src, ": file is ", file.size(),
+          " bytes, too short for the 8-byte header length");
+  std::uint64_t header_len = 0;
+  std::memcpy(&header_len, file.data(), 8);
+  require(header_len <= kMaxHeaderBytes, src, ": header length ", header_len, " is absurd (limit ",
+          kMaxHeaderBytes, " bytes)");
+  require(header_len <= file.size() - 8, src, ": header length ", header_len,
+          " runs past the end of the file (", file.size(), " bytes)");
+  const char* text = reinterpret_cast<const char*>(file.data() + 8);
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text, text + header_len);
+  } catch (const nlohmann::json::exception& e) {
+    fail(src, ": header is not valid JSON: ", e.what());
   }
+  require(header.is_object(), src, ": header is not a JSON object");
+  const auto data = file.subspan(8 + header_len);
 
-  // Takes ownership of a whole file's bytes; `source_name` names it in messages.
-  static SafetensorsFile from_bytes(std::vector<std::byte> owned, std::string source_name) {
-    auto impl = std::make_unique<Impl>();
-    impl->source = std::move(source_name);
-    impl->owned = std::move(owned);
-    parse(*impl, impl->owned);
-    return SafetensorsFile(std::move(impl));
-  }
-
-  const TensorInfo* find(std::string_view name) const {
-    const auto it = impl_->index.find(name);
-    return it == impl_->index.end() ? nullptr : &impl_->tensors[it->second];
-  }
-  const TensorInfo& at(std::string_view name) const {
-    const TensorInfo* info = find(name);
-    if (info == nullptr) fail(impl_->source, ": no tensor ", name);
-    return *info;
-  }
-  // In the order of their data in the file.
-  const std::vector<TensorInfo>& tensors() const { return impl_->tensors; }
-  const std::map<std::string, std::string>& metadata() const { return impl_->metadata; }
-  const std::string& source() const { return impl_->source; }
-  // Whether `t` is one of this file's tensors.
-  bool holds(const TensorInfo& t) const {
-    return !impl_->tensors.empty() && &t >= &impl_->tensors.front() && &t <= &impl_->tensors.back();
-  }
-  // Drops a mapped tensor's pages from resident memory (see MappedFile::release); owned bytes stay.
-  void release(const TensorInfo& t) const { impl_->mapping.release(t.bytes); }
-
- private:
-  // Behind a unique_ptr so that TensorInfo spans and pointers survive moves.
-  struct Impl {
-    std::string source;
-    MappedFile mapping;
-    std::vector<std::byte> owned;
-    std::vector<TensorInfo> tensors;
-    std::map<std::string, std::string> metadata;
-    std::map<std::string, std::size_t, std::less<>> index;
-  };
-
-  explicit SafetensorsFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-
-  static void parse(Impl& f, std::span<const std::byte> file) {
-    const std::string& src = f.source;
-    require(file.size() >= 8, src, ": file is ", file.size(),
-            " bytes, too short for the 8-byte header length");
-    std::uint64_t header_len = 0;
-    std::memcpy(&header_len, file.data(), 8);
-    require(header_len <= detail::kMaxHeaderBytes, src, ": header length ", header_len,
-            " is absurd (limit ", detail::kMaxHeaderBytes, " bytes)");
-    require(header_len <= file.size() - 8, src, ": header length ", header_len,
-            " runs past the end of the file (", file.size(), " bytes)");
-    const char* text = reinterpret_cast<const char*>(file.data() + 8);
-    nlohmann::json header;
-    try {
-      header = nlohmann::json::parse(text, text + header_len);
-    } catch (const nlohmann::json::exception& e) {
-      fail(src, ": header is not valid JSON: ", e.what());
-    }
-    require(header.is_object(), src, ": header is not a JSON object");
-    const auto data = file.subspan(8 + header_len);
-
-    for (const auto& [name, entry] : header.items()) {
-      if (name == "__metadata__") {
-        if (!entry.is_object()) {
-          fail(src, ": __metadata__ must be an object of strings, found ",
-               detail::json_excerpt(entry));
-        }
-        for (const auto& [key, value] : entry.items()) {
-          if (!value.is_string()) {
-            fail(src, ": __metadata__ entry ", key, " must be a string, found ",
-                 detail::json_excerpt(value));
-          }
-          f.metadata.emplace(key, value.get<std::string>());
-        }
-        continue;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") {
+      if (!entry.is_object()) {
+        fail(src, ": __metadata__ must be an object of strings, found ", json_excerpt(entry));
       }
-      f.tensors.push_back(detail::parse_tensor_entry(src, name, entry, data));
-    }
-
-    // File order; empty tensors cannot overlap anything.
-    std::sort(f.tensors.begin(), f.tensors.end(), [&](const TensorInfo& a, const TensorInfo& b) {
-      const auto ab = a.bytes.data(), bb = b.bytes.data();
-      if (ab != bb) return ab < bb;
-      if (a.bytes.size() != b.bytes.size()) return a.bytes.size() < b.bytes.size();
-      return a.name < b.name;
-    });
-    const TensorInfo* furthest = nullptr;  // the tensor whose range reaches furthest so far
-    for (const TensorInfo& t : f.tensors) {
-      if (t.bytes.empty()) continue;
-      if (furthest != nullptr) {
-        const auto furthest_end = furthest->bytes.data() + furthest->bytes.size();
-        if (t.bytes.data() < furthest_end) {
-          const auto offset = [&](const TensorInfo& x) {
-            return std::to_string(x.bytes.data() - data.data());
-          };
-          fail(src, ": tensors ", furthest->name, " and ", t.name, " overlap (data at ",
-               offset(*furthest), " and ", offset(t), ")");
+      for (const auto& [key, value] : entry.items()) {
+        if (!value.is_string()) {
+          fail(src, ": __metadata__ entry ", key, " must be a string, found ", json_excerpt(value));
         }
+        f.metadata.emplace(key, value.get<std::string>());
       }
-      furthest = &t;
+      continue;
     }
-    for (std::size_t i = 0; i < f.tensors.size(); ++i) f.index.emplace(f.tensors[i].name, i);
+    f.tensors.push_back(parse_tensor_entry(src, name, entry, data));
   }
-
-  std::unique_ptr<Impl> impl_;
-};
-
-namespace detail {
-
-inline void check_conversion(const TensorInfo& t, std::size_t out_size) {
-  if (out_size != t.numel()) {
-    fail("tensor ", t.name, " in ", t.source, ": shape ", t.shape_string(), " has ", t.numel(),
-         " elements, the output has ", out_size);
-  }
-  require(t.bytes.size() == t.numel() * dtype_size(t.dtype), "tensor ", t.name, " in ", t.source,
-          ": ", t.bytes.size(), " bytes do not match its shape and dtype");
-}
-
-template <class T>
-inline T load_unaligned(const std::byte* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(T));
-  return value;
+  return data;
 }
 
 }  // namespace detail
 
-// F32, BF16 or F16 -> float.
-namespace detail {
-// out[i] = convert(i) for i < n, over all threads when n is large (checkpoints convert GBs).
-template <class Convert>
-inline void convert_all(std::size_t n, Convert&& convert) {
-  const auto count = static_cast<std::ptrdiff_t>(n);
-#pragma omp parallel for schedule(static) if (n >= (std::size_t(1) << 20))
-  for (std::ptrdiff_t i = 0; i < count; ++i) convert(static_cast<std::size_t>(i));
-}
-}  // namespace detail
-
-inline void read_values(const TensorInfo& t, std::span<float> out) {
-  detail::check_conversion(t, out.size());
-  const std::byte* p = t.bytes.data();
-  const std::size_t n = out.size();
-  switch (t.dtype) {
-    case DType::F32:
-      if (n > 0) std::memcpy(out.data(), p, n * sizeof(float));
-      return;
-    case DType::BF16:
-      detail::convert_all(n, [&](std::size_t i) {
-        out[i] = to_float(bf16{detail::load_unaligned<std::uint16_t>(p + 2 * i)});
-      });
-      return;
-    case DType::F16:
-      detail::convert_all(n, [&](std::size_t i) {
-        out[i] = half_bits_to_float(detail::load_unaligned<std::uint16_t>(p + 2 * i));
-      });
-      return;
-    default:
-      fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),
-           ", expected F32, BF16 or F16");
-  }
+// Memory-maps `path` and validates its header.
+inline SafetensorsFile open_safetensors(const std::filesystem::path& path) {
+  SafetensorsFile::Contents contents;
+  contents.source = path.string();
+  contents.mapping = MappedFile::open(path);
+  const auto data = detail::parse_header(contents, contents.mapping.bytes());
+  return SafetensorsFile(std::move(contents), data);
 }
 
-// F32 (rounded to nearest even), BF16 (copied) or F16 -> bf16.
-inline void read_values(const TensorInfo& t, std::span<bf16> out) {
-  detail::check_conversion(t, out.size());
-  const std::byte* p = t.bytes.data();
-  const std::size_t n = out.size();
-  switch (t.dtype) {
-    case DType::F32:
-      detail::convert_all(
-          n, [&](std::size_t i) { out[i] = to_bf16(detail::load_unaligned<float>(p + 4 * i)); });
-      return;
-    case DType::BF16:
-      if (n > 0) std::memcpy(out.data(), p, n * sizeof(bf16));
-      return;
-    case DType::F16:
-      detail::convert_all(n, [&](std::size_t i) {
-        out[i] = to_bf16(half_bits_to_float(detail::load_unaligned<std::uint16_t>(p + 2 * i)));
-      });
-      return;
-    default:
-      fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),
-           ", expected F32, BF16 or F16");
-  }
-}
-
-// I64, I32, I16, I8 or U8 -> int64.
-inline std::vector<std::int64_t> read_integers(const TensorInfo& t) {
-  detail::check_conversion(t, t.numel());
-  const std::size_t n = t.numel();
-  const std::byte* p = t.bytes.data();
-  std::vector<std::int64_t> out(n);
-  const auto convert = [&]<class T>(T) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = detail::load_unaligned<T>(p + sizeof(T) * i);
-  };
-  switch (t.dtype) {
-    case DType::I64:
-      convert(std::int64_t{});
-      break;
-    case DType::I32:
-      convert(std::int32_t{});
-      break;
-    case DType::I16:
-      convert(std::int16_t{});
-      break;
-    case DType::I8:
-      convert(std::int8_t{});
-      break;
-    case DType::U8:
-      convert(std::uint8_t{});
-      break;
-    default:
-      fail("tensor ", t.name, " in ", t.source, ": dtype ", dtype_name(t.dtype),
-           ", expected I64, I32, I16, I8 or U8");
-  }
-  return out;
+// Takes ownership of a whole file's bytes and validates its header; `source_name` names it in
+// messages.
+inline SafetensorsFile parse_safetensors(std::vector<std::byte> owned, std::string source_name) {
+  SafetensorsFile::Contents contents;
+  contents.source = std::move(source_name);
+  contents.owned = std::move(owned);
+  const auto data = detail::parse_header(contents, contents.owned);
+  return SafetensorsFile(std::move(contents), data);
 }
 
 // Collects tensors (copied) and writes them as one safetensors file, in the order added.

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <set>
 #include <span>
@@ -432,15 +431,5 @@ class RecurrentDepthModel {
   typename Arch::Coda::template Layer<Backend, Precision> coda_;
   typename Arch::FinalNorm::template Layer<Backend, Precision> final_norm_;
 };
-
-// Loads DIR/config.json and the weights of DIR (single file or sharded), converting them once.
-// Refused before anything is converted when it would not fit (see LoadOptions).
-template <class Backend, class Precision, class Arch = Huginn>
-RecurrentDepthModel<Backend, Precision, Arch> load_model(const std::filesystem::path& directory,
-                                                         const LoadOptions& options = {}) {
-  const Checkpoint checkpoint = Checkpoint::open(directory);
-  return RecurrentDepthModel<Backend, Precision, Arch>(ModelConfig::load(directory / "config.json"),
-                                                       checkpoint, options);
-}
 
 }  // namespace recurrent_depth

@@ -13,6 +13,7 @@
 #include "../core/random.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/config.hpp"
+#include "../io/safetensors.hpp"
 #include "checkpoint_names.hpp"
 
 namespace recurrent_depth {
@@ -75,7 +76,7 @@ class SyntheticWriter {
     add_matrix(prefix + ".mlp.proj.weight", h, c.intermediate_size);
   }
   SafetensorsFile finish(const std::string& description) {
-    return SafetensorsFile::from_bytes(writer_.bytes(), description);
+    return parse_safetensors(writer_.bytes(), description);
   }
 
  private:

@@ -20,7 +20,7 @@
 #include "../../core/error.hpp"
 #include "../../core/tensor.hpp"
 #include "device_math.hpp"
-#include "hip_runtime.hpp"
+#include "kernel_launch.hpp"
 
 namespace recurrent_depth::hip {
 
@@ -45,7 +45,7 @@ __device__ inline float shifted_exp(float s, float top) {
 }
 
 // Grid: (queries, heads).
-template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
 __global__ void attention_decode(const float* q, std::size_t q_stride, const float* keys,
                                  std::size_t k_stride, const float* values, std::size_t v_stride,
                                  std::size_t key_count, const std::int32_t* positions,
@@ -111,7 +111,7 @@ __global__ void attention_decode(const float* q, std::size_t q_stride, const flo
 }
 
 // Grid: (query tiles, heads).
-template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
 __global__ void attention_prefill(const float* q, std::size_t q_stride, std::size_t query_count,
                                   const float* keys, std::size_t k_stride, const float* values,
                                   std::size_t v_stride, std::size_t key_count,

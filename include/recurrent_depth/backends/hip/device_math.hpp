@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "../../core/dtype.hpp"
-#include "hip_runtime.hpp"
+#include "kernel_launch.hpp"
 
 namespace recurrent_depth::hip::device {
 

@@ -15,7 +15,7 @@
 #include "../../core/tensor.hpp"
 #include "device_math.hpp"
 #include "device_weights.hpp"
-#include "hip_runtime.hpp"
+#include "kernel_launch.hpp"
 
 namespace recurrent_depth::hip {
 
@@ -25,7 +25,7 @@ namespace kernels {
 
 // v = in[r] (+ delta[r]); out[r] = v * (1 / sqrt(mean(v^2) + eps)) * weight. out may alias in
 // (add_rms_norm passes in == out): each thread reads only the elements it later writes.
-template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
 __global__ void rms_norm_rows(const float* in, std::size_t in_stride, const float* delta,
                               std::size_t delta_stride, const float* weight, float eps,
                               std::size_t cols, float* out, std::size_t out_stride) {
@@ -47,7 +47,7 @@ __global__ void rms_norm_rows(const float* in, std::size_t in_stride, const floa
 }
 
 // out = silu(gate) * up over the halves [gate ; up] of each row of fc.
-template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
 __global__ void silu_gate(const float* fc, std::size_t fc_stride, std::size_t rows,
                           std::size_t cols, float* out, std::size_t out_stride) {
   const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x, r = blockIdx.y;
@@ -58,7 +58,7 @@ __global__ void silu_gate(const float* fc, std::size_t fc_stride, std::size_t ro
 
 // One thread per pair (2i, 2i+1) of each head of each row: (v + bias) rotated by the table's
 // (cos, sin) of position first + r.
-template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
 __global__ void rope_adjacent_pairs(float* x, std::size_t x_stride, std::size_t rows,
                                     std::size_t pairs, std::size_t head_dim, const float* bias,
                                     const float* cos_sin, std::size_t table_stride,
@@ -76,7 +76,7 @@ __global__ void rope_adjacent_pairs(float* x, std::size_t x_stride, std::size_t 
 }
 
 // out = a + b (b null: out = a, a copy).
-template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
 __global__ void add_rows(const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
                          std::size_t rows, std::size_t cols, float* out, std::size_t out_stride) {
   const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x, r = blockIdx.y;

@@ -7,7 +7,12 @@
 //
 // Its Memory (device_memory.hpp) keeps a model's activations, KV cache and norm weights on the
 // device, so RecurrentDepthModel<HipBackend, F32 | BF16 | Int8> runs there, each session's work on
-// its own stream. Tested: every kernel against the CPU's scalar twin
+// its own stream.
+//
+// This header declares the functions and needs only HIP's host API: any C++ file can build and run
+// models on HipBackend. Their definitions, which launch the kernels, are in
+// hip_backend_kernels.hpp: include that in exactly one file compiled by a HIP compiler (CMake:
+// link recurrent_depth_hip, which does). Tested: every kernel against the CPU's scalar twin
 // (tests/hip/test_hip_kernels.cpp), the model against the reference vectors and the CPU model
 // (tests/hip/test_hip_model.cpp).
 #pragma once
@@ -16,17 +21,15 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 #include "../../core/error.hpp"
 #include "../../core/precision.hpp"
 #include "../../core/tensor.hpp"
-#include "attention.hpp"
 #include "device_buffer.hpp"
 #include "device_memory.hpp"
 #include "device_weights.hpp"
-#include "elementwise.hpp"
 #include "hip_runtime.hpp"
-#include "linear.hpp"
 
 namespace recurrent_depth {
 
@@ -36,49 +39,39 @@ struct HipBackend {
 
   template <class Precision>
   using Weights = hip::DeviceWeights<typename Precision::Storage>;
+  // Whether models of this precision run here (Q4 has no HIP kernels yet).
+  template <class Precision>
+  static constexpr bool supports = std::is_same_v<typename Precision::Storage, float> ||
+                                   std::is_same_v<typename Precision::Storage, bf16> ||
+                                   std::is_same_v<typename Precision::Storage, std::int8_t>;
 
   // Throws when HIP sees no device.
   static void check_machine() {
     require(hip::device_count() > 0, "HipBackend: HIP finds no GPU (hipGetDeviceCount)");
   }
 
-  template <class W>
+  // The operations (defined in hip_backend_kernels.hpp).
+  template <class W>  // float, bf16 or std::int8_t
   static void linear(ConstMatrixView<float> x, const hip::DeviceWeights<W>& w, MatrixView<float> y,
-                     bool accumulate = false) {
-    hip::linear(x, w, y, accumulate);
-  }
+                     bool accumulate = false);
   static void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
-                       MatrixView<float> out) {
-    hip::rms_norm(in, weight, eps, out);
-  }
+                       MatrixView<float> out);
   static void add_rms_norm(MatrixView<float> x, ConstMatrixView<float> delta,
-                           std::span<const float> weight, float eps) {
-    hip::add_rms_norm(x, delta, weight, eps);
-  }
-  static void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
-    hip::silu_gate(fc, out);
-  }
+                           std::span<const float> weight, float eps);
+  static void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out);
   static void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
                                   std::span<const float> bias, ConstMatrixView<float> cos_sin,
-                                  std::size_t first_position) {
-    hip::rope_adjacent_pairs(x, heads, head_dim, bias, cos_sin, first_position);
-  }
+                                  std::size_t first_position);
   static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
                                ConstMatrixView<float> values, std::size_t heads,
                                std::size_t head_dim, std::size_t first_position,
                                MatrixView<float> out,
-                               std::span<const std::int32_t> key_positions = {}) {
-    hip::causal_attention(q, keys, values, heads, head_dim, first_position, out, key_positions);
-  }
-  static void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
-    hip::add(a, b, out);
-  }
-  static void copy(ConstMatrixView<float> in, MatrixView<float> out) { hip::copy(in, out); }
-  template <class W>
+                               std::span<const std::int32_t> key_positions = {});
+  static void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out);
+  static void copy(ConstMatrixView<float> in, MatrixView<float> out);
+  template <class W>  // float, bf16 or std::int8_t
   static void gather_rows(const hip::DeviceWeights<W>& table, std::span<const std::int32_t> ids,
-                          float scale, MatrixView<float> out) {
-    hip::gather_rows(table, ids, scale, out);
-  }
+                          float scale, MatrixView<float> out);
 };
 
 }  // namespace recurrent_depth

@@ -1,26 +1,23 @@
-// The HIP runtime as the HIP backend uses it: the one include of <hip/hip_runtime.h> (only when
-// a HIP compiler compiles this: hipcc / clang -x hip, nvcc through HIP's NVIDIA headers, or a C++
-// compiler with ROCm's HIP-CPU runtime and RECURRENT_DEPTH_HIP_CPU defined; the CPU backend never
-// includes backends/hip/), HIP errors turned into recurrent_depth::Error naming
-// the call, the stream kernels are queued on (one per thread,
-// chosen with ScopedStream) and checked kernel launches.
+// The HIP runtime's host API as the HIP backend uses it: the one include of HIP's headers, HIP
+// errors turned into recurrent_depth::Error naming the call, and the stream the backend's work is
+// queued on (one per thread, chosen with ScopedStream).
 //
-// Kernels (the __global__ functions under hip::kernels) are all templates, those without a
-// parameter of their own too (`template <class = void>`): a header-only library defines them in
-// every file that includes it, which the one-definition rule allows for templates, whereas an
-// `inline` kernel is a CUDA-compatibility warning in clang (the inline is ignored) and nvcc.
+// Any C++ compiler can include this (and hip_backend.hpp, device_memory.hpp, device_weights.hpp):
+// with __HIP_PLATFORM_AMD__ (or __HIP_PLATFORM_NVIDIA__) defined it includes
+// <hip/hip_runtime_api.h>; under a HIP compiler (hipcc / clang -x hip, nvcc) or with ROCm's HIP-CPU
+// (RECURRENT_DEPTH_HIP_CPU defined) <hip/hip_runtime.h>. The kernels need a HIP compiler:
+// hip_backend_kernels.hpp. The CPU backend never includes backends/hip/.
 //
 // Every HipBackend function queues work on the current stream and returns at once: results are
 // visible to the host after a download (which waits for the stream) or hip::synchronize().
 #pragma once
 
-#if !defined(__HIP__) && !defined(__HIPCC__) && !defined(__CUDACC__) && \
-    !defined(RECURRENT_DEPTH_HIP_CPU)
-#error \
-    "recurrent_depth/backends/hip/ must be compiled by a HIP compiler (hipcc); CPU builds do not include it"
-#endif
-
+#if defined(__HIP__) || defined(__HIPCC__) || defined(__CUDACC__) || \
+    defined(RECURRENT_DEPTH_HIP_CPU)
 #include <hip/hip_runtime.h>
+#else
+#include <hip/hip_runtime_api.h>
+#endif
 
 #include <cstddef>
 #include <string>
@@ -96,21 +93,6 @@ class ScopedStream {
 // Waits for everything queued on the current stream.
 inline void synchronize() {
   check(hipStreamSynchronize(current_stream()), "hipStreamSynchronize");
-}
-
-// Blocks needed for `count` items at `per_block` items per block.
-inline unsigned blocks_for(std::size_t count, std::size_t per_block) {
-  return static_cast<unsigned>((count + per_block - 1) / per_block);
-}
-
-// Queues kernel<<<grid, block>>>(args...) on the current stream and throws if the launch was
-// refused (`name` says which kernel).
-template <class... Params, class... Args>
-void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
-  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;  // nothing to do
-  hipLaunchKernelGGL(kernel, grid, block, 0, current_stream(), static_cast<Params>(args)...);
-  const hipError_t status = hipGetLastError();
-  if (status != hipSuccess) check(status, (std::string("launch of ") + name).c_str());
 }
 
 }  // namespace recurrent_depth::hip

@@ -15,7 +15,7 @@
 #include "device_math.hpp"
 #include "device_weights.hpp"
 #include "elementwise.hpp"
-#include "hip_runtime.hpp"
+#include "kernel_launch.hpp"
 #include "linear_gemm.hpp"
 #include "linear_gemv.hpp"
 
@@ -27,7 +27,7 @@ inline constexpr std::size_t kMaxInt8Columns = 133000;
 namespace kernels {
 
 // One block per position m: xq[m] = quantised x[m] (zeros from cols to padded), steps[m] = s_m.
-template <class = void>  // a template: defined in every including file (hip_runtime.hpp)
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
 __global__ void quantise_rows(const float* x, std::size_t x_stride, std::size_t cols,
                               std::size_t padded, std::int8_t* xq, float* steps) {
   __shared__ float scratch[32];

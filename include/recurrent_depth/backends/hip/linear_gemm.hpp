@@ -17,7 +17,7 @@
 #include <type_traits>
 
 #include "device_math.hpp"
-#include "hip_runtime.hpp"
+#include "kernel_launch.hpp"
 
 namespace recurrent_depth::hip {
 

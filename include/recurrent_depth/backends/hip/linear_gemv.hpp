@@ -16,7 +16,7 @@
 #include <cstdint>
 
 #include "device_math.hpp"
-#include "hip_runtime.hpp"
+#include "kernel_launch.hpp"
 
 namespace recurrent_depth::hip {
 

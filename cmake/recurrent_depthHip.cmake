@@ -25,6 +25,18 @@ set(RECURRENT_DEPTH_HIP_ARCHITECTURES "gfx90a;gfx908;gfx940;gfx1030" CACHE STRIN
 set(RECURRENT_DEPTH_HIP_CPU "" CACHE PATH
   "Include directory of ROCm's HIP-CPU runtime: run the HIP tests on the CPU instead of with hipcc")
 
+# RECURRENT_DEPTH_HIP_PLATFORM=nvidia: HIP's NVIDIA platform instead, for NVIDIA GPUs: the same
+# sources compiled by nvcc (CUDA 12 or 13; find_package(CUDAToolkit)) against the HIP headers of
+# Debian's libamdhip64-dev (hip/nvidia_detail: the HIP API as inline functions over CUDA's), for
+# RECURRENT_DEPTH_CUDA_ARCHITECTURES; CUDA's runtime linked statically, so the programs need only
+# the NVIDIA driver. backends/hip/hip_nvidia_compat.hpp, force-included, lets HIP 5.2's headers compile
+# against CUDA 13.
+set(RECURRENT_DEPTH_HIP_PLATFORM "amd" CACHE STRING
+  "HIP platform of RECURRENT_DEPTH_HIP: amd (hipcc) or nvidia (nvcc through HIP's NVIDIA headers)")
+set_property(CACHE RECURRENT_DEPTH_HIP_PLATFORM PROPERTY STRINGS amd nvidia)
+set(RECURRENT_DEPTH_CUDA_ARCHITECTURES "90" CACHE STRING
+  "NVIDIA architectures of RECURRENT_DEPTH_HIP_PLATFORM=nvidia (90: H100, H200), with PTX for newer")
+
 if(RECURRENT_DEPTH_HIP_CPU)
   if(NOT EXISTS "${RECURRENT_DEPTH_HIP_CPU}/hip/hip_runtime.h")
     message(FATAL_ERROR "recurrent_depth: RECURRENT_DEPTH_HIP_CPU=${RECURRENT_DEPTH_HIP_CPU} has no "
@@ -33,7 +45,14 @@ if(RECURRENT_DEPTH_HIP_CPU)
   find_package(TBB REQUIRED)  # Debian 12: libtbb-dev
   find_package(Threads REQUIRED)
   set(RECURRENT_DEPTH_HIP_RUNTIME TBB::tbb Threads::Threads)
-else()
+elseif(RECURRENT_DEPTH_HIP_PLATFORM STREQUAL "nvidia")
+  find_package(CUDAToolkit REQUIRED)
+  if(NOT EXISTS "${CUDAToolkit_NVCC_EXECUTABLE}")
+    message(FATAL_ERROR "recurrent_depth: RECURRENT_DEPTH_HIP_PLATFORM=nvidia needs nvcc")
+  endif()
+  set(RECURRENT_DEPTH_HIP_RUNTIME CUDA::cudart_static)
+  set(_rd_cuda_compat "${PROJECT_SOURCE_DIR}/include/recurrent_depth/backends/hip/hip_nvidia_compat.hpp")
+elseif(RECURRENT_DEPTH_HIP_PLATFORM STREQUAL "amd")
   find_program(RECURRENT_DEPTH_HIPCC hipcc)
   find_library(RECURRENT_DEPTH_AMDHIP64 amdhip64)
   if(NOT RECURRENT_DEPTH_HIPCC OR NOT RECURRENT_DEPTH_AMDHIP64)
@@ -41,6 +60,9 @@ else()
       "(Debian 12: apt-get install hipcc libamdhip64-dev; scripts/setup_debian.sh)")
   endif()
   set(RECURRENT_DEPTH_HIP_RUNTIME "${RECURRENT_DEPTH_AMDHIP64}")
+else()
+  message(FATAL_ERROR "recurrent_depth: RECURRENT_DEPTH_HIP_PLATFORM=${RECURRENT_DEPTH_HIP_PLATFORM}, "
+    "expected amd or nvidia")
 endif()
 
 # recurrent_depth_hip_object(<output variable> <source> [include directories...]): compiles <source>
@@ -58,6 +80,15 @@ function(recurrent_depth_hip_object variable source)
     # -Wno-unknown-pragmas: g++ ignores the GPU compilers' #pragma unroll (and OpenMP here).
     list(APPEND flags -DRECURRENT_DEPTH_HIP_CPU -Wno-unknown-pragmas -x c++)
     list(APPEND includes -isystem "${RECURRENT_DEPTH_HIP_CPU}")
+  elseif(RECURRENT_DEPTH_HIP_PLATFORM STREQUAL "nvidia")
+    set(compiler "${CUDAToolkit_NVCC_EXECUTABLE}")
+    set(target_name "NVIDIA ${RECURRENT_DEPTH_CUDA_ARCHITECTURES}")
+    set(flags -std=c++20 -O2 -Xcompiler=-Wall,-Wextra -x cu -D__HIP_PLATFORM_NVIDIA__
+      -include "${_rd_cuda_compat}")
+    foreach(architecture IN LISTS RECURRENT_DEPTH_CUDA_ARCHITECTURES)
+      list(APPEND flags
+        "--generate-code=arch=compute_${architecture},code=[sm_${architecture},compute_${architecture}]")
+    endforeach()
   else()
     set(compiler "${RECURRENT_DEPTH_HIPCC}")
     set(target_name "${RECURRENT_DEPTH_HIP_ARCHITECTURES}")
@@ -86,12 +117,16 @@ endfunction()
 recurrent_depth_hip_object(_rd_hip_backend_kernels "${CMAKE_CURRENT_LIST_DIR}/hip_backend_kernels.cpp")
 add_library(recurrent_depth_hip STATIC "${_rd_hip_backend_kernels}")
 add_library(recurrent_depth::hip ALIAS recurrent_depth_hip)
-set_target_properties(recurrent_depth_hip PROPERTIES LINKER_LANGUAGE CXX)
+set_target_properties(recurrent_depth_hip PROPERTIES LINKER_LANGUAGE CXX EXPORT_NAME hip)
 target_link_libraries(recurrent_depth_hip PUBLIC recurrent_depth::recurrent_depth
   ${RECURRENT_DEPTH_HIP_RUNTIME})
 if(RECURRENT_DEPTH_HIP_CPU)
   target_compile_definitions(recurrent_depth_hip PUBLIC RECURRENT_DEPTH_HIP_CPU)
   target_include_directories(recurrent_depth_hip SYSTEM PUBLIC "${RECURRENT_DEPTH_HIP_CPU}")
+elseif(RECURRENT_DEPTH_HIP_PLATFORM STREQUAL "nvidia")
+  # Plain C++ files that include HipBackend's headers see HIP's NVIDIA API, after the compat header.
+  target_compile_definitions(recurrent_depth_hip PUBLIC __HIP_PLATFORM_NVIDIA__)
+  target_compile_options(recurrent_depth_hip PUBLIC "SHELL:-include ${_rd_cuda_compat}")
 else()
   target_compile_definitions(recurrent_depth_hip PUBLIC __HIP_PLATFORM_AMD__)
 endif()

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -17,7 +18,9 @@
 
 namespace recurrent_depth::testing {
 
+// tests/data: the build's, or $RECURRENT_DEPTH_TEST_DATA (a test binary run from another checkout).
 inline std::filesystem::path data_dir() {
+  if (const char* moved = std::getenv("RECURRENT_DEPTH_TEST_DATA")) return moved;
   return RECURRENT_DEPTH_TEST_DATA;
 }
 

@@ -284,6 +284,9 @@ TEST_CASE("rdepth rejects bad input with exit code 1 and a message", "[cli]") {
       {generate + " --prompt-ids 1 --threads 0", "--threads"},
       {generate + " --prompt-ids 1 --backend gpu", "--backend gpu is not one of: cpu, hip"},
       {generate + " --prompt-ids 1 --backend hip", "built without the HIP backend"},
+      {"serve --port 0 --backend hip --model " +
+           quote((fs::path(RECURRENT_DEPTH_MODELS_DIR) / "arithmetic").string()),
+       "built without the HIP backend"},
       {"generate --model /nonexistent/model --prompt-ids 1 --max-new-tokens 1", "/nonexistent"},
       {"inspect --model /nonexistent/model", "/nonexistent/model"},
       {"inspect" + model + " --weights int3", "int3"},

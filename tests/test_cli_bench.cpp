@@ -123,6 +123,8 @@ TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {
       {"bench --shape tiny --prompt 250 --gen 10", "exceed the context"},
       {"bench --shape tiny --weights int4", "unknown weight format"},
       {"bench --shape tiny --weights Q4", "expected f32, bf16, int8 or q4"},
+      {"bench --shape tiny --backend gpu", "--backend gpu is not one of: cpu, hip"},
+      {"bench --shape tiny --backend hip", "built without the HIP backend"},
   };
   for (const auto& [arguments, message] : cases) {
     INFO(arguments);

@@ -101,63 +101,22 @@ TEST_CASE("features: speculative decoding stops and continues like plain decodin
 
 TEST_CASE("features: a batch equals its sequences run alone", "[features][batch]") {
   const auto& model = tiny_model().model;
-  const int vocab = tiny_model().config.vocab_size;
-  const std::vector<std::size_t> cached = {0, 5, 2}, fresh = {4, 1, 6};
-  // Threshold: the median latent difference of a run that never stops, so some tokens stop early.
-  ExitOptions exit_options;
-  exit_options.criterion = ExitCriterion::latent_diff;
-  exit_options.threshold = -1.0;
-  {
-    CriterionExit probe(exit_options);
-    Session session = model.new_session();
-    ForwardOptions options = with_steps(5);
-    options.exit = &probe;
-    model.forward(session, random_ids(6, vocab, 79), options);
-    std::vector<double> values;
-    for (const auto& token : probe.values())
-      values.insert(values.end(), token.begin(), token.end());
-    std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
-    exit_options.threshold = values[values.size() / 2];
-  }
+  const ExitOptions exit_options = median_latent_diff_exit(model);
   for (const bool with_exit : {false, true}) {
     for (const char* cache : {"full", "latest-m4"}) {
       INFO("exit " << with_exit << " cache " << cache);
-      std::vector<Session> alone, batched;
-      std::vector<std::vector<std::int32_t>> ids;
-      std::vector<ForwardResult> expected;
-      std::vector<CriterionExit> exits(3, CriterionExit(exit_options));
-      std::vector<CriterionExit> batch_exits(3, CriterionExit(exit_options));
-      std::vector<BatchItem> items;
+      const ExitOptions* exit = with_exit ? &exit_options : nullptr;
+      const SequencesRun alone = run_three_sequences(model, CacheRule::parse(cache), exit, false);
+      const SequencesRun batch = run_three_sequences(model, CacheRule::parse(cache), exit, true);
+      bool early = false;
       for (std::size_t i = 0; i < 3; ++i) {
-        alone.push_back(model.new_session(i, CacheRule::parse(cache)));
-        batched.push_back(model.new_session(i, CacheRule::parse(cache)));
-        if (cached[i] > 0) {  // earlier tokens, each sequence its own
-          const std::vector<std::int32_t> before = random_ids(cached[i], vocab, 80 + i);
-          model.forward(alone[i], before);
-          model.forward(batched[i], before);
-        }
-        ids.push_back(random_ids(fresh[i], vocab, 90 + i));
+        CHECK(batch.results[i].steps == alone.results[i].steps);
+        CHECK(relative_l2(batch.results[i].logits, alone.results[i].logits) < 1e-5);
+        CHECK(relative_l2(batch.results[i].latents, alone.results[i].latents) < 1e-5);
+        CHECK(batch.cache_lengths[i] == alone.cache_lengths[i]);
+        for (int s : alone.results[i].steps) early = early || s < int(3 + i);
       }
-      for (std::size_t i = 0; i < 3; ++i) {
-        ForwardOptions options = with_steps(int(3 + i));
-        if (with_exit) options.exit = &exits[i];
-        expected.push_back(model.forward(alone[i], ids[i], options));
-        options.exit = with_exit ? &batch_exits[i] : nullptr;
-        items.push_back({&batched[i], ids[i], options});
-      }
-      const std::vector<ForwardResult> results = model.forward_batch(items);
-      for (std::size_t i = 0; i < 3; ++i) {
-        CHECK(results[i].steps == expected[i].steps);
-        CHECK(relative_l2(results[i].logits, expected[i].logits) < 1e-5);
-        CHECK(relative_l2(results[i].latents, expected[i].latents) < 1e-5);
-        CHECK(batched[i].cache.length() == alone[i].cache.length());
-      }
-      if (with_exit) {  // the criterion really stopped some tokens early
-        bool early = false;
-        for (std::size_t i = 0; i < 3; ++i)
-          for (int s : expected[i].steps) early = early || s < int(3 + i);
-        CHECK(early);
-      }
+      CHECK(early == with_exit);  // the criterion really stopped some tokens early
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "golden.hpp"
+#include "model_runs.hpp"
 
 namespace recurrent_depth::testing {
 
@@ -66,14 +67,6 @@ inline const F32Model& huginn_f32() {
 inline const BF16Model& huginn_bf16() {
   static const BF16Model m = load_model<CpuBackend, BF16>(data_dir() / "tiny_huginn");
   return m;
-}
-
-// n token ids drawn uniformly from [0, vocab).
-inline std::vector<std::int32_t> random_ids(std::size_t n, int vocab, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<std::int32_t> ids(n);
-  for (auto& id : ids) id = static_cast<std::int32_t>(rng.uniform() * vocab);
-  return ids;
 }
 
 inline ForwardOptions with_steps(std::optional<int> steps, StateInit init = StateInit::zero) {

@@ -4,7 +4,9 @@
 // counts) under the full and latest-m4 caches, greedy generation (plain and warm-started), and the
 // latest-m4-compress-s4 cache; f32 weights, and bf16 where they are exact (tiny_huginn's weights
 // are bf16 values). Longer decodes (the KV cache's rows grow on the device, entries gathered and
-// replaced) against the CPU model.
+// replaced) and a batch of sequences with their own caches, depths and exits against the CPU
+// model. The models are load_model<HipBackend, F32 | BF16 | INT8> in this C++ file (the kernels
+// are in recurrent_depth::hip).
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -13,7 +15,8 @@
 
 #include "../golden.hpp"
 #include "../model_runs.hpp"
-#include "hip_model_runner.hpp"
+#include "recurrent_depth/backends/hip/hip_backend.hpp"
+#include "recurrent_depth/model/load_model.hpp"
 #include "skip_without_gpu.hpp"
 
 using namespace recurrent_depth;
@@ -24,30 +27,53 @@ namespace {
 
 constexpr double kTolerance = 1e-4;
 
-void check_forward_passes(const std::string& name, const char* precision) {
+// All ids in one pass from the given initial states, at r = steps.
+template <class Model>
+ForwardResult forward_from_states(const Model& model, std::span<const std::int32_t> ids,
+                                  ConstMatrixView<float> states, int steps) {
+  auto session = model.new_session();
+  ForwardOptions options;
+  options.steps = steps;
+  options.init = StateInit::given;
+  options.initial_state = states;
+  return model.forward(session, ids, options);
+}
+
+template <class Model>
+Matrix<float> prefill_then_decode(const Model& model, std::span<const std::int32_t> ids,
+                                  std::size_t prefill, const char* rule = "full") {
+  auto session = model.new_session(0, CacheRule::parse(rule));
+  return testing::prefill_then_decode(model, session, ids, prefill);
+}
+
+template <class Precision>
+void check_forward_passes(const std::string& name) {
   const Golden golden(name);
-  const hip_test::HipModel model(golden.directory, precision);
+  const auto model = load_model<HipBackend, Precision>(golden.directory);
+  const char* precision = Precision::name.data();
   const std::span<const std::int32_t> ids(golden.input_ids);
   const Matrix<float> states = golden.matrix("input_states");
   const int mean = golden.config.mean_recurrence;
   for (int steps : {0, 1, 4, mean, 2 * mean}) {
     INFO(name << " " << precision << " forward r=" << steps);
-    const ForwardResult result = model.forward_from_states(ids, states, steps);
+    const ForwardResult result = forward_from_states(model, ids, states, steps);
     const std::string prefix = "forward_r" + std::to_string(steps);
     CHECK(relative_l2(result.logits, golden.matrix(prefix + "_logits")) < kTolerance);
     CHECK(relative_l2(result.latents, golden.matrix(prefix + "_latents")) < kTolerance);
   }
   const std::size_t prefill = golden.meta["decode_prefill_len"];
   INFO(name << " " << precision << " prefill then decode, prefill then chunk");
-  CHECK(relative_l2(model.prefill_then_decode(ids, prefill), golden.matrix("decode_full_logits")) <
+  CHECK(relative_l2(prefill_then_decode(model, ids, prefill), golden.matrix("decode_full_logits")) <
         kTolerance);
-  CHECK(relative_l2(model.prefill_then_chunk(ids, prefill).logits,
+  auto session = model.new_session();
+  model.forward(session, ids.first(prefill));
+  CHECK(relative_l2(model.forward(session, ids.subspan(prefill)).logits,
                     golden.matrix("decode_chunk_logits")) < kTolerance);
 }
 
 void check_features(const std::string& name) {
   const Golden golden(name);
-  const hip_test::HipModel model(golden.directory, "f32");
+  const auto model = load_model<HipBackend, F32>(golden.directory);
   const std::span<const std::int32_t> ids(golden.input_ids);
   const nlohmann::json table = golden.adaptive_table();
   const int max_steps = golden.meta["max_steps"].get<int>();
@@ -56,8 +82,10 @@ void check_features(const std::string& name) {
       const std::string key = std::string(criterion) + (latest ? "/latest-m4" : "");
       if (!table.contains(key)) continue;
       INFO(name << " early exit " << key);
-      const auto run = model.decode_tokens(ids, latest ? "latest-m4" : "full", max_steps, criterion,
-                                           table[key]["threshold"].get<double>());
+      CriterionExit exit(
+          ExitOptions{parse_exit_criterion(criterion), table[key]["threshold"].get<double>()});
+      const auto run = testing::decode_tokens(
+          model, ids, CacheRule::parse(latest ? "latest-m4" : "full"), max_steps, &exit);
       CHECK(run.steps == table[key]["steps"].get<std::vector<int>>());
       std::string tensor = "adaptive_" + std::string(criterion);
       std::replace(tensor.begin(), tensor.end(), '-', '_');
@@ -69,13 +97,13 @@ void check_features(const std::string& name) {
     GenerationOptions options;
     options.max_new_tokens = 8;
     options.continuous = continuous;
-    CHECK(model.generated_tokens(ids.first(golden.greedy_prompt()), options) ==
+    CHECK(testing::generated_tokens(model, ids.first(golden.greedy_prompt()), options) ==
           golden.meta[continuous ? "greedy_continuous_tokens" : "greedy_plain_tokens"]
               .get<std::vector<std::int32_t>>());
   }
   const std::size_t prefill = golden.meta["decode_prefill_len"];
   INFO(name << " latest-m4-compress-s4 decode");
-  CHECK(relative_l2(model.prefill_then_decode(ids, prefill, "latest-m4-compress-s4"),
+  CHECK(relative_l2(prefill_then_decode(model, ids, prefill, "latest-m4-compress-s4"),
                     golden.matrix("decode_latest_m4_compress_s4_logits")) < kTolerance);
 }
 
@@ -83,9 +111,9 @@ void check_features(const std::string& name) {
 
 TEST_CASE("hip model: tiny_huginn and tiny_variant match the reference", "[hip][golden]") {
   if (hip_test::skipped_without_gpu("the HIP model's golden tests")) return;
-  check_forward_passes("tiny_huginn", "f32");
-  check_forward_passes("tiny_huginn", "bf16");
-  check_forward_passes("tiny_variant", "f32");
+  check_forward_passes<F32>("tiny_huginn");
+  check_forward_passes<BF16>("tiny_huginn");
+  check_forward_passes<F32>("tiny_variant");
 }
 
 // int8 weights within the CPU's stated bound of the reference (tests/test_golden.cpp: 3%).
@@ -93,11 +121,11 @@ TEST_CASE("hip model: int8 weights stay within their bound of the reference", "[
   if (hip_test::skipped_without_gpu("the HIP model's int8 tests")) return;
   for (const char* name : {"tiny_huginn", "tiny_variant"}) {
     const Golden golden(name);
-    const hip_test::HipModel model(golden.directory, "int8");
+    const auto model = load_model<HipBackend, INT8>(golden.directory);
     const Matrix<float> states = golden.matrix("input_states");
     for (int steps : {0, 4, golden.config.mean_recurrence}) {
       INFO(name << " int8 forward r=" << steps);
-      const ForwardResult result = model.forward_from_states(golden.input_ids, states, steps);
+      const ForwardResult result = forward_from_states(model, golden.input_ids, states, steps);
       const std::string prefix = "forward_r" + std::to_string(steps);
       CHECK(relative_l2(result.logits, golden.matrix(prefix + "_logits")) < 3e-2);
       CHECK(relative_l2(result.latents, golden.matrix(prefix + "_latents")) < 3e-2);
@@ -116,7 +144,7 @@ TEST_CASE("hip model: long decodes match the CPU model as the device KV cache gr
   if (hip_test::skipped_without_gpu("the HIP model's decode tests")) return;
   const Golden golden("tiny_huginn");
   const auto cpu = load_model<CpuBackend, F32>(golden.directory);
-  const hip_test::HipModel gpu(golden.directory, "f32");
+  const auto gpu = load_model<HipBackend, F32>(golden.directory);
   Rng rng(2026);
   std::vector<std::int32_t> ids(70);  // past the first growth (16 rows) and two doublings
   for (std::int32_t& id : ids)
@@ -125,7 +153,7 @@ TEST_CASE("hip model: long decodes match the CPU model as the device KV cache gr
     INFO("prefill 5 then decode, cache " << rule);
     auto session = cpu.new_session(0, CacheRule::parse(rule));
     const Matrix<float> expected = testing::prefill_then_decode(cpu, session, ids, 5);
-    CHECK(relative_l2(gpu.prefill_then_decode(ids, 5, rule), expected) < kTolerance);
+    CHECK(relative_l2(prefill_then_decode(gpu, ids, 5, rule), expected) < kTolerance);
   }
   // Tokens stop at different depths: latest-m4 gathers entries from deeper slots (positions
   // staged to the device).
@@ -134,8 +162,33 @@ TEST_CASE("hip model: long decodes match the CPU model as the device KV cache gr
   const int steps = golden.meta["max_steps"].get<int>();
   const auto expected =
       testing::decode_tokens(cpu, ids, CacheRule::parse("latest-m4"), steps, &exit);
-  const auto run = gpu.decode_tokens(ids, "latest-m4", steps, "latent-diff", threshold);
+  CriterionExit gpu_exit(ExitOptions{ExitCriterion::latent_diff, threshold});
+  const auto run =
+      testing::decode_tokens(gpu, ids, CacheRule::parse("latest-m4"), steps, &gpu_exit);
   CHECK(run.steps == expected.steps);
   CHECK(relative_l2(run.logits, expected.logits) < kTolerance);
   CHECK(std::set<int>(expected.steps.begin(), expected.steps.end()).size() > 1);
+}
+
+// Batches in one forward_batch (each session's cache rows written on the first session's stream,
+// then read alone on its own) against the CPU model's sequences run alone.
+TEST_CASE("hip model: a batch equals the CPU model's sequences run alone", "[hip][batch]") {
+  if (hip_test::skipped_without_gpu("the HIP model's batch tests")) return;
+  const Golden golden("tiny_huginn");
+  const auto cpu = load_model<CpuBackend, F32>(golden.directory);
+  const auto gpu = load_model<HipBackend, F32>(golden.directory);
+  const ExitOptions exit_options = testing::median_latent_diff_exit(cpu);
+  for (const bool with_exit : {false, true})
+    for (const char* cache : {"full", "latest-m4"}) {
+      INFO("exit " << with_exit << " cache " << cache);
+      const ExitOptions* exit = with_exit ? &exit_options : nullptr;
+      const auto alone = testing::run_three_sequences(cpu, CacheRule::parse(cache), exit, false);
+      const auto batch = testing::run_three_sequences(gpu, CacheRule::parse(cache), exit, true);
+      for (std::size_t i = 0; i < 3; ++i) {
+        CHECK(batch.results[i].steps == alone.results[i].steps);
+        CHECK(relative_l2(batch.results[i].logits, alone.results[i].logits) < kTolerance);
+        CHECK(relative_l2(batch.results[i].latents, alone.results[i].latents) < kTolerance);
+        CHECK(batch.cache_lengths[i] == alone.cache_lengths[i]);
+      }
+    }
 }

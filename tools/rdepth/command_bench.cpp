@@ -7,9 +7,9 @@
 // prompt runs on and the bandwidth roofline times the prompt's positions per weight read) and
 // to a peer measured in the same run (Eigen's float matrix-vector and matrix-matrix products on the
 // core MLP's weight shape, against this library's kernel on the same matrix). Also weight bytes and
-// FLOPs per token, resident memory (after the prefill) and KV cache bytes.
+// FLOPs per token, resident memory (after the prefill) and KV cache bytes. The measurement itself
+// is bench_measure.hpp's; with --backend hip, command_bench_hip.cpp reports it against the GPU.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -19,19 +19,19 @@
 #include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
+#include "bench_measure.hpp"
 #include "common.hpp"
 #include "recurrent_depth/backends/cpu/machine_limits.hpp"
 
 namespace rdepth {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 Arguments bench_arguments() {
   return Arguments(
       "bench",
       "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8|q4]\n"
-      "                    [--steps R] [--prompt P] [--gen N] [--threads N] [--json]",
+      "                    [--backend cpu|hip] [--steps R] [--prompt P] [--gen N] [--threads N]\n"
+      "                    [--json]",
       "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
       "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"
       "and FLOPs one token costs, the machine's measured read bandwidth (probed before each\n"
@@ -43,25 +43,18 @@ Arguments bench_arguments() {
       "GEMV/GEMM on the core MLP's weight shape as a peer next to this library's kernel on the\n"
       "same matrix, the resident memory after the prefill and the KV cache bytes. --shape\n"
       "builds seeded random weights in memory (one block's values repeated: the model still\n"
-      "holds every block).",
+      "holds every block). --backend hip measures the GPU's instead: its read bandwidth (a\n"
+      "kernel over a buffer far beyond its L2, before each decode step), HIP's device-to-device\n"
+      "copy as the peer, its float FMA peak, and the device memory in use.",
       {model_flag(),
        shape_flag(),
        weights_flag(),
+       backend_flag(),
        steps_flag(),
        {"--prompt", "P", "prompt tokens for the prefill measurement (default 64)"},
        {"--gen", "N", "decoded tokens for the decode measurement (default 8)"},
        threads_flag(),
        {"--json", "", "print one JSON object on stdout"}});
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 // VmRSS / VmHWM of this process in bytes (0 where /proc is missing).
@@ -114,41 +107,21 @@ template <class Model>
 int run_bench(const Model& model, const Arguments& args, const std::string& source,
               double load_seconds) {
   const rd::ModelConfig& config = model.config();
-  const int steps = rdepth::steps(args).value_or(config.mean_recurrence);
-  const auto prompt_length =
-      std::size_t(args.integer("--prompt", 1, config.block_size - 1).value_or(64));
-  const auto gen = std::size_t(args.integer("--gen", 1, 100000).value_or(8));
-  if (prompt_length + gen > std::size_t(config.block_size))
-    fail("--prompt ", prompt_length, " + --gen ", gen, " exceed the context of ", config.block_size,
-         " positions (block_size)");
-  const bool json = args.has("--json");
-
-  rd::Rng rng(1);
-  std::vector<std::int32_t> ids(prompt_length + gen);
-  for (auto& id : ids) id = std::int32_t(rng.uniform() * config.vocab_size) % config.vocab_size;
-  rd::Session session = model.new_session();
-  rd::ForwardOptions options;
-  options.steps = steps;
-  options.all_logits = false;
-  if (!json) std::fprintf(stderr, "prefill of %zu tokens at r = %d ...\n", prompt_length, steps);
-  auto start = Clock::now();
-  model.forward(session, std::span(ids).first(prompt_length), options);
-  const double prefill_seconds = seconds_since(start);
+  const BenchPlan plan = bench_plan(args, config);
+  const int steps = plan.steps;
+  const std::size_t prompt_length = plan.prompt_length, gen = plan.gen;
+  const bool json = plan.json;
+  auto session = model.new_session();
+  const double prefill_seconds = time_prefill(model, session, plan);
   // Memory with the model loaded and the prompt in the cache, before the probe below exists.
   const std::size_t resident = proc_status_bytes("VmRSS"),
                     peak_resident = proc_status_bytes("VmHWM");
   const rd::TokenCost cost = model.token_cost(steps);
-  // The machine's bandwidth moves (it may be shared): each decode step is compared with a probe
-  // of the bandwidth taken right before it.
   const rd::cpu::ReadBandwidthProbe probe;
-  std::vector<double> step_seconds, step_bandwidth, step_fraction;
-  for (std::size_t t = 0; t < gen; ++t) {
-    step_bandwidth.push_back(probe.gbs(2));
-    start = Clock::now();
-    model.forward(session, std::span(ids).subspan(prompt_length + t, 1), options);
-    step_seconds.push_back(seconds_since(start));
-    step_fraction.push_back(cost.weight_bytes / step_seconds.back() / 1e9 / step_bandwidth.back());
-  }
+  const DecodeTimes decode =
+      time_decode(model, session, plan, cost.weight_bytes, [&] { return probe.gbs(2); });
+  const std::vector<double>&step_seconds = decode.seconds, &step_bandwidth = decode.bandwidth_gbs,
+        &step_fraction = decode.fraction;
   const double decode_step = median(step_seconds);
 
   if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
@@ -292,7 +265,8 @@ int command_bench(const std::vector<std::string>& words) {
   apply_threads(args);
   const bool quiet = args.has("--json");
   const ModelSource source = model_source(args, quiet);
-  const auto start = Clock::now();
+  const auto start = BenchClock::now();
+  if (backend(args) == BackendChoice::hip) return bench_on_hip(args, source, start);
   return with_cpu_model(
       source.config, source.checkpoint, format, source.label, !quiet,
       [&](const auto& model) { return run_bench(model, args, source.name, seconds_since(start)); });

@@ -75,6 +75,7 @@ Arguments serve_arguments() {
        {"--timeout", "S", "seconds a request may take, queue included (default 600)"},
        {"--max-steps", "R", "most core iterations a request may ask for (default 256)"},
        weights_flag(),
+       backend_flag(),
        threads_flag()});
 }
 
@@ -358,12 +359,12 @@ int command_serve(const std::vector<std::string>& words) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  return with_cpu_model(source.config, source.checkpoint, format, source.label,
-                        ::isatty(STDERR_FILENO), [&](const auto& model) {
-                          Server<std::decay_t<decltype(model)>> server(model, context, settings,
-                                                                       args);
-                          return server.run(stop_signals);
-                        });
+  return with_loaded_model(source.config, source.checkpoint, format, backend(args), source.label,
+                           ::isatty(STDERR_FILENO), [&](const auto& model) {
+                             Server<std::decay_t<decltype(model)>> server(model, context, settings,
+                                                                          args);
+                             return server.run(stop_signals);
+                           });
 }
 
 }  // namespace rdepth

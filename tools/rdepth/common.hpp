@@ -165,18 +165,17 @@ int with_cpu_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoi
   });
 }
 
-// The same in the chosen weight format on the chosen backend.
+// The same on the GPU (HipBackend): f32, bf16 and int8 weights; refuses q4, a machine without a
+// GPU and an rdepth built without HIP, in that order.
 template <class Body>
-int with_loaded_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
-                      rd::WeightFormat format, BackendChoice backend, const std::string& label,
-                      bool show_progress, Body&& body) {
-  if (backend == BackendChoice::cpu)
-    return with_cpu_model(config, checkpoint, format, label, show_progress, body);
+int with_hip_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
+                   rd::WeightFormat format, const std::string& label, bool show_progress,
+                   Body&& body) {
 #if defined(RDEPTH_WITH_HIP)
-  rd::HipBackend::check_machine();
   return rd::with_weight_format(format, [&](auto precision) -> int {
     using Precision = decltype(precision);
     if constexpr (rd::HipBackend::supports<Precision>) {
+      rd::HipBackend::check_machine();
       return build_model_and_run<rd::HipBackend, Precision>(config, checkpoint, label,
                                                             show_progress, body);
     }
@@ -184,10 +183,21 @@ int with_loaded_model(const rd::ModelConfig& config, const rd::Checkpoint& check
          " weights have no HIP kernels yet (use f32, bf16 or int8)");
   });
 #else
+  (void)config, (void)checkpoint, (void)format, (void)label, (void)show_progress, (void)body;
   fail(
       "--backend hip: this rdepth was built without the HIP backend (cmake "
       "-DRECURRENT_DEPTH_HIP=ON)");
 #endif
+}
+
+// The same in the chosen weight format on the chosen backend.
+template <class Body>
+int with_loaded_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
+                      rd::WeightFormat format, BackendChoice backend, const std::string& label,
+                      bool show_progress, Body&& body) {
+  if (backend == BackendChoice::hip)
+    return with_hip_model(config, checkpoint, format, label, show_progress, body);
+  return with_cpu_model(config, checkpoint, format, label, show_progress, body);
 }
 
 // Loads the model of `dir` in the chosen weight format on the chosen backend and calls

@@ -214,7 +214,7 @@ class Scheduler {
   // A job in the batch: its session and generation, and the text its client sees.
   struct Running {
     std::shared_ptr<Job> job;
-    rd::Session session;
+    typename Model::SessionType session;
     TextOutput text;
     std::unique_ptr<rd::GenerationSteps<Model>> steps;
   };
@@ -271,7 +271,7 @@ class Scheduler {
 
   // One forward for the whole batch; the jobs that are done leave it.
   void step() {
-    std::vector<rd::BatchItem> items;
+    std::vector<typename Model::BatchItemType> items;
     for (const auto& r : running_) items.push_back(r->steps->next_forward());
     {
       std::lock_guard lock(mutex_);

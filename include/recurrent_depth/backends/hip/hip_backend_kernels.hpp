@@ -1,9 +1,10 @@
 // The definitions of HipBackend's operations (hip_backend.hpp), which launch the kernels of
-// attention.hpp, elementwise.hpp and linear.hpp. Include this in exactly one file compiled by a
-// HIP compiler (hipcc, nvcc through HIP's NVIDIA headers, or a C++ compiler with HIP-CPU): the
-// functions are defined here once, not inline, so that a program that never includes it fails
-// to link, naming the function, and one that includes it twice names the duplicate. CMake's
-// recurrent_depth_hip library is such a file (cmake/hip_backend_kernels.cpp).
+// attention.hpp, elementwise.hpp and linear.hpp, and of the device probes (device_limits.hpp,
+// device_limits_kernels.hpp). Include this in exactly one file compiled by a HIP compiler (hipcc,
+// nvcc through HIP's NVIDIA headers, or a C++ compiler with HIP-CPU): the functions are defined
+// here once, not inline, so that a program that never includes it fails to link, naming the
+// function, and one that includes it twice names the duplicate. CMake's recurrent_depth_hip
+// library is such a file (cmake/hip_backend_kernels.cpp).
 #pragma once
 
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include "../../core/dtype.hpp"
 #include "../../core/tensor.hpp"
 #include "attention.hpp"
+#include "device_limits_kernels.hpp"
 #include "elementwise.hpp"
 #include "hip_backend.hpp"
 #include "linear.hpp"

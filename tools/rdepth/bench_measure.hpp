@@ -1,0 +1,100 @@
+// rdepth bench's measurement, the same on every backend: the flags' plan (r, a prompt of P seeded
+// random token ids, N decode steps), the prefill's time, and the decode steps' times, each next to
+// a bandwidth probe taken right before it (the bandwidth of a shared machine moves, so each step is
+// compared with its own probe). command_bench.cpp reports them against the CPU's limits,
+// command_bench_hip.cpp against the GPU's.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+namespace rdepth {
+
+using BenchClock = std::chrono::steady_clock;
+
+inline double seconds_since(BenchClock::time_point start) {
+  return std::chrono::duration<double>(BenchClock::now() - start).count();
+}
+
+inline double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+struct BenchPlan {
+  int steps = 0;
+  std::size_t prompt_length = 0, gen = 0;
+  bool json = false;
+  std::vector<std::int32_t> ids;  // the prompt, then one id per decode step
+};
+
+inline BenchPlan bench_plan(const Arguments& args, const rd::ModelConfig& config) {
+  BenchPlan plan;
+  plan.steps = rdepth::steps(args).value_or(config.mean_recurrence);
+  plan.prompt_length = std::size_t(args.integer("--prompt", 1, config.block_size - 1).value_or(64));
+  plan.gen = std::size_t(args.integer("--gen", 1, 100000).value_or(8));
+  if (plan.prompt_length + plan.gen > std::size_t(config.block_size))
+    fail("--prompt ", plan.prompt_length, " + --gen ", plan.gen, " exceed the context of ",
+         config.block_size, " positions (block_size)");
+  plan.json = args.has("--json");
+  rd::Rng rng(1);
+  plan.ids.resize(plan.prompt_length + plan.gen);
+  for (auto& id : plan.ids)
+    id = std::int32_t(rng.uniform() * config.vocab_size) % config.vocab_size;
+  return plan;
+}
+
+inline rd::ForwardOptions bench_options(const BenchPlan& plan) {
+  rd::ForwardOptions options;
+  options.steps = plan.steps;
+  options.all_logits = false;
+  return options;
+}
+
+// Seconds of the prefill: one forward over the prompt (which returns after the last position's
+// logits reached the host, on every backend).
+template <class Model>
+double time_prefill(const Model& model, typename Model::SessionType& session,
+                    const BenchPlan& plan) {
+  if (!plan.json)
+    std::fprintf(stderr, "prefill of %zu tokens at r = %d ...\n", plan.prompt_length, plan.steps);
+  const auto start = BenchClock::now();
+  model.forward(session, std::span(plan.ids).first(plan.prompt_length), bench_options(plan));
+  return seconds_since(start);
+}
+
+struct DecodeTimes {
+  std::vector<double> seconds;        // per step
+  std::vector<double> bandwidth_gbs;  // the probe right before each step
+  std::vector<double> fraction;       // each step's weight bytes per second over its probe's
+};
+
+// N one-token steps after the prompt; probe_gbs() measures the bandwidth before each.
+template <class Model, class Probe>
+DecodeTimes time_decode(const Model& model, typename Model::SessionType& session,
+                        const BenchPlan& plan, double weight_bytes_per_token, Probe&& probe_gbs) {
+  DecodeTimes times;
+  for (std::size_t t = 0; t < plan.gen; ++t) {
+    times.bandwidth_gbs.push_back(probe_gbs());
+    const auto start = BenchClock::now();
+    model.forward(session, std::span(plan.ids).subspan(plan.prompt_length + t, 1),
+                  bench_options(plan));
+    times.seconds.push_back(seconds_since(start));
+    times.fraction.push_back(weight_bytes_per_token / times.seconds.back() / 1e9 /
+                             times.bandwidth_gbs.back());
+  }
+  return times;
+}
+
+// rdepth bench --backend hip (command_bench_hip.cpp; refuses in a build without HIP).
+int bench_on_hip(const Arguments& args, const ModelSource& source, BenchClock::time_point start);
+
+}  // namespace rdepth

@@ -83,7 +83,7 @@ function(recurrent_depth_hip_object variable source)
   elseif(RECURRENT_DEPTH_HIP_PLATFORM STREQUAL "nvidia")
     set(compiler "${CUDAToolkit_NVCC_EXECUTABLE}")
     set(target_name "NVIDIA ${RECURRENT_DEPTH_CUDA_ARCHITECTURES}")
-    set(flags -std=c++20 -O2 -Xcompiler=-Wall,-Wextra -x cu -D__HIP_PLATFORM_NVIDIA__
+    set(flags -std=c++20 -O2 -Xcompiler=-Wall,-Wextra,-Wno-unknown-pragmas -x cu -D__HIP_PLATFORM_NVIDIA__
       -include "${_rd_cuda_compat}")
     foreach(architecture IN LISTS RECURRENT_DEPTH_CUDA_ARCHITECTURES)
       list(APPEND flags

@@ -20,6 +20,7 @@
 #include "hip_kernel_runner.hpp"
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
+#include "recurrent_depth/backends/hip/device_memory.hpp"
 #include "recurrent_depth/blocks/block_context.hpp"
 #include "skip_without_gpu.hpp"
 
@@ -285,4 +286,28 @@ TEST_CASE("hip kernels: add, copy and gather_rows give the CPU's values exactly"
   check_gather(cpu::PackedWeights<float>::from_rows(rows, vocab, width));
   check_gather(cpu::PackedWeights<bf16>::from_rows(rows, vocab, width));
   check_gather(cpu::PackedWeights<std::int8_t>::from_rows(rows, vocab, width));
+}
+
+// The KV cache's latest-m4 gather on the device (DeviceMemory::gather: one kernel over staged row
+// addresses): repeated and reordered rows of a padded matrix, into a padded one.
+TEST_CASE("hip memory: gather copies the addressed rows exactly", "[hip][memory]") {
+  if (skipped_without_gpu()) return;
+  namespace rdhip = recurrent_depth::hip;  // HIP-CPU has a global namespace hip
+  Rng rng(1607);
+  const std::size_t rows = 9, width = 300;  // more columns than a block's threads, not a multiple
+  Matrix<float> host(rows, width);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < width; ++c) host(r, c) = nonzero(rng, 0.25, 4.0);
+  rdhip::DeviceMatrix<float> source(rows, width, width + 3);
+  source.upload(host.view());
+  const std::vector<std::size_t> order = {4, 0, 8, 4, 2, 7};
+  std::vector<const float*> addresses;
+  for (const std::size_t r : order) addresses.push_back(source.view().data + r * source.stride());
+  rdhip::DeviceMatrix<float> gathered(order.size(), width, width + 2);
+  rdhip::DeviceBuffer<const float*> staged;
+  rdhip::DeviceMemory::gather(addresses, gathered.view(), staged);
+  Matrix<float> back(order.size(), width);
+  gathered.download(back.view());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    for (std::size_t c = 0; c < width; ++c) REQUIRE(back(i, c) == host(order[i], c));
 }

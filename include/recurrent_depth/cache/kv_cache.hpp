@@ -125,34 +125,40 @@ class BasicKvCache {
     return nullptr;
   }
 
+  // Gathers the keys into rows [0, n) of gathered_ and the values into rows [n, 2n), in one
+  // Memory::gather (one kernel on a GPU).
   KvView gather_latest(int id, std::size_t seen) {
-    gathered_keys_.resize(seen, width_);
-    gathered_values_.resize(seen, width_);
     gathered_positions_.clear();
+    gather_sources_.clear();
+    value_sources_.clear();
     for (std::size_t position = 0; position < seen; ++position) {
       const Slot* source = latest_holder(id, position);
       if (!source) continue;
-      const std::size_t row = gathered_positions_.size();
-      Memory::copy(source->key_row(position), gathered_keys_.view().middle_rows(row, 1));
-      Memory::copy(source->value_row(position), gathered_values_.view().middle_rows(row, 1));
       gathered_positions_.push_back(static_cast<std::int32_t>(position));
+      gather_sources_.push_back(source->key_row(position).data);
+      value_sources_.push_back(source->value_row(position).data);
     }
     const std::size_t rows = gathered_positions_.size();
+    gather_sources_.insert(gather_sources_.end(), value_sources_.begin(), value_sources_.end());
+    gathered_.resize(2 * rows, width_);
+    Memory::gather(gather_sources_, gathered_.view(), staged_sources_);
     const bool dense = rows == seen;
-    return {
-        gathered_keys_.view().middle_rows(0, rows), gathered_values_.view().middle_rows(0, rows),
-        dense
-            ? std::span<const std::int32_t>()
-            : Memory::stage(std::span<const std::int32_t>(gathered_positions_), staged_positions_)};
+    return {gathered_.view().middle_rows(0, rows), gathered_.view().middle_rows(rows, rows),
+            dense ? std::span<const std::int32_t>()
+                  : Memory::stage(std::span<const std::int32_t>(gathered_positions_),
+                                  staged_positions_)};
   }
 
   std::size_t width_ = 0;
   std::size_t length_ = 0;
   CacheRule rule_;
   KvCacheLimit limit_;
-  std::vector<std::unique_ptr<Slot>> slots_;                 // by index_of(id); null: not used yet
-  typename Memory::Matrix gathered_keys_, gathered_values_;  // [seen, width]
+  std::vector<std::unique_ptr<Slot>> slots_;  // by index_of(id); null: not used yet
+  typename Memory::Matrix gathered_;          // [2 n, width]: n keys, then their n values
   std::vector<std::int32_t> gathered_positions_;
+  std::vector<const float*> gather_sources_;  // addresses of the key rows, then the value rows
+  std::vector<const float*> value_sources_;
+  typename Memory::template Array<const float*> staged_sources_;
   typename Memory::template Array<std::int32_t> staged_positions_;  // key positions in Memory
 };
 

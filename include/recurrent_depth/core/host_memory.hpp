@@ -12,6 +12,8 @@
 //   array(host)      an Array holding a copy of host values
 //   stage(host, a)   host values as the backend's functions read them: the host span itself for
 //                    host memory, else a copy in `a`, valid for work queued after it
+//   gather(sources, to, a)  row r of `to` = the to.cols floats at address sources[r] (in this
+//                    memory); `a` (an Array<const float*>) stages the addresses
 //   copy(from, to)   [rows, cols] within this memory (the views must not overlap)
 //   upload(host, to), download(from, host): between host memory and this memory
 //   fill_zero(to)
@@ -59,6 +61,12 @@ struct HostMemory {
   template <class T>
   static std::span<const T> stage(std::span<const T> host, Array<T>&) {
     return host;
+  }
+
+  static void gather(std::span<const float* const> sources, MatrixView<float> to,
+                     Array<const float*>&) {
+    for (std::size_t r = 0; r < sources.size(); ++r)
+      std::memcpy(to.row(r), sources[r], to.cols * sizeof(float));
   }
 
   // Row copies; a large copy (a prompt's keys landing on fresh pages of the cache) is split over

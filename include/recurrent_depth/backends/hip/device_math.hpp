@@ -45,6 +45,8 @@ __device__ inline float vector_element(const Vector16& v, int i) {
 __device__ inline std::int32_t dot_bytes(std::uint32_t a, std::uint32_t b, std::int32_t sum) {
 #if defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx940__)
   return __builtin_amdgcn_sdot4(int(a), int(b), sum, false);  // v_dot4_i32_i8
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+  return __dp4a(int(a), int(b), sum);  // NVIDIA (HIP's NVIDIA platform): dp4a.s32.s32
 #else
   for (int s = 0; s < 32; s += 8)
     sum += std::int32_t(std::int8_t(a >> s)) * std::int32_t(std::int8_t(b >> s));

@@ -25,6 +25,10 @@ inline void copy_2d(void* to, std::size_t to_stride, const void* from, std::size
 
 }  // namespace detail
 
+// Defined with the kernels (hip_backend_kernels.hpp): row r of `out` = the row at sources[r]
+// (device memory holding device addresses).
+void gather_rows_at(std::span<const float* const> sources, MatrixView<float> out);
+
 struct DeviceMemory {
   static constexpr bool host_visible = false;
 
@@ -75,6 +79,14 @@ struct DeviceMemory {
           "hipMemcpyAsync (host to device)");
     synchronize();  // the host's values may change once this returns
     return {staged.data(), host.size()};
+  }
+
+  // Row r of `to` = the to.cols floats at sources[r] (device addresses, staged in `staged`): one
+  // kernel.
+  static void gather(std::span<const float* const> sources, MatrixView<float> to,
+                     Array<const float*>& staged) {
+    if (sources.empty()) return;
+    gather_rows_at(stage(sources, staged), to);
   }
 
   static void copy(ConstMatrixView<float> from, MatrixView<float> to) {

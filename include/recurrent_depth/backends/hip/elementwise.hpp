@@ -96,6 +96,15 @@ __global__ void gather_rows(const W* table, std::size_t table_stride, const floa
     out[t * out_stride + c] = float(device::widen(table[id * table_stride + c])) * s;
 }
 
+// out[r] = the row of `cols` floats at sources[r], one block per r.
+template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
+__global__ void gather_addressed_rows(const float* const* sources, std::size_t cols, float* out,
+                                      std::size_t out_stride) {
+  const std::size_t r = blockIdx.x;
+  const float* source = sources[r];
+  for (std::size_t c = threadIdx.x; c < cols; c += blockDim.x) out[r * out_stride + c] = source[c];
+}
+
 }  // namespace kernels
 
 // Grid of one thread per column (blocks of kRowThreads) and one row of blocks per row.

@@ -69,6 +69,20 @@ void HipBackend::gather_rows(const hip::DeviceWeights<W>& table, std::span<const
   hip::gather_rows(table, ids, scale, out);
 }
 
+}  // namespace recurrent_depth
+
+namespace recurrent_depth::hip {
+// DeviceMemory::gather's kernel (device_memory.hpp).
+void gather_rows_at(std::span<const float* const> sources, MatrixView<float> out) {
+  require(sources.size() == out.rows, "hip::gather_rows_at: ", sources.size(), " sources for ",
+          out.rows, " rows");
+  launch("gather_addressed_rows", kernels::gather_addressed_rows<>, dim3(unsigned(out.rows)),
+         dim3(kRowThreads), sources.data(), out.cols, out.data, out.stride);
+}
+}  // namespace recurrent_depth::hip
+
+namespace recurrent_depth {
+
 // The weight types HipBackend::Weights<Precision> stores (F32, BF16, INT8).
 template void HipBackend::linear<float>(ConstMatrixView<float>, const hip::DeviceWeights<float>&,
                                         MatrixView<float>, bool);

@@ -79,20 +79,8 @@ class ReadBandwidthProbe {
   static constexpr unsigned kBlocksPerUnit = 16, kThreads = 256;
 
   // A buffer of `bytes` (rounded down to 16-byte vectors); 0: 64 times the L2, at least 256 MiB,
-  // at most a quarter of the free memory. Its contents are filled with 1.0f.
-  explicit ReadBandwidthProbe(std::size_t bytes = 0) {
-    const DeviceInfo info = device_info();
-    if (bytes == 0)
-      bytes = std::min(std::max(std::size_t(64) * info.l2_bytes, std::size_t(256) << 20),
-                       info.free_memory_bytes / 4);
-    const std::size_t vectors = bytes / 16;
-    require(vectors > 0, "ReadBandwidthProbe: ", bytes, " bytes is less than one 16-byte vector");
-    blocks_ = unsigned(std::max(1, info.compute_units)) * kBlocksPerUnit;
-    data_.resize(vectors * 4);
-    partials_.resize(blocks_);
-    const std::vector<float> ones(data_.size(), 1.0f);
-    data_.upload(ones);
-  }
+  // at most a quarter of the free memory. Its contents are 1.0f (filled on the device).
+  explicit ReadBandwidthProbe(std::size_t bytes = 0);
 
   std::size_t bytes() const { return data_.size() * sizeof(float); }
   DeviceBuffer<float>& buffer() { return data_; }  // for tests: other contents

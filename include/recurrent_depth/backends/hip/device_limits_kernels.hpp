@@ -41,6 +41,14 @@ __global__ void read_sum(const device::Vector16* data, std::size_t vectors, floa
   if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
+// data[i] = value for i < count (a grid-stride loop).
+template <class = void>
+__global__ void fill(float* data, std::size_t count, float value) {
+  const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count; i += stride)
+    data[i] = value;
+}
+
 // out[thread] = the sum of the thread's kFmaChains chains after `iterations` FMAs each.
 template <class = void>
 __global__ void fma_chains(int iterations, float* out) {
@@ -58,6 +66,21 @@ __global__ void fma_chains(int iterations, float* out) {
 }
 
 }  // namespace kernels
+
+ReadBandwidthProbe::ReadBandwidthProbe(std::size_t bytes) {
+  const DeviceInfo info = device_info();
+  if (bytes == 0)
+    bytes = std::min(std::max(std::size_t(64) * info.l2_bytes, std::size_t(256) << 20),
+                     info.free_memory_bytes / 4);
+  const std::size_t vectors = bytes / 16;
+  require(vectors > 0, "ReadBandwidthProbe: ", bytes, " bytes is less than one 16-byte vector");
+  blocks_ = unsigned(std::max(1, info.compute_units)) * kBlocksPerUnit;
+  data_.resize(vectors * 4);
+  partials_.resize(blocks_);
+  const ScopedStream on(stream_);
+  launch("fill", kernels::fill<>, dim3(blocks_), dim3(kThreads), data_.data(), data_.size(), 1.0f);
+  check(hipStreamSynchronize(stream_.get()), "hipStreamSynchronize");
+}
 
 void ReadBandwidthProbe::launch_read() {
   const ScopedStream on(stream_);

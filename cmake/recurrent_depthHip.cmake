@@ -29,8 +29,8 @@ set(RECURRENT_DEPTH_HIP_CPU "" CACHE PATH
 # sources compiled by nvcc (CUDA 12 or 13; find_package(CUDAToolkit)) against the HIP headers of
 # Debian's libamdhip64-dev (hip/nvidia_detail: the HIP API as inline functions over CUDA's), for
 # RECURRENT_DEPTH_CUDA_ARCHITECTURES; CUDA's runtime linked statically, so the programs need only
-# the NVIDIA driver. backends/hip/hip_nvidia_compat.hpp, force-included, lets HIP 5.2's headers compile
-# against CUDA 13.
+# the NVIDIA driver. backends/hip/hip_nvidia_compat.hpp, force-included, lets HIP 5.2's headers
+# compile against CUDA 12 and 13.
 set(RECURRENT_DEPTH_HIP_PLATFORM "amd" CACHE STRING
   "HIP platform of RECURRENT_DEPTH_HIP: amd (hipcc) or nvidia (nvcc through HIP's NVIDIA headers)")
 set_property(CACHE RECURRENT_DEPTH_HIP_PLATFORM PROPERTY STRINGS amd nvidia)
@@ -51,7 +51,8 @@ elseif(RECURRENT_DEPTH_HIP_PLATFORM STREQUAL "nvidia")
     message(FATAL_ERROR "recurrent_depth: RECURRENT_DEPTH_HIP_PLATFORM=nvidia needs nvcc")
   endif()
   set(RECURRENT_DEPTH_HIP_RUNTIME CUDA::cudart_static)
-  set(_rd_cuda_compat "${PROJECT_SOURCE_DIR}/include/recurrent_depth/backends/hip/hip_nvidia_compat.hpp")
+  set(_rd_cuda_compat
+    "${PROJECT_SOURCE_DIR}/include/recurrent_depth/backends/hip/hip_nvidia_compat.hpp")
 elseif(RECURRENT_DEPTH_HIP_PLATFORM STREQUAL "amd")
   find_program(RECURRENT_DEPTH_HIPCC hipcc)
   find_library(RECURRENT_DEPTH_AMDHIP64 amdhip64)
@@ -66,9 +67,9 @@ else()
 endif()
 
 # recurrent_depth_hip_object(<output variable> <source> [include directories...]): compiles <source>
-# with hipcc for RECURRENT_DEPTH_HIP_ARCHITECTURES into an object in the current binary directory
-# (rebuilt when any header it includes changes) and sets the variable to its path, for
-# add_executable / target_sources.
+# with hipcc for RECURRENT_DEPTH_HIP_ARCHITECTURES (or nvcc, or the C++ compiler against HIP-CPU)
+# into an object in the current binary directory (rebuilt when any header it includes changes) and
+# sets the variable to its path, for add_executable / target_sources.
 function(recurrent_depth_hip_object variable source)
   get_filename_component(name "${source}" NAME_WE)
   set(object "${CMAKE_CURRENT_BINARY_DIR}/${name}.hip.o")

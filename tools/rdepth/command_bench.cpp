@@ -108,24 +108,19 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
               double load_seconds) {
   const rd::ModelConfig& config = model.config();
   const BenchPlan plan = bench_plan(args, config);
-  const int steps = plan.steps;
-  const std::size_t prompt_length = plan.prompt_length, gen = plan.gen;
-  const bool json = plan.json;
   auto session = model.new_session();
   const double prefill_seconds = time_prefill(model, session, plan);
   // Memory with the model loaded and the prompt in the cache, before the probe below exists.
   const std::size_t resident = proc_status_bytes("VmRSS"),
                     peak_resident = proc_status_bytes("VmHWM");
-  const rd::TokenCost cost = model.token_cost(steps);
+  const rd::TokenCost cost = model.token_cost(plan.steps);
   const rd::cpu::ReadBandwidthProbe probe;
   const DecodeTimes decode =
       time_decode(model, session, plan, cost.weight_bytes, [&] { return probe.gbs(2); });
-  const std::vector<double>&step_seconds = decode.seconds, &step_bandwidth = decode.bandwidth_gbs,
-        &step_fraction = decode.fraction;
-  const double decode_step = median(step_seconds);
+  const double decode_step = median(decode.seconds);
 
-  if (!json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
-  const double bandwidth = median(step_bandwidth);
+  if (!plan.json) std::fprintf(stderr, "measuring the machine's limits and the peer ...\n");
+  const double bandwidth = median(decode.bandwidth_gbs);
   const double peak = rd::cpu::fma_peak_gflops();
   // int8 and q4 matmuls run on the integer dot products (q4's nibbles meet int8 activations).
   const bool int8_weights =
@@ -135,9 +130,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double bf16_peak = bf16_weights ? rd::cpu::bf16_dot_peak_gflops() : 0.0;
   const double bf16_vector_peak = bf16_weights ? rd::cpu::bf16_vector_dot_peak_gflops() : 0.0;
   const PeerFigures peer = measure_peer(2 * std::size_t(config.intermediate_size),
-                                        std::size_t(config.n_embd), prompt_length);
+                                        std::size_t(config.n_embd), plan.prompt_length);
 
-  const double prefill_tps = double(prompt_length) / prefill_seconds,
+  const double prefill_tps = double(plan.prompt_length) / prefill_seconds,
                decode_tps = 1.0 / decode_step;
   const double decode_roofline = bandwidth * 1e9 / cost.weight_bytes;
   const double prefill_gflops = cost.flops * prefill_tps / 1e9;
@@ -151,7 +146,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double units_peak = int8_peak > 0   ? int8_peak
                             : bf16_peak > 0 ? bf16_peak
                                             : std::max(peak, bf16_vector_peak);
-  const double prefill_bandwidth_roofline = decode_roofline * double(prompt_length);
+  const double prefill_bandwidth_roofline = decode_roofline * double(plan.prompt_length);
   const double prefill_attainable =
       std::min(units_peak * 1e9 / cost.flops, prefill_bandwidth_roofline);
   const std::string weights(rd::weight_format_name(weight_format(args)));
@@ -159,13 +154,13 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   nlohmann::ordered_json out;
   out["model"] = source;
   out["weights"] = weights;
-  out["steps"] = steps;
+  out["steps"] = plan.steps;
   out["threads"] = rd::max_threads();
   const rd::cpu::CpuKernels& kernels = rd::cpu::selected_kernels();
   out["kernels"] = kernels.name;
   out["simd"] = kernels.simd;
-  out["prompt_tokens"] = prompt_length;
-  out["decode_tokens"] = gen;
+  out["prompt_tokens"] = plan.prompt_length;
+  out["decode_tokens"] = plan.gen;
   out["load_seconds"] = load_seconds;
   out["prefill_tokens_per_second"] = prefill_tps;
   out["decode_tokens_per_second"] = decode_tps;
@@ -178,9 +173,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
                          {"prefetch", probe.pattern().prefetch}};
   out["peak_gflops"] = peak;
   out["decode_roofline_tokens_per_second"] = decode_roofline;
-  out["decode_fraction_of_roofline"] = median(step_fraction);
-  out["decode_step_seconds"] = step_seconds;
-  out["read_bandwidth_gbs_per_step"] = step_bandwidth;
+  out["decode_fraction_of_roofline"] = median(decode.fraction);
+  out["decode_step_seconds"] = decode.seconds;
+  out["read_bandwidth_gbs_per_step"] = decode.bandwidth_gbs;
   out["decode_weight_gbs"] = cost.weight_bytes * decode_tps / 1e9;
   out["prefill_roofline_tokens_per_second"] = prefill_roofline;
   out["prefill_fraction_of_peak"] = prefill_tps / prefill_roofline;
@@ -210,12 +205,12 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["resident_bytes"] = resident;
   out["peak_resident_bytes"] = peak_resident;
   out["kv_bytes"] = session.cache.bytes();
-  if (json) {
+  if (plan.json) {
     std::cout << out.dump() << std::endl;
     return 0;
   }
   std::printf("%s, %s weights, r = %d, %d threads, kernels %s (%s)\n", source.c_str(),
-              weights.c_str(), steps, rd::max_threads(), kernels.name, kernels.simd);
+              weights.c_str(), plan.steps, rd::max_threads(), kernels.name, kernels.simd);
   std::printf("  prefill  %9.2f tok/s  %8.1f GFLOP/s  = %5.1f%% of the FMA peak (%.0f GFLOP/s)\n",
               prefill_tps, prefill_gflops, 100.0 * prefill_tps / prefill_roofline, peak);
   if (int8_peak > 0)
@@ -231,12 +226,13 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
       "           %5.1f%% of the attainable %.2f tok/s: the lower of the units' peak (%.2f tok/s) "
       "and reading the weights once per iteration for the %zu tokens (%.2f tok/s)\n",
       100.0 * prefill_tps / prefill_attainable, prefill_attainable, units_peak * 1e9 / cost.flops,
-      prompt_length, prefill_bandwidth_roofline);
-  const auto [low, high] = std::minmax_element(step_bandwidth.begin(), step_bandwidth.end());
+      plan.prompt_length, prefill_bandwidth_roofline);
+  const auto [low, high] =
+      std::minmax_element(decode.bandwidth_gbs.begin(), decode.bandwidth_gbs.end());
   std::printf(
       "  decode   %9.3f tok/s  %8.1f GB/s     = %5.1f%% of the read bandwidth (%.1f GB/s; "
       "%.1f-%.1f over the steps; %d streams per thread%s)\n",
-      decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * median(step_fraction), bandwidth,
+      decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * median(decode.fraction), bandwidth,
       *low, *high, probe.pattern().streams, probe.pattern().prefetch ? ", prefetched" : "");
   std::printf(
       "  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f "

@@ -129,17 +129,21 @@ class BasicKvCache {
   // Memory::gather (one kernel on a GPU).
   KvView gather_latest(int id, std::size_t seen) {
     gathered_positions_.clear();
-    gather_sources_.clear();
-    value_sources_.clear();
+    gather_sources_.assign(2 * seen, nullptr);  // keys in [0, seen), values in [seen, 2 seen)
+    std::size_t rows = 0;
     for (std::size_t position = 0; position < seen; ++position) {
       const Slot* source = latest_holder(id, position);
       if (!source) continue;
       gathered_positions_.push_back(static_cast<std::int32_t>(position));
-      gather_sources_.push_back(source->key_row(position).data);
-      value_sources_.push_back(source->value_row(position).data);
+      gather_sources_[rows] = source->key_row(position).data;
+      gather_sources_[seen + rows] = source->value_row(position).data;
+      ++rows;
     }
-    const std::size_t rows = gathered_positions_.size();
-    gather_sources_.insert(gather_sources_.end(), value_sources_.begin(), value_sources_.end());
+    // The values follow the keys at once.
+    std::copy(gather_sources_.begin() + std::ptrdiff_t(seen),
+              gather_sources_.begin() + std::ptrdiff_t(seen + rows),
+              gather_sources_.begin() + std::ptrdiff_t(rows));
+    gather_sources_.resize(2 * rows);
     gathered_.resize(2 * rows, width_);
     Memory::gather(gather_sources_, gathered_.view(), staged_sources_);
     const bool dense = rows == seen;
@@ -157,7 +161,6 @@ class BasicKvCache {
   typename Memory::Matrix gathered_;          // [2 n, width]: n keys, then their n values
   std::vector<std::int32_t> gathered_positions_;
   std::vector<const float*> gather_sources_;  // addresses of the key rows, then the value rows
-  std::vector<const float*> value_sources_;
   typename Memory::template Array<const float*> staged_sources_;
   typename Memory::template Array<std::int32_t> staged_positions_;  // key positions in Memory
 };

@@ -91,6 +91,7 @@ void ReadBandwidthProbe::launch_read() {
 
 double ReadBandwidthProbe::sum() {
   launch_read();
+  // download() waits for the current stream only; the read kernel ran on stream_.
   check(hipStreamSynchronize(stream_.get()), "hipStreamSynchronize");
   std::vector<float> partials(partials_.size());
   partials_.download(partials);

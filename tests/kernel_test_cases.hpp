@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernel_test_support.hpp"
+#include "recurrent_depth/backends/cpu/packed_q4.hpp"
 #include "recurrent_depth/backends/cpu/packed_weights.hpp"
 
 namespace recurrent_depth::kernel_test {
@@ -105,6 +106,55 @@ inline double int8_error_ratio(const std::vector<float>& initial, ConstMatrixVie
     for (std::size_t n = 0; n < reference.cols; ++n) {
       const double start = initial.empty() ? 0.0 : initial[m * reference.cols + n];
       const double bound = 2 * kEps * (std::abs(double(reference(m, n))) + std::abs(start));
+      worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
+    }
+  return worst;
+}
+
+// ---------------------------------------------------------------------------------------------
+// q4 weights
+
+using Q4Weights = cpu::PackedQ4Weights;
+
+inline Q4Weights random_q4(std::size_t rows, std::size_t cols, Rng& rng) {
+  const std::vector<float> source = nonzero_vector(rows * cols, rng, 0.05, 2.0);
+  return Q4Weights::from_rows(std::span<const float>(source), rows, cols);
+}
+
+// The stored 4-bit values [rows, cols] and group scales [rows, groups] of packed q4 weights, for
+// the scalar twin.
+struct UnpackedQ4 {
+  Matrix<std::uint8_t> q;
+  Matrix<float> scales;
+  Matrix<float> dequantised;  // scale (q - 8)
+
+  explicit UnpackedQ4(const Q4Weights& w)
+      : q(w.rows(), w.cols()),
+        scales(w.rows(), (w.cols() + cpu::kQ4Group - 1) / cpu::kQ4Group),
+        dequantised(w.rows(), w.cols()) {
+    for (std::size_t r = 0; r < w.rows(); ++r) {
+      for (std::size_t g = 0; g < scales.cols(); ++g) scales(r, g) = w.scale(r, g);
+      for (std::size_t c = 0; c < w.cols(); ++c) {
+        q(r, c) = w.value(r, c);
+        dequantised(r, c) = scales(r, c / cpu::kQ4Group) * float(int(q(r, c)) - 8);
+      }
+    }
+  }
+};
+
+// Worst ratio of |result - reference| to (groups + 8) eps size + eps (|reference| + |initial|):
+// the kernel and its twin compute the same integers; the kernel rounds each lane's part of a
+// group times its scale and sums them in float (at most `groups` terms per lane, then the
+// horizontal sums), size bounding those parts (scalar::linear_q4's term_sizes).
+inline double q4_error_ratio(std::size_t groups, const std::vector<float>& initial,
+                             ConstMatrixView<double> sizes, ConstMatrixView<float> reference,
+                             ConstMatrixView<float> result) {
+  double worst = 0.0;
+  for (std::size_t m = 0; m < reference.rows; ++m)
+    for (std::size_t n = 0; n < reference.cols; ++n) {
+      const double start = initial.empty() ? 0.0 : initial[m * reference.cols + n];
+      const double bound = double(groups + 8) * kEps * sizes(m, n) +
+                           kEps * (std::abs(double(reference(m, n))) + std::abs(start));
       worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
     }
   return worst;

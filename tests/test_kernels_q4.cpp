@@ -2,7 +2,8 @@
 // step of its original, padding, layout offsets), cpu::linear with q4 weights (activations
 // quantised per position, integer dot products per group of 32) against its scalar twin on every
 // kernel table this CPU runs, its error against the float product of the dequantised weights, and
-// the embedding gather of q4 rows. Method and tolerances: see kernel_test_support.hpp.
+// the embedding gather of q4 rows. Method and tolerances: see kernel_test_support.hpp and
+// kernel_test_cases.hpp.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -13,62 +14,13 @@
 #include <utility>
 #include <vector>
 
+#include "kernel_test_cases.hpp"
 #include "kernel_test_support.hpp"
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
 #include "recurrent_depth/backends/cpu/scalar_reference.hpp"
 
 using namespace recurrent_depth;
 using namespace recurrent_depth::kernel_test;
-
-namespace {
-
-using Q4Weights = cpu::PackedQ4Weights;
-
-Q4Weights random_q4(std::size_t rows, std::size_t cols, Rng& rng) {
-  const std::vector<float> source = nonzero_vector(rows * cols, rng, 0.05, 2.0);
-  return Q4Weights::from_rows(std::span<const float>(source), rows, cols);
-}
-
-// The stored 4-bit values [rows, cols] and group scales [rows, groups] of packed q4 weights, for
-// the scalar twin.
-struct Unpacked {
-  Matrix<std::uint8_t> q;
-  Matrix<float> scales;
-  Matrix<float> dequantised;  // scale (q - 8)
-
-  explicit Unpacked(const Q4Weights& w)
-      : q(w.rows(), w.cols()),
-        scales(w.rows(), (w.cols() + cpu::kQ4Group - 1) / cpu::kQ4Group),
-        dequantised(w.rows(), w.cols()) {
-    for (std::size_t r = 0; r < w.rows(); ++r) {
-      for (std::size_t g = 0; g < scales.cols(); ++g) scales(r, g) = w.scale(r, g);
-      for (std::size_t c = 0; c < w.cols(); ++c) {
-        q(r, c) = w.value(r, c);
-        dequantised(r, c) = scales(r, c / cpu::kQ4Group) * float(int(q(r, c)) - 8);
-      }
-    }
-  }
-};
-
-// Worst ratio of |result - reference| to (groups + 8) eps size + eps (|reference| + |initial|):
-// the kernel and its twin compute the same integers; the kernel rounds each lane's part of a
-// group times its scale and sums them in float (at most `groups` terms per lane, then the
-// horizontal sums), size bounding those parts (scalar::linear_q4's term_sizes).
-double q4_error_ratio(std::size_t groups, const std::vector<float>& initial,
-                      ConstMatrixView<double> sizes, ConstMatrixView<float> reference,
-                      ConstMatrixView<float> result) {
-  double worst = 0.0;
-  for (std::size_t m = 0; m < reference.rows; ++m)
-    for (std::size_t n = 0; n < reference.cols; ++n) {
-      const double start = initial.empty() ? 0.0 : initial[m * reference.cols + n];
-      const double bound = double(groups + 8) * kEps * sizes(m, n) +
-                           kEps * (std::abs(double(reference(m, n))) + std::abs(start));
-      worst = std::max(worst, ratio(std::abs(double(result(m, n)) - reference(m, n)), bound));
-    }
-  return worst;
-}
-
-}  // namespace
 
 TEST_CASE("kernels: q4 packing keeps every weight within half a step", "[kernels][q4]") {
   Rng rng(401);
@@ -145,7 +97,7 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
       Strided x(M, K);
       x.randomize(rng, 0.01, 3.0);
       const Q4Weights w = random_q4(N, K, rng);
-      const Unpacked u(w);
+      const UnpackedQ4 u(w);
       Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
       Matrix<double> sizes(M, N);
       MatrixView<double> size_view = sizes.view();
@@ -185,7 +137,7 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
     Strided x(3, 100);
     x.randomize(rng);
     const Q4Weights w = random_q4(5, 100, rng);
-    const Unpacked u(w);
+    const UnpackedQ4 u(w);
     Matrix<float> reference(3, 5), wrong(3, 5);
     Matrix<double> sizes(3, 5);
     MatrixView<double> size_view = sizes.view();
@@ -206,7 +158,7 @@ TEST_CASE("kernels: q4 linear stays within the activation rounding bound", "[ker
   for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
     Rng rng(404);
     check_activation_rounding_bound(kernels, rng, random_q4,
-                                    [](const Q4Weights& w) { return Unpacked(w).dequantised; });
+                                    [](const Q4Weights& w) { return UnpackedQ4(w).dequantised; });
   });
 }
 

@@ -33,6 +33,13 @@ hip::DeviceBuffer<T> to_device(std::span<const T> values) {
   return device;
 }
 
+template <class Weights>
+void linear_on_device(HostView x, const Weights& weights, HostView y, bool accumulate) {
+  OnDevice x_device(x), y_device(y);
+  HipBackend::linear(x_device.cview(), weights, y_device.view(), accumulate);
+  y_device.download();
+}
+
 }  // namespace
 
 int device_count() {
@@ -45,20 +52,18 @@ void allocate_floats(std::size_t count) {
 
 template <class W>
 void linear(HostView x, ConstMatrixView<W> w, HostView y, bool accumulate) {
-  const auto weights = hip::DeviceWeights<W>::from_view(w);
-  OnDevice x_device(x), y_device(y);
-  HipBackend::linear(x_device.cview(), weights, y_device.view(), accumulate);
-  y_device.download();
+  linear_on_device(x, hip::DeviceWeights<W>::from_view(w), y, accumulate);
 }
 template void linear<float>(HostView, ConstMatrixView<float>, HostView, bool);
 template void linear<bf16>(HostView, ConstMatrixView<bf16>, HostView, bool);
 
 void linear_int8(HostView x, const cpu::PackedWeights<std::int8_t>& w, HostView y,
                  bool accumulate) {
-  const auto weights = hip::DeviceWeights<std::int8_t>::from_packed(w);
-  OnDevice x_device(x), y_device(y);
-  HipBackend::linear(x_device.cview(), weights, y_device.view(), accumulate);
-  y_device.download();
+  linear_on_device(x, hip::DeviceWeights<std::int8_t>::from_packed(w), y, accumulate);
+}
+
+void linear_q4(HostView x, const cpu::PackedQ4Weights& w, HostView y, bool accumulate) {
+  linear_on_device(x, hip::DeviceQ4Weights::from_packed(w), y, accumulate);
 }
 
 void linear_int8_two_streams(HostView x_first, HostView x_second,

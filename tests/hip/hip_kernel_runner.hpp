@@ -15,6 +15,7 @@
 #include <span>
 #include <vector>
 
+#include "recurrent_depth/backends/cpu/packed_q4.hpp"
 #include "recurrent_depth/backends/cpu/packed_weights.hpp"
 #include "recurrent_depth/core/dtype.hpp"
 #include "recurrent_depth/core/tensor.hpp"
@@ -36,6 +37,7 @@ void allocate_floats(std::size_t count);
 template <class W>
 void linear(HostView x, ConstMatrixView<W> w, HostView y, bool accumulate);
 void linear_int8(HostView x, const cpu::PackedWeights<std::int8_t>& w, HostView y, bool accumulate);
+void linear_q4(HostView x, const cpu::PackedQ4Weights& w, HostView y, bool accumulate);
 // y_first = x_first W^T queued on a stream of its own (hip::ScopedStream), then y_second =
 // x_second W^T on another, without waiting in between: the thread's int8 quantisation scratch
 // passes from the first stream to the second.

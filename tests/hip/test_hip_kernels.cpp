@@ -69,6 +69,24 @@ void check_linear_int8(std::size_t M, std::size_t N, std::size_t K, bool accumul
   REQUIRE(int8_error_ratio(initial, reference.cview(), fast.cview()) <= 1.0);
 }
 
+void check_linear_q4(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng) {
+  Strided x(M, K, 1, 3);
+  x.randomize(rng, 0.01, 3.0);
+  const Q4Weights w = random_q4(N, K, rng);
+  const UnpackedQ4 u(w);
+  Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
+  Matrix<double> sizes(M, N);
+  MatrixView<double> size_view = sizes.view();
+  const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
+  device::linear_q4(on(x), w, on(fast), accumulate);
+  cpu::scalar::linear_q4(x.cview(), u.q.view(), u.scales.view(), reference.view, accumulate,
+                         &size_view);
+  INFO("q4 M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+  REQUIRE(fast.guards_intact());
+  REQUIRE(q4_error_ratio(w.groups(), initial, sizes.view(), reference.cview(), fast.cview()) <=
+          1.0);
+}
+
 // Every (M, N, K): GEMV (1 and up to 8 positions) and the tiled GEMM (9 and more, tiles of 64
 // with part-empty last tiles), rows not filling a block of wavefronts, K not whole vectors.
 template <class Check>
@@ -121,6 +139,16 @@ TEST_CASE("hip kernels: linear with int8 weights matches the scalar twin", "[hip
   for_linear_shapes([&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
     check_linear_int8(M, N, K, accumulate, rng);
   });
+}
+
+TEST_CASE("hip kernels: linear with q4 weights matches the scalar twin", "[hip][q4]") {
+  if (skipped_without_gpu()) return;
+  Rng rng(1106);
+  for_linear_shapes([&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
+    check_linear_q4(M, N, K, accumulate, rng);
+  });
+  check_linear_q4(2, 5, 1056, false, rng);  // huginn-mini's width: 33 groups
+  check_linear_q4(40, 9, 3584, true, rng);  // its MLP's: 112 groups, on the GEMM
 }
 
 TEST_CASE("hip kernels: int8 products on two streams of one thread", "[hip][int8]") {

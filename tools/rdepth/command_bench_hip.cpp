@@ -130,9 +130,8 @@ int bench_on_hip(const Arguments& args, const ModelSource& source, BenchClock::t
                           return run_bench_hip(model, args, source.name, seconds_since(start));
                         });
 #else
-  (void)start;  // refuses: this rdepth has no HIP backend
-  return with_hip_model(source.config, source.checkpoint, weight_format(args), source.label, false,
-                        [](const auto&) { return 0; });
+  (void)args, (void)source, (void)start;
+  fail_without_hip();
 #endif
 }
 

@@ -165,28 +165,28 @@ int with_cpu_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoi
   });
 }
 
-// The same on the GPU (HipBackend): f32, bf16 and int8 weights; refuses q4, a machine without a
-// GPU and an rdepth built without HIP, in that order.
+// The refusal of --backend hip by an rdepth built without HIP.
+[[noreturn]] inline void fail_without_hip() {
+  fail(
+      "--backend hip: this rdepth was built without the HIP backend (cmake "
+      "-DRECURRENT_DEPTH_HIP=ON)");
+}
+
+// The same on the GPU (HipBackend), in any weight format; refuses a machine without a GPU, and in
+// an rdepth built without HIP, every call.
 template <class Body>
 int with_hip_model(const rd::ModelConfig& config, const rd::Checkpoint& checkpoint,
                    rd::WeightFormat format, const std::string& label, bool show_progress,
                    Body&& body) {
 #if defined(RDEPTH_WITH_HIP)
+  rd::HipBackend::check_machine();
   return rd::with_weight_format(format, [&](auto precision) -> int {
-    using Precision = decltype(precision);
-    if constexpr (rd::HipBackend::supports<Precision>) {
-      rd::HipBackend::check_machine();
-      return build_model_and_run<rd::HipBackend, Precision>(config, checkpoint, label,
-                                                            show_progress, body);
-    }
-    fail("--backend hip: ", Precision::name,
-         " weights have no HIP kernels yet (use f32, bf16 or int8)");
+    return build_model_and_run<rd::HipBackend, decltype(precision)>(config, checkpoint, label,
+                                                                    show_progress, body);
   });
 #else
   (void)config, (void)checkpoint, (void)format, (void)label, (void)show_progress, (void)body;
-  fail(
-      "--backend hip: this rdepth was built without the HIP backend (cmake "
-      "-DRECURRENT_DEPTH_HIP=ON)");
+  fail_without_hip();
 #endif
 }
 

@@ -1,7 +1,8 @@
 // Device-side building blocks of the HIP kernels: weights widened to float or int (bf16 is the
-// upper half of a float32, so widening is a shift), 16-byte vector loads of weight rows, and
-// wavefront / block reductions. Reductions combine in a fixed order, so a kernel gives the same
-// bits on every run (not necessarily the same as the CPU kernels', which sum in another order).
+// upper half of a float32, so widening is a shift; q4 nibbles less 8), 16-byte vector loads of
+// weight rows, and wavefront / block reductions. Reductions combine in a fixed order, so a kernel
+// gives the same bits on every run (not necessarily the same as the CPU kernels', which sum in
+// another order).
 // Block reductions need blockDim.x to be a multiple of warpSize and at most 1024.
 #pragma once
 
@@ -52,6 +53,19 @@ __device__ inline std::int32_t dot_bytes(std::uint32_t a, std::uint32_t b, std::
     sum += std::int32_t(std::int8_t(a >> s)) * std::int32_t(std::int8_t(b >> s));
   return sum;
 #endif
+}
+
+// q4 weights (DeviceQ4Weights): a group of 32 columns is 16 bytes, byte j holding column j in its
+// low nibble and column 16 + j in its high one, each the stored value q in 0..15.
+// The stored value less 8 of column k < 32 of the group at `group`.
+__device__ inline std::int32_t q4_value(const std::uint8_t* group, int k) {
+  const std::uint8_t byte = group[k % 16];
+  return std::int32_t(k < 16 ? byte & 0x0F : byte >> 4) - 8;
+}
+// The 4 signed bytes q - 8 of the nibbles at `shift` (0: low, 4: high) of the bytes of `word`:
+// q + 120 stays within a byte, and flipping its top bit subtracts 128.
+__device__ inline std::uint32_t q4_signed_bytes(std::uint32_t word, int shift) {
+  return (((word >> shift) & 0x0F0F0F0Fu) + 0x78787878u) ^ 0x80808080u;
 }
 
 struct Sum {

@@ -2,12 +2,12 @@
 // of CpuBackend (backends/cpu/cpu_backend.hpp), with the same signatures and the same results
 // within float rounding, on views whose data lives in device memory (DeviceMatrix, DeviceBuffer;
 // spans of weights, biases, ids and key positions too). Weights are DeviceWeights<float | bf16 |
-// int8>; Q4 has no HIP kernels yet. Calls queue kernels on the thread's current stream
-// (hip_runtime.hpp: ScopedStream) and return before they have run.
+// int8> or DeviceQ4Weights. Calls queue kernels on the thread's current stream (hip_runtime.hpp:
+// ScopedStream) and return before they have run.
 //
 // Its Memory (device_memory.hpp) keeps a model's activations, KV cache and norm weights on the
-// device, so RecurrentDepthModel<HipBackend, F32 | BF16 | Int8> runs there, each session's work on
-// its own stream.
+// device, so RecurrentDepthModel<HipBackend, F32 | BF16 | INT8 | Q4> runs there, each session's
+// work on its own stream.
 //
 // This header declares the functions and needs only HIP's host API: any C++ file can build and run
 // models on HipBackend. Their definitions, which launch the kernels, are in
@@ -21,29 +21,36 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
-#include <type_traits>
 
 #include "../../core/error.hpp"
 #include "../../core/precision.hpp"
 #include "../../core/tensor.hpp"
 #include "device_buffer.hpp"
 #include "device_memory.hpp"
+#include "device_q4_weights.hpp"
 #include "device_weights.hpp"
 #include "hip_runtime.hpp"
 
 namespace recurrent_depth {
+
+namespace hip {
+// The device matrix of each weight storage: DeviceWeights, or DeviceQ4Weights for Q4.
+template <class Storage>
+struct DeviceFormat {
+  using type = DeviceWeights<Storage>;
+};
+template <>
+struct DeviceFormat<Q4Groups> {
+  using type = DeviceQ4Weights;
+};
+}  // namespace hip
 
 struct HipBackend {
   static constexpr std::string_view name = "hip";
   using Memory = hip::DeviceMemory;  // activations, KV cache and small parameters on the device
 
   template <class Precision>
-  using Weights = hip::DeviceWeights<typename Precision::Storage>;
-  // Whether models of this precision run here (Q4 has no HIP kernels yet).
-  template <class Precision>
-  static constexpr bool supports = std::is_same_v<typename Precision::Storage, float> ||
-                                   std::is_same_v<typename Precision::Storage, bf16> ||
-                                   std::is_same_v<typename Precision::Storage, std::int8_t>;
+  using Weights = typename hip::DeviceFormat<typename Precision::Storage>::type;
 
   // Throws when HIP sees no device.
   static void check_machine() {
@@ -53,6 +60,8 @@ struct HipBackend {
   // The operations (defined in hip_backend_kernels.hpp).
   template <class W>  // float, bf16 or std::int8_t
   static void linear(ConstMatrixView<float> x, const hip::DeviceWeights<W>& w, MatrixView<float> y,
+                     bool accumulate = false);
+  static void linear(ConstMatrixView<float> x, const hip::DeviceQ4Weights& w, MatrixView<float> y,
                      bool accumulate = false);
   static void rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
                        MatrixView<float> out);

@@ -27,6 +27,11 @@ void HipBackend::linear(ConstMatrixView<float> x, const hip::DeviceWeights<W>& w
   hip::linear(x, w, y, accumulate);
 }
 
+void HipBackend::linear(ConstMatrixView<float> x, const hip::DeviceQ4Weights& w,
+                        MatrixView<float> y, bool accumulate) {
+  hip::linear(x, w, y, accumulate);
+}
+
 void HipBackend::rms_norm(ConstMatrixView<float> in, std::span<const float> weight, float eps,
                           MatrixView<float> out) {
   hip::rms_norm(in, weight, eps, out);

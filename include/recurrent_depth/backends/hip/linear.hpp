@@ -1,9 +1,10 @@
 // Dense layers of the HIP backend: y [M, N] = x [M, K] W^T (+ y when accumulating), x and y float32
-// in device memory, W a DeviceWeights<float | bf16 | int8>. Up to kGemvMaxPositions positions go
-// to the bandwidth-bound GEMV kernels (linear_gemv.hpp), more to the tiled GEMM (linear_gemm.hpp).
-// int8 weights: each position is first quantised as the CPU int8 kernels do (linear_int8.hpp:
-// step s_m = max |x| / 127, 1 for a zero row, NaN when x holds a NaN or an infinity; q =
-// round-to-even(x * (1 / s_m)) clamped to [-127, 127]) into a scratch buffer of the calling thread.
+// in device memory, W a DeviceWeights<float | bf16 | int8> or DeviceQ4Weights. Up to
+// kGemvMaxPositions positions go to the bandwidth-bound GEMV kernels (linear_gemv.hpp), more to the
+// tiled GEMM (linear_gemm.hpp). int8 and q4 weights: each position is first quantised as the CPU
+// int8 kernels do (linear_int8.hpp: step s_m = max |x| / 127, 1 for a zero row, NaN when x holds
+// a NaN or an infinity; q = round-to-even(x * (1 / s_m)) clamped to [-127, 127]) into a scratch
+// buffer of the calling thread.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include "../../core/tensor.hpp"
 #include "device_buffer.hpp"
 #include "device_math.hpp"
+#include "device_q4_weights.hpp"
 #include "device_weights.hpp"
 #include "elementwise.hpp"
 #include "kernel_launch.hpp"
@@ -75,8 +77,8 @@ inline Int8Scratch& int8_scratch() {
   return scratch;
 }
 
-template <class W>
-void check_linear_shapes(ConstMatrixView<float> x, const DeviceWeights<W>& w, MatrixView<float> y) {
+template <class Weights>
+void check_linear_shapes(ConstMatrixView<float> x, const Weights& w, MatrixView<float> y) {
   require(x.cols == w.cols() && y.rows == x.rows && y.cols == w.rows(), "hip::linear: x [", x.rows,
           ", ", x.cols, "] times W^T [", w.cols(), ", ", w.rows(), "] into y [", y.rows, ", ",
           y.cols, "]");
@@ -106,19 +108,32 @@ void linear(ConstMatrixView<float> x, const DeviceWeights<W>& w, MatrixView<floa
   }
 }
 
+namespace detail {
+
+struct QuantisedRows {
+  const std::int8_t* values;  // [positions, padded]
+  const float* steps;         // [positions]
+};
+
+// x quantised per position into the calling thread's scratch, rows padded with zeros to `padded`.
+inline QuantisedRows quantise(ConstMatrixView<float> x, std::size_t padded) {
+  require(x.cols <= kMaxInt8Columns, "hip::linear: ", x.cols, " columns of quantised products ",
+          "exceed ", kMaxInt8Columns, " (the int32 sums would overflow)");
+  Int8Scratch& scratch = int8_scratch();
+  scratch.prepare(x.rows, padded);
+  launch("quantise_rows", kernels::quantise_rows<>, dim3(unsigned(x.rows)), dim3(kRowThreads),
+         x.data, x.stride, x.cols, padded, scratch.values.data(), scratch.steps.data());
+  return {scratch.values.data(), scratch.steps.data()};
+}
+
+}  // namespace detail
+
 // int8 weights with a scale per row; x quantised per position.
 inline void linear(ConstMatrixView<float> x, const DeviceWeights<std::int8_t>& w,
                    MatrixView<float> y, bool accumulate = false) {
   detail::check_linear_shapes(x, w, y);
-  require(x.cols <= kMaxInt8Columns, "hip::linear: ", x.cols, " columns of int8 exceed ",
-          kMaxInt8Columns, " (the int32 sums would overflow)");
   if (x.rows == 0 || w.rows() == 0) return;
-  detail::Int8Scratch& scratch = detail::int8_scratch();
-  scratch.prepare(x.rows, w.stride());
-  const std::int8_t* xq = scratch.values.data();
-  const float* steps = scratch.steps.data();
-  launch("quantise_rows", kernels::quantise_rows<>, dim3(unsigned(x.rows)), dim3(kRowThreads),
-         x.data, x.stride, x.cols, w.stride(), scratch.values.data(), scratch.steps.data());
+  const auto [xq, steps] = detail::quantise(x, w.stride());
   if (x.rows == 1) {
     launch("gemv_rows_int8", kernels::gemv_rows_int8<1>, gemv_grid(w.rows()), dim3(kGemvThreads),
            xq, steps, 1, w.data(), w.stride(), w.row_scales(), w.rows(), y.data, y.stride,
@@ -131,6 +146,28 @@ inline void linear(ConstMatrixView<float> x, const DeviceWeights<std::int8_t>& w
     launch("gemm_tiled", kernels::gemm_tiled<std::int32_t, std::int8_t, std::int8_t>,
            gemm_grid(x.rows, w.rows()), dim3(kGemmThreads), xq, w.stride(), w.data(), w.stride(),
            x.rows, w.rows(), x.cols, y.data, y.stride, accumulate, steps, w.row_scales());
+  }
+}
+
+// q4 weights with a scale per group of 32; x quantised per position, rows padded to whole groups.
+inline void linear(ConstMatrixView<float> x, const DeviceQ4Weights& w, MatrixView<float> y,
+                   bool accumulate = false) {
+  detail::check_linear_shapes(x, w, y);
+  if (x.rows == 0 || w.rows() == 0) return;
+  const std::size_t padded = w.groups() * DeviceQ4Weights::kGroup;
+  const auto [xq, steps] = detail::quantise(x, padded);
+  if (x.rows == 1) {
+    launch("gemv_rows_q4", kernels::gemv_rows_q4<1>, gemv_grid(w.rows()), dim3(kGemvThreads), xq,
+           padded, steps, 1, w.nibbles(), w.scales(), w.groups(), w.rows(), y.data, y.stride,
+           accumulate);
+  } else if (x.rows <= std::size_t(kGemvMaxPositions)) {
+    launch("gemv_rows_q4", kernels::gemv_rows_q4<kGemvMaxPositions>, gemv_grid(w.rows()),
+           dim3(kGemvThreads), xq, padded, steps, int(x.rows), w.nibbles(), w.scales(), w.groups(),
+           w.rows(), y.data, y.stride, accumulate);
+  } else {
+    launch("gemm_tiled_q4", kernels::gemm_tiled_q4<>, gemm_grid(x.rows, w.rows()),
+           dim3(kGemmThreads), xq, padded, steps, w.nibbles(), w.scales(), w.groups(), x.rows,
+           w.rows(), y.data, y.stride, accumulate);
   }
 }
 

@@ -10,6 +10,9 @@
 //                    the caller (linear.hpp) into rows padded like W's; exact int32 sums (4
 //                    bytes per v_dot4 instruction on CDNA), then float(sum) * (step * scale),
 //                    the CPU int8 kernels' definition (cpu::scalar::linear_int8).
+//   gemv_rows_q4:    q4 W (DeviceQ4Weights), activations quantised as for int8; exact int32
+//                    sums per group of 32, each times its scale in float, then times the step
+//                    (cpu::scalar::linear_q4).
 #pragma once
 
 #include <cstddef>
@@ -101,6 +104,53 @@ __global__ void gemv_rows_int8(const std::int8_t* xq, const float* steps, int po
     const std::int32_t sum = device::warp_reduce(sums[p], device::Sum{});
     if (lane == 0 && p < positions) {
       const float value = float(sum) * (steps[p] * row_scales[row]);
+      float& out = y[std::size_t(p) * y_stride + std::size_t(row)];
+      out = accumulate ? out + value : value;
+    }
+  }
+}
+
+// q4 weights (DeviceQ4Weights): each lane takes whole groups of 32 columns (one 16-byte load of
+// nibbles and a bf16 scale); xq [positions, x_stride >= 32 groups] quantised as for int8. Per
+// group the exact int32 sum of xq (q - 8), times the group's scale, added in float; y = step * sum.
+template <int kMaxPositions>
+__global__ void gemv_rows_q4(const std::int8_t* xq, std::size_t x_stride, const float* steps,
+                             int positions, const std::uint8_t* nibbles, const bf16* scales,
+                             std::size_t groups, std::size_t rows, float* y, std::size_t y_stride,
+                             bool accumulate) {
+  const long row = gemv_row(rows);
+  if (row < 0) return;
+  const int lane = int(threadIdx.x) % warpSize;
+  const std::uint8_t* row_nibbles = nibbles + std::size_t(row) * groups * 16;
+  const bf16* row_scales = scales + std::size_t(row) * groups;
+  float sums[kMaxPositions] = {};
+  for (std::size_t g = std::size_t(lane); g < groups; g += std::size_t(warpSize)) {
+    const device::Vector16 packed = device::load_vector(row_nibbles + g * 16);
+    std::uint32_t low[4], high[4];  // columns [0, 16) and [16, 32) of the group, q - 8
+    for (int i = 0; i < 4; ++i) {
+      low[i] = device::q4_signed_bytes(packed.words[i], 0);
+      high[i] = device::q4_signed_bytes(packed.words[i], 4);
+    }
+    const float scale = device::widen(row_scales[g]);
+#pragma unroll
+    for (int p = 0; p < kMaxPositions; ++p) {
+      if (p < positions) {
+        const std::int8_t* x = xq + std::size_t(p) * x_stride + g * 32;
+        const device::Vector16 x_low = device::load_vector(x), x_high = device::load_vector(x + 16);
+        std::int32_t sum = 0;
+        for (int i = 0; i < 4; ++i) {
+          sum = device::dot_bytes(low[i], x_low.words[i], sum);
+          sum = device::dot_bytes(high[i], x_high.words[i], sum);
+        }
+        sums[p] += scale * float(sum);
+      }
+    }
+  }
+#pragma unroll
+  for (int p = 0; p < kMaxPositions; ++p) {
+    const float sum = device::warp_reduce(sums[p], device::Sum{});
+    if (lane == 0 && p < positions) {
+      const float value = steps[p] * sum;
       float& out = y[std::size_t(p) * y_stride + std::size_t(row)];
       out = accumulate ? out + value : value;
     }

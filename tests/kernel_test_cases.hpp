@@ -160,6 +160,28 @@ inline double q4_error_ratio(std::size_t groups, const std::vector<float>& initi
   return worst;
 }
 
+// One product with q4 weights on fresh random data, run(x, w, y, accumulate) by the kernel under
+// test, against scalar::linear_q4 within q4_error_ratio's bound.
+template <class Run>
+void check_linear_q4_case(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng,
+                          Run&& run) {
+  Strided x(M, K);
+  x.randomize(rng, 0.01, 3.0);
+  const Q4Weights w = random_q4(N, K, rng);
+  const UnpackedQ4 u(w);
+  Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
+  Matrix<double> sizes(M, N);
+  MatrixView<double> size_view = sizes.view();
+  const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
+  run(x, w, fast, accumulate);
+  cpu::scalar::linear_q4(x.cview(), u.q.view(), u.scales.view(), reference.view, accumulate,
+                         &size_view);
+  INFO("q4 M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
+  REQUIRE(fast.guards_intact());
+  REQUIRE(q4_error_ratio(w.groups(), initial, sizes.view(), reference.cview(), fast.cview()) <=
+          1.0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // causal attention
 

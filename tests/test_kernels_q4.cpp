@@ -94,21 +94,10 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
   for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
     Rng rng(402);
     const auto check = [&](std::size_t M, std::size_t N, std::size_t K, bool accumulate) {
-      Strided x(M, K);
-      x.randomize(rng, 0.01, 3.0);
-      const Q4Weights w = random_q4(N, K, rng);
-      const UnpackedQ4 u(w);
-      Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
-      Matrix<double> sizes(M, N);
-      MatrixView<double> size_view = sizes.view();
-      const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
-      kernels.linear(x.cview(), w, fast.view, accumulate);
-      cpu::scalar::linear_q4(x.cview(), u.q.view(), u.scales.view(), reference.view, accumulate,
-                             &size_view);
-      INFO("M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
-      REQUIRE(fast.guards_intact());
-      REQUIRE(q4_error_ratio(w.groups(), initial, sizes.view(), reference.cview(), fast.cview()) <=
-              1.0);
+      check_linear_q4_case(M, N, K, accumulate, rng,
+                           [&](Strided& x, const Q4Weights& w, Strided& y, bool add) {
+                             kernels.linear(x.cview(), w, y.view, add);
+                           });
     };
     for (bool accumulate : {false, true})
       for (std::size_t M : {1, 3, 4, 5})

@@ -70,21 +70,10 @@ void check_linear_int8(std::size_t M, std::size_t N, std::size_t K, bool accumul
 }
 
 void check_linear_q4(std::size_t M, std::size_t N, std::size_t K, bool accumulate, Rng& rng) {
-  Strided x(M, K, 1, 3);
-  x.randomize(rng, 0.01, 3.0);
-  const Q4Weights w = random_q4(N, K, rng);
-  const UnpackedQ4 u(w);
-  Strided fast(M, N, 1, 2), reference(M, N, 0, 0);
-  Matrix<double> sizes(M, N);
-  MatrixView<double> size_view = sizes.view();
-  const std::vector<float> initial = start_outputs(fast, reference, accumulate, rng);
-  device::linear_q4(on(x), w, on(fast), accumulate);
-  cpu::scalar::linear_q4(x.cview(), u.q.view(), u.scales.view(), reference.view, accumulate,
-                         &size_view);
-  INFO("q4 M " << M << " N " << N << " K " << K << " accumulate " << accumulate);
-  REQUIRE(fast.guards_intact());
-  REQUIRE(q4_error_ratio(w.groups(), initial, sizes.view(), reference.cview(), fast.cview()) <=
-          1.0);
+  check_linear_q4_case(M, N, K, accumulate, rng,
+                       [](Strided& x, const Q4Weights& w, Strided& y, bool add) {
+                         device::linear_q4(on(x), w, on(y), add);
+                       });
 }
 
 // Every (M, N, K): GEMV (1 and up to 8 positions) and the tiled GEMM (9 and more, tiles of 64

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "dtype.hpp"
 #include "error.hpp"
@@ -35,6 +36,11 @@ struct INT8 {
 // (q - 8)); a tag, no values of it exist: backends choose the packing (the CPU's:
 // backends/cpu/packed_q4.hpp).
 struct Q4Groups {};
+// A backend's weight matrix for a storage: Dense<Storage> (float, bf16, int8), or Grouped4 (its
+// packing of Q4Groups).
+template <class Storage, template <class> class Dense, class Grouped4>
+using StorageMatrix =
+    std::conditional_t<std::is_same_v<Storage, Q4Groups>, Grouped4, Dense<Storage>>;
 // 4-bit weights, quantised from float; the matmuls quantise their activations per position to 8
 // bits as for int8 (backends/cpu/linear_q4.hpp).
 struct Q4 {

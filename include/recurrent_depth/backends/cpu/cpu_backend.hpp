@@ -13,24 +13,13 @@
 
 namespace recurrent_depth {
 
-namespace cpu {
-// The packed matrix of each weight storage: PackedWeights, or PackedQ4Weights for Q4.
-template <class Storage>
-struct PackedFormat {
-  using type = PackedWeights<Storage>;
-};
-template <>
-struct PackedFormat<Q4Groups> {
-  using type = PackedQ4Weights;
-};
-}  // namespace cpu
-
 struct CpuBackend {
   static constexpr std::string_view name = "cpu";
   using Memory = HostMemory;  // activations, KV cache and small parameters in host memory
 
   template <class Precision>
-  using Weights = typename cpu::PackedFormat<typename Precision::Storage>::type;
+  using Weights =  // PackedWeights, or PackedQ4Weights for Q4
+      StorageMatrix<typename Precision::Storage, cpu::PackedWeights, cpu::PackedQ4Weights>;
 
   // Throws when this CPU cannot run the program as compiled (cpu_features.hpp) or the kernels
   // asked for (RECURRENT_DEPTH_KERNELS); selects the kernels.

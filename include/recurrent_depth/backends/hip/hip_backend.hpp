@@ -33,24 +33,13 @@
 
 namespace recurrent_depth {
 
-namespace hip {
-// The device matrix of each weight storage: DeviceWeights, or DeviceQ4Weights for Q4.
-template <class Storage>
-struct DeviceFormat {
-  using type = DeviceWeights<Storage>;
-};
-template <>
-struct DeviceFormat<Q4Groups> {
-  using type = DeviceQ4Weights;
-};
-}  // namespace hip
-
 struct HipBackend {
   static constexpr std::string_view name = "hip";
   using Memory = hip::DeviceMemory;  // activations, KV cache and small parameters on the device
 
   template <class Precision>
-  using Weights = typename hip::DeviceFormat<typename Precision::Storage>::type;
+  using Weights =  // DeviceWeights, or DeviceQ4Weights for Q4
+      StorageMatrix<typename Precision::Storage, hip::DeviceWeights, hip::DeviceQ4Weights>;
 
   // Throws when HIP sees no device.
   static void check_machine() {

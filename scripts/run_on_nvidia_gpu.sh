@@ -13,9 +13,9 @@
 # It records in OUT_DIR: the GPU and driver (nvidia-smi), the HIP tests (kernels against their
 # scalar twins, the model against the reference vectors, batches and long decodes against the CPU
 # model, the device probes), rdepth --backend hip against the CPU on the shipped model, and rdepth
-# bench --backend hip at huginn-mini and huginn-0125 shapes (bf16 and int8, r = 32, a 512-token
-# prompt). Each step has a time limit; the script goes on after a failure and exits non-zero if
-# any failed (summary.txt lists them).
+# bench --backend hip at huginn-mini and huginn-0125 shapes (bf16 and int8, and q4 at huginn-mini;
+# r = 32, a 512-token prompt). Each step has a time limit; the script goes on after a failure and
+# exits non-zero if any failed (summary.txt lists them).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -49,10 +49,9 @@ step generate_hip 60 "${answer[@]}" hip
 step generate_cpu 60 "${answer[@]}" cpu
 cmp -s "$out/generate_hip.txt" "$out/generate_cpu.txt" ||
   { echo "generate: --backend hip and cpu differ" | tee -a "$out/summary.txt"; failed=1; }
-for shape in huginn-mini huginn-0125; do
-  for weights in bf16 int8; do
-    step "bench_${shape}_${weights}" 150 "${rdepth[@]}" bench --shape "$shape" --weights "$weights" \
-      --backend hip --steps 32 --prompt 512 --gen 16 --json
-  done
+for run in huginn-mini/bf16 huginn-mini/int8 huginn-mini/q4 huginn-0125/bf16 huginn-0125/int8; do
+  shape=${run%/*} weights=${run#*/}
+  step "bench_${shape}_${weights}" 150 "${rdepth[@]}" bench --shape "$shape" --weights "$weights" \
+    --backend hip --steps 32 --prompt 512 --gen 16 --json
 done
 exit $failed

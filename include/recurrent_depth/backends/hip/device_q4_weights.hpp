@@ -5,7 +5,8 @@
 //           column 32 g + j in its low nibble and column 32 g + 16 + j in its high nibble
 //           (the padding past the last column: q = 8, zero);
 //   scales  [rows, groups] bf16 (zero for a group wholly past the last column).
-// 4.5 bits per weight, as on the CPU. The kernels are in linear_q4.hpp.
+// 4.5 bits per weight, as on the CPU. The kernels: gemv_rows_q4 (linear_gemv.hpp), gemm_tiled_q4
+// (linear_gemm.hpp).
 #pragma once
 
 #include <cstddef>

@@ -189,18 +189,18 @@ void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::s
   }
 }
 
-// One thread's walk of a GEMM over W (K = cols columns, position_blocks blocks of x^T): for each
-// chunk of K (equal chunks on whole blocks of 32 columns, every format's block dividing 32) and
+// One thread's walk of a GEMM over W (K = cols columns; x^T takes column_bytes per column of K,
+// all position blocks together): for each chunk of K (equal chunks on whole blocks of 32
+// columns, every format's block dividing 32, x^T's chunk within kGemmPositionChunkBytes) and
 // each group of kGemmRowTiles row tiles in the thread's share, group(first_tile, tiles, k0, k1,
 // add, prefetch), prefetch holding the lines of the group that follows (the next group's chunk,
 // or the first group's next chunk).
 template <class W, class Group>
-void walk_gemm_groups(const PackedWeights<W>& w, std::size_t cols, std::size_t position_blocks,
+void walk_gemm_groups(const PackedWeights<W>& w, std::size_t cols, std::size_t column_bytes,
                       bool accumulate, Group&& group) {
   constexpr std::size_t kBlock = PackedWeights<W>::kBlock, kTileBlockBytes = kTileRows * 64;
-  const std::size_t most = std::clamp<std::size_t>(
-      kGemmPositionChunkBytes / (position_blocks * kGemmPositions * sizeof(float)), 256,
-      kGemmChunkColumns);
+  const std::size_t most =
+      std::clamp<std::size_t>(kGemmPositionChunkBytes / column_bytes, 256, kGemmChunkColumns);
   const std::size_t step = (equal_chunk(cols, most) + 31) / 32 * 32;
   const std::size_t groups = (w.tile_count() + kGemmRowTiles - 1) / kGemmRowTiles;
   const auto [g0, g1] = thread_share(groups);
@@ -238,7 +238,7 @@ void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView
     detail::pack_positions(x, xt);  // ends on the team's barrier
     thread_local Matrix<float> widened;
     widened.resize(kGemmRows, kGemmChunkColumns);
-    detail::walk_gemm_groups(w, x.cols, xt.rows(), accumulate,
+    detail::walk_gemm_groups(w, x.cols, xt.rows() * kGemmPositions * sizeof(float), accumulate,
                              [&](std::size_t first, std::size_t tiles, std::size_t k0,
                                  std::size_t k1, bool add, auto& prefetch) {
                                detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, add,

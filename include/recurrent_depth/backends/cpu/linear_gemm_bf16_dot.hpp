@@ -133,7 +133,8 @@ inline void linear_gemm_bf16_dot(ConstMatrixView<float> x, const PackedWeights<b
 #pragma omp parallel if (threaded)
   {
     detail::pack_bf16_pairs(x, w.padded_cols(), xt);  // ends on the team's barrier
-    detail::walk_gemm_groups(w, x.cols, xt.rows(), accumulate,
+    // x^T holds a bf16 per column and position.
+    detail::walk_gemm_groups(w, x.cols, xt.rows() * kGemmPositions * sizeof(bf16), accumulate,
                              [&](std::size_t first, std::size_t tiles, std::size_t k0,
                                  std::size_t k1, bool add, auto& prefetch) {
                                detail::bf16_dot_row_group(w, xt, x.rows, first, tiles, k0, k1, add,

@@ -13,12 +13,13 @@
 # Default: all four, in that order. Outside Debug builds the variants are compiled with -O3
 # whatever the build type's level: at GCC 12's -O2 (RelWithDebInfo) the small fixed loops over a
 # register tile's rows and positions stay loops, the accumulators live in memory, and huginn-mini
-# ran its prompts 2.4-3.9x and its decode 1.2-1.3x slower on an AMD Zen 5 (every weight format). Inline functions that a variant shares with the program
-# (those of the C++ library, say) are emitted in each object and the linker keeps the first copy it meets:
-# linked as libraries, the variants come after the program's own objects, and in ascending order
-# among themselves, so that the copy kept is always the most portable one. Not with link-time
-# optimisation, which would merge them across flags. Does nothing on other
-# processors or with a compiler that rejects the flags.
+# ran its prompts 2.4-3.9x and its decode 1.2-1.3x slower on an AMD Zen 5 (every weight format).
+# Inline functions that a variant shares with the program (those of the C++ library, say) are
+# emitted in each object and the linker keeps the first copy it meets: linked as libraries, the
+# variants come after the program's own objects, and in ascending order among themselves, so that
+# the copy kept is always the most portable one. Not with link-time optimisation, which would
+# merge them across flags. Does nothing on other processors or with a compiler that rejects the
+# flags.
 include_guard(GLOBAL)
 include(CheckCXXCompilerFlag)
 

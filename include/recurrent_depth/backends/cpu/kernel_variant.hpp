@@ -2,8 +2,7 @@
 // and -DRECURRENT_DEPTH_KERNEL_NAMESPACE=<variant> (cmake/recurrent_depthKernelVariants.cmake does
 // both), it defines recurrent_depth::cpu::<variant>::kernel_table, the table kernel_dispatch.hpp
 // declares. The table is constant data: reading it runs none of the variant's instructions.
-// Compile it with -O3 (the CMake function does outside Debug builds): at GCC 12's -O2 the fixed
-// loops over a register tile stay loops and its accumulators live in memory (prompts 2-4x slower).
+// Compile it with -O3, as the CMake function does outside Debug builds (why: that file's top).
 // Include it in that translation unit only.
 #pragma once
 

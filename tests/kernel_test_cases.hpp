@@ -249,6 +249,24 @@ struct AttentionData {
   }
 };
 
+// Rows rounded to bf16 (strided and off-aligned, as a cache's rows of an odd width are), and their
+// exact widening back to float.
+struct Bf16Rows {
+  std::vector<bf16> buffer;
+  ConstMatrixView<bf16> view;
+  Strided widened;
+  explicit Bf16Rows(ConstMatrixView<float> source)
+      : buffer(1 + source.rows * (source.cols + 3)), widened(source.rows, source.cols) {
+    const std::size_t stride = source.cols + 3;
+    for (std::size_t r = 0; r < source.rows; ++r)
+      for (std::size_t c = 0; c < source.cols; ++c) {
+        buffer[1 + r * stride + c] = to_bf16(source(r, c));
+        widened.view(r, c) = to_float(buffer[1 + r * stride + c]);
+      }
+    view = ConstMatrixView<bf16>(buffer.data() + 1, source.rows, source.cols, stride);
+  }
+};
+
 inline std::vector<AttentionCase> attention_cases() {
   std::vector<AttentionCase> cases;
   for (std::size_t head_dim : {6, 16, 32, 96})

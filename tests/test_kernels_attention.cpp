@@ -1,5 +1,5 @@
-// Kernel tests, attention part: causal_attention (dense, gapped and out-of-order key positions),
-// rope_table and rope_adjacent_pairs.
+// Kernel tests, attention part: causal_attention over float and bf16 keys (dense, gapped and
+// out-of-order key positions), rope_table and rope_adjacent_pairs.
 // Method and tolerances: see kernel_test_support.hpp.
 #include <catch2/catch.hpp>
 
@@ -38,6 +38,32 @@ TEST_CASE("kernels: causal_attention matches the scalar twin", "[kernels][attent
                     << c.key_positions.size());
       REQUIRE(fast.guards_intact());
       REQUIRE(attention_error_ratio(data.q.cview(), data.keys.cview(), data.values.cview(), c,
+                                    reference.cview(), fast.cview()) <= 1.0);
+    }
+  });
+}
+
+TEST_CASE("kernels: causal_attention over bf16 keys and values matches the scalar twin",
+          "[kernels][attention]") {
+  // The twin reads the same bf16 numbers; the bound is that of float keys equal to them.
+  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
+    Rng rng(404);
+    for (const AttentionCase& c : attention_cases()) {
+      AttentionData data(c, rng);
+      const Bf16Rows keys(data.keys.cview()), values(data.values.cview());
+      const std::size_t width = c.heads * c.head_dim;
+      Strided fast(c.queries, width, 1, 2), reference(c.queries, width, 0, 0);
+      fast.fill(kNaN);
+      const std::span<const std::int32_t> positions(c.key_positions);
+      kernels.causal_attention_bf16(data.q.cview(), keys.view, values.view, c.heads, c.head_dim,
+                                    c.first_position, fast.view, positions);
+      cpu::scalar::causal_attention(data.q.cview(), keys.view, values.view, c.heads, c.head_dim,
+                                    c.first_position, reference.view, positions);
+      INFO("heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
+                    << " first " << c.first_position << " keys " << c.keys << " positions "
+                    << c.key_positions.size());
+      REQUIRE(fast.guards_intact());
+      REQUIRE(attention_error_ratio(data.q.cview(), keys.widened.cview(), values.widened.cview(), c,
                                     reference.cview(), fast.cview()) <= 1.0);
     }
   });

@@ -297,12 +297,34 @@ TEST_CASE("kv_cache: a prompt's rows written by the threads land at their positi
   slot.write(0, k, v);
   REQUIRE(slot.entries() == rows);
   for (std::size_t position = 0; position < rows; ++position) {
-    const float* key = slot.key_row(position).row(0);
-    const float* value = slot.value_row(position).row(0);
+    const float* key = slot.key_words(position);
+    const float* value = slot.value_words(position);
     REQUIRE(std::equal(key, key + width, k.row(position)));
     REQUIRE(std::equal(value, value + width, v.row(position)));
   }
   CHECK(slot.bytes() == 2 * rows * width * sizeof(float));
+
+  // The same in bf16, the odd width packed in (width + 1) / 2 words per row: each number rounded
+  // to the nearest bf16 (ties to even), and the rows in entry order as keys<bf16>() reads them.
+  KvSlot rounded(width, KvFormat::bf16);
+  rounded.write(100, k.middle_rows(0, 5), v.middle_rows(0, 5));
+  rounded.write(0, k, v);
+  const ConstMatrixView<bf16> rounded_keys = rounded.keys<bf16>();
+  REQUIRE(rounded_keys.rows == rows);
+  CHECK(rounded_keys.stride == width + 1);
+  for (std::size_t position = 0; position < rows; ++position) {
+    const auto* key = reinterpret_cast<const bf16*>(rounded.key_words(position));
+    const auto* value = reinterpret_cast<const bf16*>(rounded.value_words(position));
+    for (std::size_t i = 0; i < width; ++i) {
+      REQUIRE(key[i].bits == to_bf16(k(position, i)).bits);
+      REQUIRE(value[i].bits == to_bf16(v(position, i)).bits);
+      REQUIRE(std::abs(to_float(key[i]) - k(position, i)) <= std::abs(k(position, i)) / 256);
+    }
+  }
+  CHECK(rounded_keys(5, 3).bits == to_bf16(k(0, 3)).bits);  // entry 5 holds position 0
+  CHECK(rounded_keys(0, 0).bits == to_bf16(k(100, 0)).bits);
+  CHECK(rounded.bytes() == 2 * rows * (width + 1) / 2 * sizeof(float));
+  CHECK_THROWS_WITH(rounded.keys<float>(), Catch::Contains("bf16"));
 }
 
 TEST_CASE("kv_cache: RowBuffer keeps its rows as it grows, copies deeply, moves", "[kv_cache]") {

@@ -130,14 +130,30 @@ void rope_adjacent_pairs(HostView x, std::size_t heads, std::size_t head_dim,
 
 void causal_attention(AttentionKernel kernel, HostView q, HostView keys, HostView values,
                       std::size_t heads, std::size_t head_dim, std::size_t first_position,
-                      HostView out, std::span<const std::int32_t> key_positions) {
+                      HostView out, std::span<const std::int32_t> key_positions, bool bf16_keys) {
   OnDevice q_device(q), keys_device(keys), values_device(values), out_device(out);
   const auto positions = to_device(key_positions);
-  const auto run = kernel == AttentionKernel::decode    ? hip::attention_decode
-                   : kernel == AttentionKernel::prefill ? hip::attention_prefill
-                                                        : HipBackend::causal_attention;
-  run(q_device.cview(), keys_device.cview(), values_device.cview(), heads, head_dim, first_position,
-      out_device.view(), positions.span());
+  const auto run = [&]<class Key>(ConstMatrixView<Key> k, ConstMatrixView<Key> v) {
+    if (kernel == AttentionKernel::decode)
+      hip::attention_decode(q_device.cview(), k, v, heads, head_dim, first_position,
+                            out_device.view(), positions.span());
+    else if (kernel == AttentionKernel::prefill)
+      hip::attention_prefill(q_device.cview(), k, v, heads, head_dim, first_position,
+                             out_device.view(), positions.span());
+    else
+      HipBackend::causal_attention(q_device.cview(), k, v, heads, head_dim, first_position,
+                                   out_device.view(), positions.span());
+  };
+  if (!bf16_keys) {
+    run(keys_device.cview(), values_device.cview());
+  } else {
+    hip::DeviceBuffer<bf16> keys16(keys.rows * keys.cols), values16(values.rows * values.cols);
+    const MatrixView<bf16> k(keys16.data(), keys.rows, keys.cols),
+        v(values16.data(), values.rows, values.cols);
+    hip::DeviceMemory::round_to_bf16(keys_device.cview(), k);
+    hip::DeviceMemory::round_to_bf16(values_device.cview(), v);
+    run(ConstMatrixView<bf16>(k), ConstMatrixView<bf16>(v));
+  }
   out_device.download();
 }
 

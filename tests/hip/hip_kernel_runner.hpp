@@ -54,9 +54,12 @@ void rope_adjacent_pairs(HostView x, std::size_t heads, std::size_t head_dim,
                          std::size_t first_position);
 
 enum class AttentionKernel { decode, prefill, dispatch };
+// With bf16_keys, the keys and values are rounded to bf16 on the device (DeviceMemory's
+// round_to_bf16, as a KV cache in bf16 stores them) before the kernel reads them.
 void causal_attention(AttentionKernel kernel, HostView q, HostView keys, HostView values,
                       std::size_t heads, std::size_t head_dim, std::size_t first_position,
-                      HostView out, std::span<const std::int32_t> key_positions);
+                      HostView out, std::span<const std::int32_t> key_positions,
+                      bool bf16_keys = false);
 // The head_dim up to which the prefill kernel runs.
 std::size_t prefill_max_head_dim();
 

@@ -248,35 +248,47 @@ TEST_CASE("hip kernels: rope_adjacent_pairs rotates adjacent pairs by the double
           }
 }
 
-TEST_CASE("hip kernels: both causal_attention kernels match the scalar twin", "[hip][attention]") {
+TEST_CASE("hip kernels: both causal_attention kernels match the scalar twin, float and bf16 keys",
+          "[hip][attention]") {
   if (skipped_without_gpu()) return;
   Rng rng(1501);
   const std::pair<const char*, device::AttentionKernel> kernels[] = {
       {"decode", device::AttentionKernel::decode},
       {"prefill", device::AttentionKernel::prefill},
       {"dispatch", device::AttentionKernel::dispatch}};
-  for (const AttentionCase& c : attention_cases()) {
-    AttentionData data(c, rng);
-    const std::size_t width = c.heads * c.head_dim;
-    const std::span<const std::int32_t> positions(c.key_positions);
-    Strided reference(c.queries, width, 0, 0);
-    cpu::scalar::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
-                                  c.head_dim, c.first_position, reference.view, positions);
-    for (const auto& [name, kernel] : kernels) {
-      if (kernel == device::AttentionKernel::prefill && c.head_dim > device::prefill_max_head_dim())
-        continue;
-      Strided fast(c.queries, width, 1, 2);
-      fast.fill(kNaN);
-      device::causal_attention(kernel, on(data.q), on(data.keys), on(data.values), c.heads,
-                               c.head_dim, c.first_position, on(fast), positions);
-      INFO(name << ": heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
-                << " first " << c.first_position << " keys " << c.keys << " positions "
-                << c.key_positions.size());
-      REQUIRE(fast.guards_intact());
-      REQUIRE(attention_error_ratio(data.q.cview(), data.keys.cview(), data.values.cview(), c,
-                                    reference.cview(), fast.cview()) <= 1.0);
+  for (const AttentionCase& c : attention_cases())
+    for (const bool bf16_keys : {false, true}) {
+      // bf16: the device rounds the keys and values; the twin reads the host's rounding of them.
+      AttentionData data(c, rng);
+      const Bf16Rows keys16(data.keys.cview()), values16(data.values.cview());
+      const ConstMatrixView<float> keys = bf16_keys ? keys16.widened.cview() : data.keys.cview();
+      const ConstMatrixView<float> values =
+          bf16_keys ? values16.widened.cview() : data.values.cview();
+      const std::size_t width = c.heads * c.head_dim;
+      const std::span<const std::int32_t> positions(c.key_positions);
+      Strided reference(c.queries, width, 0, 0);
+      if (bf16_keys)
+        cpu::scalar::causal_attention(data.q.cview(), keys16.view, values16.view, c.heads,
+                                      c.head_dim, c.first_position, reference.view, positions);
+      else
+        cpu::scalar::causal_attention(data.q.cview(), keys, values, c.heads, c.head_dim,
+                                      c.first_position, reference.view, positions);
+      for (const auto& [name, kernel] : kernels) {
+        if (kernel == device::AttentionKernel::prefill &&
+            c.head_dim > device::prefill_max_head_dim())
+          continue;
+        Strided fast(c.queries, width, 1, 2);
+        fast.fill(kNaN);
+        device::causal_attention(kernel, on(data.q), on(data.keys), on(data.values), c.heads,
+                                 c.head_dim, c.first_position, on(fast), positions, bf16_keys);
+        INFO(name << (bf16_keys ? " (bf16 keys)" : "") << ": heads " << c.heads << " head_dim "
+                  << c.head_dim << " queries " << c.queries << " first " << c.first_position
+                  << " keys " << c.keys << " positions " << c.key_positions.size());
+        REQUIRE(fast.guards_intact());
+        REQUIRE(attention_error_ratio(data.q.cview(), keys, values, c, reference.cview(),
+                                      fast.cview()) <= 1.0);
+      }
     }
-  }
 }
 
 TEST_CASE("hip kernels: add, copy and gather_rows give the CPU's values exactly",

@@ -1,7 +1,7 @@
 // rdepth bench's measurement, the same on every backend: the flags' plan (r, a prompt of P seeded
 // random token ids, N decode steps), the prefill's time, and the decode steps' times, each next to
 // a bandwidth probe taken right before it (the bandwidth of a shared machine moves, so each step is
-// compared with its own probe). command_bench.cpp reports them against the CPU's limits,
+// compared with its own probe) and the KV cache's bytes it reads. command_bench.cpp reports them against the CPU's limits,
 // command_bench_hip.cpp against the GPU's.
 #pragma once
 
@@ -9,11 +9,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common.hpp"
+#include "test_time.hpp"
 
 namespace rdepth {
 
@@ -27,6 +29,14 @@ inline double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// The measured sequence, its KV cache in the model's format or --kv-format's.
+template <class Model>
+auto bench_session(const Model& model, const Arguments& args) {
+  rd::CacheRule rule;
+  rule.format = kv_format(args);
+  return model.new_session(0, rule);
 }
 
 struct BenchPlan {
@@ -75,6 +85,9 @@ struct DecodeTimes {
   std::vector<double> seconds;        // per step
   std::vector<double> bandwidth_gbs;  // the probe right before each step
   std::vector<double> fraction;       // each step's weight bytes per second over its probe's
+  // The KV cache's bytes before each step (what its attention reads under the full rule), and
+  // the fraction counting them with the weights.
+  std::vector<double> kv_bytes, fraction_with_kv;
 };
 
 // N one-token steps after the prompt; probe_gbs() measures the bandwidth before each.
@@ -84,14 +97,25 @@ DecodeTimes time_decode(const Model& model, typename Model::SessionType& session
   DecodeTimes times;
   for (std::size_t t = 0; t < plan.gen; ++t) {
     times.bandwidth_gbs.push_back(probe_gbs());
+    times.kv_bytes.push_back(double(session.cache.bytes()));
     const auto start = BenchClock::now();
     model.forward(session, std::span(plan.ids).subspan(plan.prompt_length + t, 1),
                   bench_options(plan));
     times.seconds.push_back(seconds_since(start));
-    times.fraction.push_back(weight_bytes_per_token / times.seconds.back() / 1e9 /
-                             times.bandwidth_gbs.back());
+    const double gbs = times.bandwidth_gbs.back() * 1e9 * times.seconds.back();
+    times.fraction.push_back(weight_bytes_per_token / gbs);
+    times.fraction_with_kv.push_back((weight_bytes_per_token + times.kv_bytes.back()) / gbs);
   }
   return times;
+}
+
+// The KV cache the decode steps read, and their fraction of the bandwidth with it counted.
+inline void print_decode_kv(const DecodeTimes& decode, rd::KvFormat format) {
+  std::printf(
+      "  decode with its KV cache: %.3g bytes read per step (%s), weights and cache %5.1f%% of "
+      "the read bandwidth\n",
+      median(decode.kv_bytes), rd::kv_format_name(format).data(),
+      100.0 * median(decode.fraction_with_kv));
 }
 
 // rdepth bench --backend hip (command_bench_hip.cpp; refuses in a build without HIP).

@@ -30,8 +30,8 @@ Arguments bench_arguments() {
   return Arguments(
       "bench",
       "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8|q4]\n"
-      "                    [--backend cpu|hip] [--steps R] [--prompt P] [--gen N] [--threads N]\n"
-      "                    [--json]",
+      "                    [--backend cpu|hip] [--steps R] [--prompt P] [--gen N]\n"
+      "                    [--kv-format f32|bf16] [--threads N] [--json]",
       "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
       "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"
       "and FLOPs one token costs, the machine's measured read bandwidth (probed before each\n"
@@ -53,6 +53,7 @@ Arguments bench_arguments() {
        steps_flag(),
        {"--prompt", "P", "prompt tokens for the prefill measurement (default 64)"},
        {"--gen", "N", "decoded tokens for the decode measurement (default 8)"},
+       kv_format_flag(),
        threads_flag(),
        {"--json", "", "print one JSON object on stdout"}});
 }
@@ -108,7 +109,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
               double load_seconds) {
   const rd::ModelConfig& config = model.config();
   const BenchPlan plan = bench_plan(args, config);
-  auto session = model.new_session();
+  auto session = bench_session(model, args);
   const double prefill_seconds = time_prefill(model, session, plan);
   // Memory with the model loaded and the prompt in the cache, before the probe below exists.
   const std::size_t resident = proc_status_bytes("VmRSS"),
@@ -174,6 +175,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["peak_gflops"] = peak;
   out["decode_roofline_tokens_per_second"] = decode_roofline;
   out["decode_fraction_of_roofline"] = median(decode.fraction);
+  out["decode_kv_bytes_read_median"] = median(decode.kv_bytes);
+  out["decode_fraction_of_roofline_with_kv"] = median(decode.fraction_with_kv);
   out["decode_step_seconds"] = decode.seconds;
   out["read_bandwidth_gbs_per_step"] = decode.bandwidth_gbs;
   out["decode_weight_gbs"] = cost.weight_bytes * decode_tps / 1e9;
@@ -205,6 +208,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["resident_bytes"] = resident;
   out["peak_resident_bytes"] = peak_resident;
   out["kv_bytes"] = session.cache.bytes();
+  out["kv_format"] = rd::kv_format_name(session.cache.format());
   if (plan.json) {
     std::cout << out.dump() << std::endl;
     return 0;
@@ -234,6 +238,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
       "%.1f-%.1f over the steps; %d streams per thread%s)\n",
       decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * median(decode.fraction), bandwidth,
       *low, *high, probe.pattern().streams, probe.pattern().prefetch ? ", prefetched" : "");
+  print_decode_kv(decode, session.cache.format());
   std::printf(
       "  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f "
       "tok/s\n",
@@ -243,9 +248,10 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
       "GFLOP/s vs ours %.1f\n",
       2 * config.intermediate_size, config.n_embd, peer.eigen_gemv_gbs, peer.library_gemv_gbs,
       peer.eigen_gemm_gflops, peer.library_gemm_gflops);
-  std::printf("  memory: weights %.2f GB, resident %.2f GB (peak %.2f GB), KV cache %.1f MB\n",
-              model.summary().weight_bytes / 1e9, resident / 1e9, peak_resident / 1e9,
-              session.cache.bytes() / 1e6);
+  std::printf(
+      "  memory: weights %.2f GB, resident %.2f GB (peak %.2f GB), KV cache %.1f MB (%s)\n",
+      model.summary().weight_bytes / 1e9, resident / 1e9, peak_resident / 1e9,
+      session.cache.bytes() / 1e6, rd::kv_format_name(session.cache.format()).data());
   return 0;
 }
 

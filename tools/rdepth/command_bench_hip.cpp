@@ -29,7 +29,7 @@ int run_bench_hip(const Model& model, const Arguments& args, const std::string& 
                   double load_seconds) {
   const BenchPlan plan = bench_plan(args, model.config());
   const rd::hip::DeviceInfo device = rd::hip::device_info();
-  auto session = model.new_session();
+  auto session = bench_session(model, args);
   const double prefill_seconds = time_prefill(model, session, plan);
   // Device memory in use (by anything) with the model loaded and the prompt in the cache.
   const std::size_t in_use = device.memory_bytes - rd::hip::device_info().free_memory_bytes;
@@ -73,6 +73,8 @@ int run_bench_hip(const Model& model, const Arguments& args, const std::string& 
   out["fma_peak_gflops"] = fma_peak;
   out["decode_roofline_tokens_per_second"] = decode_roofline;
   out["decode_fraction_of_roofline"] = median(decode.fraction);
+  out["decode_kv_bytes_read_median"] = median(decode.kv_bytes);
+  out["decode_fraction_of_roofline_with_kv"] = median(decode.fraction_with_kv);
   out["decode_step_seconds"] = decode.seconds;
   out["read_bandwidth_gbs_per_step"] = decode.bandwidth_gbs;
   out["decode_weight_gbs"] = cost.weight_bytes * decode_tps / 1e9;
@@ -87,6 +89,7 @@ int run_bench_hip(const Model& model, const Arguments& args, const std::string& 
                  {"read_gbs", bandwidth}};
   out["device_memory_in_use_bytes"] = in_use;
   out["kv_bytes"] = session.cache.bytes();
+  out["kv_format"] = rd::kv_format_name(session.cache.format());
   if (plan.json) {
     std::cout << out.dump() << std::endl;
     return 0;
@@ -108,6 +111,7 @@ int run_bench_hip(const Model& model, const Arguments& args, const std::string& 
       "%.1f-%.1f over the steps; probe over %.0f MB)\n",
       decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * median(decode.fraction), bandwidth,
       *low, *high, probe.bytes() / 1e6);
+  print_decode_kv(decode, session.cache.format());
   std::printf(
       "  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f "
       "tok/s\n",
@@ -115,8 +119,9 @@ int run_bench_hip(const Model& model, const Arguments& args, const std::string& 
   std::printf(
       "  peer: HIP's device-to-device copy %.1f GB/s (read + write) vs the read probe %.1f\n",
       copy_gbs, bandwidth);
-  std::printf("  memory: weights %.2f GB, device memory in use %.2f GB, KV cache %.1f MB\n",
-              model.summary().weight_bytes / 1e9, in_use / 1e9, session.cache.bytes() / 1e6);
+  std::printf("  memory: weights %.2f GB, device memory in use %.2f GB, KV cache %.1f MB (%s)\n",
+              model.summary().weight_bytes / 1e9, in_use / 1e9, session.cache.bytes() / 1e6,
+              rd::kv_format_name(session.cache.format()).data());
   return 0;
 }
 

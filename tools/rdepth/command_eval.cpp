@@ -38,7 +38,7 @@ Arguments eval_arguments() {
                      {"--steps", "LIST", "core iterations to evaluate (default 1,2,4,8,16,32,64)"},
                      {"--limit", "N", "evaluate the first N problems of each file only"},
                      {"--show", "N", "print the first N problems of each file with the answers"},
-                     cache_flag()},
+                     cache_flag(), kv_format_flag()},
                     exit_flags()),
              {weights_flag(),
               backend_flag(),

@@ -79,7 +79,7 @@ Arguments generate_arguments() {
                      {"--stop-ids", "IDS",
                       "stop after producing one of these ids, e.g. 65505,65508 (default: none)"},
                      {"--continuous", "", "warm start: each token from the previous one's latent"},
-                     cache_flag()},
+                     cache_flag(), kv_format_flag()},
                     exit_flags()),
              concat(concat(sampling_flags(), speculative_flags()),
                     {weights_flag(),
@@ -227,6 +227,7 @@ int command_generate(const std::vector<std::string>& words) {
       out["kv_bytes_per_token"] = kv_per_token;
       out["kv_bytes_per_token_formula"] = kv_formula;
       out["cache"] = rule.name();
+      out["kv_format"] = rd::kv_format_name(session.cache.format());
       out["weights"] = weights;
       out["seed"] = options.seed;
       if (options.speculative) {

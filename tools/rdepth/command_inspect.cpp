@@ -158,6 +158,7 @@ int command_inspect(const std::vector<std::string>& words) {
       out["weight_bytes"] = s.weight_bytes;
       out["kv_steps"] = r;
       out["kv_bytes_per_token"] = kv_per_token;
+      out["kv_format"] = rd::kv_format_name(model.default_kv_format);
       std::cout << out.dump(2) << std::endl;
       return 0;
     }
@@ -188,7 +189,8 @@ int command_inspect(const std::vector<std::string>& words) {
               << "weight memory (" << weights << "): " << s.weight_bytes << " bytes ("
               << mebibytes(s.weight_bytes) << ")\n"
               << "KV cache per token at r = " << r << " (mean_recurrence): " << kv_per_token
-              << " bytes (" << mebibytes(kv_per_token) << ")\n";
+              << " bytes (" << mebibytes(kv_per_token) << ", "
+              << rd::kv_format_name(model.default_kv_format) << ")\n";
     return 0;
   });
 }

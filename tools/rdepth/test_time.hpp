@@ -1,6 +1,6 @@
-// Test-time flags shared by rdepth forward and generate: --cache RULE and --exit CRITERION with
-// --exit-threshold, --exit-min-steps and --exit-every, parsed into the library's CacheRule and
-// ExitOptions; every error names the flag and what was expected.
+// Test-time flags shared by rdepth forward and generate: --cache RULE, --kv-format FMT and --exit
+// CRITERION with --exit-threshold, --exit-min-steps and --exit-every, parsed into the library's
+// CacheRule and ExitOptions; every error names the flag and what was expected.
 #pragma once
 
 #include <limits>
@@ -17,6 +17,12 @@ inline constexpr const char* kCacheRules = "full, latest-m4, compress-sK or late
 inline FlagSpec cache_flag() {
   return {"--cache", "RULE",
           std::string("KV cache rule: ") + kCacheRules + " (K >= 1; default full)"};
+}
+
+inline FlagSpec kv_format_flag() {
+  return {"--kv-format", "FMT",
+          "KV cache entries: f32 or bf16 (half the bytes; default bf16 with int8 and q4 weights, "
+          "f32 with f32 and bf16)"};
 }
 
 inline std::vector<FlagSpec> exit_flags() {
@@ -36,15 +42,27 @@ inline std::vector<FlagSpec> concat(std::vector<FlagSpec> flags,
   return flags;
 }
 
+// --kv-format; nullopt (the model's default) without it.
+inline std::optional<rd::KvFormat> kv_format(const Arguments& args) {
+  const auto text = args.get("--kv-format");
+  if (!text) return std::nullopt;
+  if (*text != "f32" && *text != "bf16") fail("--kv-format ", *text, ": expected f32 or bf16");
+  return rd::parse_kv_format(*text);
+}
+
+// --cache and --kv-format.
 inline rd::CacheRule cache_rule(const Arguments& args) {
-  const auto text = args.get("--cache");
-  if (!text) return {};
-  try {
-    return rd::CacheRule::parse(*text);
-  } catch (const rd::Error&) {
-    fail("--cache ", *text, ": unknown cache rule, expected ", kCacheRules,
-         " with K an integer >= 1");
+  rd::CacheRule rule;
+  if (const auto text = args.get("--cache")) {
+    try {
+      rule = rd::CacheRule::parse(*text);
+    } catch (const rd::Error&) {
+      fail("--cache ", *text, ": unknown cache rule, expected ", kCacheRules,
+           " with K an integer >= 1");
+    }
   }
+  rule.format = kv_format(args);
+  return rule;
 }
 
 inline std::string exit_criterion_list() {

@@ -71,9 +71,11 @@ struct CausalSelfAttention {
         sequence.cache->write(context.slot, sequence.first_position, k, v);
         const KvView seen =
             sequence.cache->view(context.slot, sequence.first_position + sequence.rows);
-        Backend::causal_attention(
-            q, seen.keys, seen.values, heads_, head_dim_, sequence.first_position,
-            attended.middle_rows(sequence.first_row, sequence.rows), seen.positions);
+        seen.visit([&](auto keys, auto values) {  // float or bf16 rows
+          Backend::causal_attention(q, keys, values, heads_, head_dim_, sequence.first_position,
+                                    attended.middle_rows(sequence.first_row, sequence.rows),
+                                    seen.positions);
+        });
       }
       Backend::linear(attended, proj_, out);
     }

@@ -8,20 +8,24 @@
 //                           iterations, each token keeping its latest entry there
 //   latest-m4-compress-sK   both
 // The constants 2 and 4 are the reference's (Huginn: 2 prelude blocks, 4 core layers); they are
-// kept literally so every model matches the reference's caches.
+// kept literally so every model matches the reference's caches. A rule also says in which number
+// format the entries are stored (kv_format.hpp); unset, the model chooses.
 #pragma once
 
 #include <charconv>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "../core/error.hpp"
+#include "kv_format.hpp"
 
 namespace recurrent_depth {
 
 struct CacheRule {
   bool latest_same_layer = false;  // latest-m4
   int compress = 0;                // K of compress-sK; 0: not compressed
+  std::optional<KvFormat> format;  // unset: the model's default (RecurrentDepthModel::new_session)
 
   static CacheRule parse(std::string_view name) {
     CacheRule rule;

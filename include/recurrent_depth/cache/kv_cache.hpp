@@ -1,6 +1,6 @@
 // The KV cache of one sequence, its entries in the backend's Memory: one slot per block invocation
 // (prelude block b -> slot b; core iteration i, layer j -> n_prelude + n_core * i + j; coda block c
-// -> -(c + 1)), stored and looked up by a CacheRule. Attention reads a slot through view(): the
+// -> -(c + 1)), stored (in the rule's KvFormat) and looked up by a CacheRule. Attention reads a slot through view(): the
 // entries it holds or, under latest-m4 with tokens missing there, the entries that stand in for
 // them. A KvCacheLimit bounds its size.
 #pragma once
@@ -17,14 +17,6 @@
 
 namespace recurrent_depth {
 
-// What one attention call sees: keys and values [entries, width] and the position of each entry
-// (empty when entry j is at position j), all in the cache's Memory.
-struct KvView {
-  ConstMatrixView<float> keys;
-  ConstMatrixView<float> values;
-  std::span<const std::int32_t> positions;
-};
-
 // A bound on one sequence's KV cache (0: none): the model refuses, before it writes anything, a
 // forward that could take the cache past either bound, so the session stays usable.
 struct KvCacheLimit {
@@ -38,12 +30,16 @@ class BasicKvCache {
   using Slot = BasicKvSlot<Memory>;
 
   BasicKvCache() = default;
+  // Entries in the rule's format (float32 when it names none).
   explicit BasicKvCache(std::size_t width, CacheRule rule = {}, KvCacheLimit limit = {})
-      : width_(width), rule_(rule), limit_(limit) {}
+      : width_(width), rule_(rule), limit_(limit) {
+    rule_.format = format();
+  }
 
   // Tokens the cache holds (positions 0 .. length()-1); the next forward starts here.
   std::size_t length() const { return length_; }
   std::size_t width() const { return width_; }
+  KvFormat format() const { return rule_.format.value_or(KvFormat::f32); }
   const CacheRule& rule() const { return rule_; }
   const KvCacheLimit& limit() const { return limit_; }
   void set_limit(KvCacheLimit limit) { limit_ = limit; }
@@ -57,8 +53,11 @@ class BasicKvCache {
   KvView view(int slot, std::size_t seen) {
     const int id = rule_.storage_slot(slot);
     const Slot& own = storage(id);
-    if (!rule_.latest_same_layer || own.entries() == seen)
-      return {own.keys(), own.values(), Memory::stage(own.key_positions(), staged_positions_)};
+    if (!rule_.latest_same_layer || own.entries() == seen) {
+      KvView entries = own.view();
+      entries.positions = Memory::stage(entries.positions, staged_positions_);
+      return entries;
+    }
     return gather_latest(id, seen);
   }
 
@@ -66,7 +65,7 @@ class BasicKvCache {
   Slot& storage(int id) {
     const std::size_t index = index_of(id);
     if (index >= slots_.size()) slots_.resize(index + 1);
-    if (!slots_[index]) slots_[index] = std::make_unique<Slot>(width_);
+    if (!slots_[index]) slots_[index] = std::make_unique<Slot>(width_, format());
     return *slots_[index];
   }
   const Slot* find(int id) const {
@@ -135,8 +134,8 @@ class BasicKvCache {
       const Slot* source = latest_holder(id, position);
       if (!source) continue;
       gathered_positions_.push_back(static_cast<std::int32_t>(position));
-      gather_sources_[rows] = source->key_row(position).data;
-      gather_sources_[seen + rows] = source->value_row(position).data;
+      gather_sources_[rows] = source->key_words(position);
+      gather_sources_[seen + rows] = source->value_words(position);
       ++rows;
     }
     // The values follow the keys at once.
@@ -144,10 +143,11 @@ class BasicKvCache {
               gather_sources_.begin() + std::ptrdiff_t(seen + rows),
               gather_sources_.begin() + std::ptrdiff_t(rows));
     gather_sources_.resize(2 * rows);
-    gathered_.resize(2 * rows, width_);
+    gathered_.resize(2 * rows, kv_words_per_row(width_, format()));
     Memory::gather(gather_sources_, gathered_.view(), staged_sources_);
     const bool dense = rows == seen;
-    return {gathered_.view().middle_rows(0, rows), gathered_.view().middle_rows(rows, rows),
+    return {format(), width_, gathered_.view().middle_rows(0, rows),
+            gathered_.view().middle_rows(rows, rows),
             dense ? std::span<const std::int32_t>()
                   : Memory::stage(std::span<const std::int32_t>(gathered_positions_),
                                   staged_positions_)};
@@ -158,7 +158,7 @@ class BasicKvCache {
   CacheRule rule_;
   KvCacheLimit limit_;
   std::vector<std::unique_ptr<Slot>> slots_;  // by index_of(id); null: not used yet
-  typename Memory::Matrix gathered_;          // [2 n, width]: n keys, then their n values
+  typename Memory::Matrix gathered_;          // [2 n, words per row]: n keys, then their n values
   std::vector<std::int32_t> gathered_positions_;
   std::vector<const float*> gather_sources_;  // addresses of the key rows, then the value rows
   typename Memory::template Array<const float*> staged_sources_;

@@ -15,6 +15,7 @@
 //   gather(sources, to, a)  row r of `to` = the to.cols floats at address sources[r] (in this
 //                    memory); `a` (an Array<const float*>) stages the addresses
 //   copy(from, to)   [rows, cols] within this memory (the views must not overlap)
+//   round_to_bf16(from, to)  [rows, cols] floats to bf16 within this memory (nearest even)
 //   upload(host, to), download(from, host): between host memory and this memory
 //   fill_zero(to)
 //   Stream           where a session's work is queued; StreamScope(stream) makes it the calling
@@ -29,6 +30,7 @@
 #include <span>
 #include <vector>
 
+#include "dtype.hpp"
 #include "row_buffer.hpp"
 #include "tensor.hpp"
 
@@ -77,6 +79,13 @@ struct HostMemory {
 #pragma omp parallel for schedule(static) if (to.rows * to.cols >= (std::size_t(1) << 16))
     for (std::ptrdiff_t r = 0; r < rows; ++r)
       std::memcpy(to.row(std::size_t(r)), from.row(std::size_t(r)), to.cols * sizeof(float));
+  }
+  static void round_to_bf16(ConstMatrixView<float> from, MatrixView<bf16> to) {
+    const auto rows = static_cast<std::ptrdiff_t>(to.rows);
+#pragma omp parallel for schedule(static) if (to.rows * to.cols >= (std::size_t(1) << 16))
+    for (std::ptrdiff_t r = 0; r < rows; ++r)
+      std::transform(from.row(std::size_t(r)), from.row(std::size_t(r)) + to.cols,
+                     to.row(std::size_t(r)), [](float x) { return to_bf16(x); });
   }
   static void upload(ConstMatrixView<float> host, MatrixView<float> to) {
     copy(host, to);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -98,9 +99,17 @@ class RecurrentDepthModel {
   std::size_t width() const { return static_cast<std::size_t>(config_.n_embd); }
   std::size_t vocab_rows() const { return embedding_.vocab_rows(); }
 
+  // The format of a session's KV cache when its rule names none (cache/kv_format.hpp): bf16 for
+  // the quantised weights (INT8, Q4), float32 for F32 and BF16, exact for released (bf16)
+  // checkpoints.
+  static constexpr KvFormat default_kv_format =
+      std::is_same_v<Precision, INT8> || std::is_same_v<Precision, Q4> ? KvFormat::bf16
+                                                                       : KvFormat::f32;
+
   // A new sequence: its KV cache (stored by `rule`, bounded by `limit`) and its seeded generator.
   SessionType new_session(std::uint64_t seed = 0, CacheRule rule = {},
                           KvCacheLimit limit = {}) const {
+    rule.format = rule.format.value_or(default_kv_format);
     return SessionType(width(), seed, rule, limit);
   }
 
@@ -206,7 +215,8 @@ class RecurrentDepthModel {
   }
 
   // KV cache bytes one token occupies after r core iterations when stored by `rule` (one entry
-  // per distinct storage slot its block invocations write; latest-m4 stores as much as full).
+  // per distinct storage slot its block invocations write; latest-m4 stores as much as full), in
+  // its format or else the model's default.
   std::size_t kv_bytes_per_token(int steps, CacheRule rule = {}) const {
     const std::size_t core_slots =
         saturating_product(std::size_t(core_.layers()), std::size_t(std::max(steps, 0)));
@@ -219,7 +229,8 @@ class RecurrentDepthModel {
       for (int i = 1; i <= coda_.size(); ++i) slots.insert(rule.storage_slot(-i));
       count = slots.size();
     }
-    return saturating_product(count, 2 * width() * sizeof(float));
+    const KvFormat format = rule.format.value_or(default_kv_format);
+    return saturating_product(count, 2 * kv_words_per_row(width(), format) * sizeof(float));
   }
 
  private:

@@ -1,5 +1,6 @@
 // Causal multi-head attention of the CPU backend over a KV cache slot: q [T, heads*head_dim] for
-// positions first..first+T-1, keys and values [N, heads*head_dim]; key j sits at position
+// positions first..first+T-1, keys and values [N, heads*head_dim] of float or bf16 (the cache's
+// KvFormat, widened to float as they are loaded); key j sits at position
 // key_positions[j] (or j when none are given) and is visible to queries at that position or later.
 // Softmax in float32 with the maximum subtracted. Several queries (prefill): threads split
 // (head, block of 32 queries) tasks, head by head; a thread puts the keys its tasks of a head see
@@ -19,6 +20,7 @@
 #include <span>
 #include <vector>
 
+#include "../../core/dtype.hpp"
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
 #include "simd.hpp"
@@ -29,13 +31,17 @@ inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
-inline float dot(const float* a, const float* b, std::size_t n) {
+inline float widen(float x) { return x; }
+inline float widen(bf16 x) { return to_float(x); }
+
+template <class Key>
+float dot(const float* a, const Key* b, std::size_t n) {
   FloatBatch acc(0.0f);
   std::size_t i = 0;
   for (; i + kFloatLanes <= n; i += kFloatLanes)
     acc = xsimd::fma(load_floats(a + i), load_floats(b + i), acc);
   float sum = xsimd::hadd(acc);
-  for (; i < n; ++i) sum += a[i] * b[i];
+  for (; i < n; ++i) sum += a[i] * widen(b[i]);
   return sum;
 }
 
@@ -66,12 +72,13 @@ inline float max_of(const float* s, std::size_t n) {
 }
 
 // y += alpha * x
-inline void axpy(float alpha, const float* x, float* y, std::size_t n) {
+template <class Value>
+void axpy(float alpha, const Value* x, float* y, std::size_t n) {
   const FloatBatch a(alpha);
   std::size_t i = 0;
   for (; i + kFloatLanes <= n; i += kFloatLanes)
     xsimd::fma(a, load_floats(x + i), load_floats(y + i)).store_unaligned(y + i);
-  for (; i < n; ++i) y[i] += alpha * x[i];
+  for (; i < n; ++i) y[i] += alpha * widen(x[i]);
 }
 
 // Whether key j (at position key_positions[j], or j when none are given) is visible from a query
@@ -87,9 +94,10 @@ struct PartialSoftmax {
   std::vector<float> maximum, total, weighted;  // [heads], [heads], [heads * d]
 };
 
-// Prefetches the lines of n floats from p (into all cache levels).
-inline void prefetch_floats(const float* p, std::size_t n) {
-  for (std::size_t byte = 0; byte < n * sizeof(float); byte += 64)
+// Prefetches the lines of n numbers from p (into all cache levels).
+template <class T>
+void prefetch_numbers(const T* p, std::size_t n) {
+  for (std::size_t byte = 0; byte < n * sizeof(T); byte += 64)
     __builtin_prefetch(reinterpret_cast<const char*>(p) + byte);
 }
 
@@ -99,10 +107,11 @@ inline void prefetch_floats(const float* p, std::size_t n) {
 // stream from memory keeps a core at about half of its read bandwidth (tile_schedule.hpp).
 // Decode over 256 keys of huginn-mini's width: 20-25% less time for the attention layer, Wqkv and
 // its projection included (the attention itself about 2x faster).
-inline void attend_keys(const float* q, ConstMatrixView<float> keys, ConstMatrixView<float> values,
-                        std::size_t heads, std::size_t d, float scale, std::int64_t position,
-                        std::span<const std::int32_t> key_positions, std::size_t first,
-                        std::size_t last, PartialSoftmax& part) {
+template <class Key>
+void attend_keys(const float* q, ConstMatrixView<Key> keys, ConstMatrixView<Key> values,
+                 std::size_t heads, std::size_t d, float scale, std::int64_t position,
+                 std::span<const std::int32_t> key_positions, std::size_t first, std::size_t last,
+                 PartialSoftmax& part) {
   part.maximum.assign(heads, -std::numeric_limits<float>::infinity());
   part.total.assign(heads, 0.0f);
   part.weighted.assign(heads * d, 0.0f);
@@ -114,7 +123,7 @@ inline void attend_keys(const float* q, ConstMatrixView<float> keys, ConstMatrix
   const std::size_t n = visible.size();
   if (n == 0) return;
   scores.resize(heads * n);
-  const std::size_t row_bytes = heads * d * sizeof(float);
+  const std::size_t row_bytes = heads * d * sizeof(Key);
   const std::size_t ahead = (kPrefetchBytes + row_bytes - 1) / row_bytes;  // keys
   const std::size_t half = (n + 1) / 2;
   // visit(i, next): the visible keys i of both streams, next being the key to prefetch.
@@ -125,9 +134,9 @@ inline void attend_keys(const float* q, ConstMatrixView<float> keys, ConstMatrix
     }
   };
   both_streams([&](std::size_t i, std::size_t next) {
-    const float* key = keys.row(visible[i]);
+    const Key* key = keys.row(visible[i]);
     for (std::size_t h = 0; h < heads; ++h) {
-      prefetch_floats(keys.row(next) + h * d, d);
+      prefetch_numbers(keys.row(next) + h * d, d);
       const float score = dot(q + h * d, key + h * d, d) * scale;
       scores[h * n + i] = score;
       part.maximum[h] = std::max(part.maximum[h], score);
@@ -136,9 +145,9 @@ inline void attend_keys(const float* q, ConstMatrixView<float> keys, ConstMatrix
   for (std::size_t h = 0; h < heads; ++h)
     part.total[h] = exp_shifted(scores.data() + h * n, n, part.maximum[h]);
   both_streams([&](std::size_t i, std::size_t next) {
-    const float* value = values.row(visible[i]);
+    const Key* value = values.row(visible[i]);
     for (std::size_t h = 0; h < heads; ++h) {
-      prefetch_floats(values.row(next) + h * d, d);
+      prefetch_numbers(values.row(next) + h * d, d);
       axpy(scores[h * n + i], value + h * d, part.weighted.data() + h * d, d);
     }
   });
@@ -166,10 +175,10 @@ inline void merge_partials(std::span<const PartialSoftmax> parts, std::size_t he
   }
 }
 
-inline void attend_one_query(const float* q, ConstMatrixView<float> keys,
-                             ConstMatrixView<float> values, std::size_t heads, std::size_t d,
-                             float scale, std::int64_t position,
-                             std::span<const std::int32_t> key_positions, float* out) {
+template <class Key>
+void attend_one_query(const float* q, ConstMatrixView<Key> keys, ConstMatrixView<Key> values,
+                      std::size_t heads, std::size_t d, float scale, std::int64_t position,
+                      std::span<const std::int32_t> key_positions, float* out) {
   const bool threaded = keys.rows * heads * d > 16384;
   thread_local std::vector<PartialSoftmax> partials;
   std::vector<PartialSoftmax>& parts = partials;  // the caller's buffers, shared by the team
@@ -191,8 +200,9 @@ inline void attend_one_query(const float* q, ConstMatrixView<float> keys,
 // kFloatLanes keys, element i of the head for each key of the group (out[(g * d + i) * kFloatLanes
 // + lane] = keys[g * kFloatLanes + lane][h * d + i]), keys past n zero. The groups before
 // `from_group` are already in out (the same head's keys, transposed for fewer queries).
-inline void transpose_head_keys(ConstMatrixView<float> keys, std::size_t h, std::size_t d,
-                                std::size_t n, std::size_t from_group, std::vector<float>& out) {
+template <class Key>
+void transpose_head_keys(ConstMatrixView<Key> keys, std::size_t h, std::size_t d, std::size_t n,
+                         std::size_t from_group, std::vector<float>& out) {
   const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes;
   out.resize(groups * d * kFloatLanes);
   for (std::size_t g = from_group; g < groups; ++g) {
@@ -205,7 +215,7 @@ inline void transpose_head_keys(ConstMatrixView<float> keys, std::size_t h, std:
       for (; i + 16 <= d; i += 16) {
         __m512i rows[16];
         for (std::size_t j = 0; j < 16; ++j)
-          rows[j] = j < count ? _mm512_loadu_si512(keys.row(first + j) + h * d + i)
+          rows[j] = j < count ? _mm512_castps_si512(load_floats(keys.row(first + j) + h * d + i))
                               : _mm512_setzero_si512();
         store_transposed(rows, reinterpret_cast<std::uint8_t*>(group + i * 16));
       }
@@ -213,8 +223,8 @@ inline void transpose_head_keys(ConstMatrixView<float> keys, std::size_t h, std:
 #endif
     std::fill(group + i * kFloatLanes, group + d * kFloatLanes, 0.0f);
     for (std::size_t j = 0; j < count; ++j) {
-      const float* key = keys.row(first + j) + h * d;
-      for (std::size_t e = i; e < d; ++e) group[e * kFloatLanes + j] = key[e];
+      const Key* key = keys.row(first + j) + h * d;
+      for (std::size_t e = i; e < d; ++e) group[e * kFloatLanes + j] = widen(key[e]);
     }
   }
 }
@@ -235,9 +245,9 @@ inline std::size_t keys_seen(std::span<const std::int32_t> key_positions, std::s
 // masked, softmax, and the weighted values written to outs[m] (zero weights, so zeros, when no
 // key is visible).
 // Keys past the last one any of the queries sees are not scored.
-template <std::size_t Q>
+template <std::size_t Q, class Value>
 void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&positions)[Q],
-                         const std::vector<float>& key_lanes, ConstMatrixView<float> values,
+                         const std::vector<float>& key_lanes, ConstMatrixView<Value> values,
                          std::size_t h, std::size_t d, float scale,
                          std::span<const std::int32_t> key_positions, std::vector<float>& scores,
                          float* const (&outs)[Q]) {
@@ -299,7 +309,7 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
     for (std::size_t m = 0; m < Q; ++m)
       for (std::size_t k = 0; k < B; ++k) acc[m][k] = FloatBatch(0.0f);
     for (std::size_t j = 0; j < n; ++j) {
-      const float* v = values.row(j) + h * d + c0;
+      const Value* v = values.row(j) + h * d + c0;
       FloatBatch value[B];
       for (std::size_t k = 0; k < B; ++k) value[k] = load_floats(v + k * kFloatLanes);
       for (std::size_t m = 0; m < Q; ++m) {
@@ -331,18 +341,20 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   for (std::size_t m = 0; m < Q; ++m) {
     std::fill(outs[m] + whole, outs[m] + d, 0.0f);
     for (std::size_t j = 0; j < n && whole < d; ++j) {
-      const float* v = values.row(j) + h * d;
-      for (std::size_t i = whole; i < d; ++i) outs[m][i] += scores[m * stride + j] * v[i];
+      const Value* v = values.row(j) + h * d;
+      for (std::size_t i = whole; i < d; ++i) outs[m][i] += scores[m * stride + j] * widen(v[i]);
     }
   }
 }
 
 }  // namespace detail
 
-inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                             ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
-                             std::size_t first_position, MatrixView<float> out,
-                             std::span<const std::int32_t> key_positions = {}) {
+// Key: float or bf16.
+template <class Key>
+void causal_attention(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                      ConstMatrixView<Key> values, std::size_t heads, std::size_t head_dim,
+                      std::size_t first_position, MatrixView<float> out,
+                      std::span<const std::int32_t> key_positions = {}) {
   const std::size_t d = head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   if (q.rows == 1) {

@@ -61,6 +61,14 @@ struct CpuBackend {
     cpu::selected_kernels().causal_attention(q, keys, values, heads, head_dim, first_position, out,
                                              key_positions);
   }
+  static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<bf16> keys,
+                               ConstMatrixView<bf16> values, std::size_t heads,
+                               std::size_t head_dim, std::size_t first_position,
+                               MatrixView<float> out,
+                               std::span<const std::int32_t> key_positions = {}) {
+    cpu::selected_kernels().causal_attention_bf16(q, keys, values, heads, head_dim, first_position,
+                                                  out, key_positions);
+  }
   static void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
     cpu::selected_kernels().add(a, b, out);
   }

@@ -27,6 +27,11 @@ namespace recurrent_depth::cpu {
 struct CpuKernels {
   template <class W>
   using Linear = void (*)(ConstMatrixView<float>, const PackedWeights<W>&, MatrixView<float>, bool);
+  template <class Key>
+  using Attention = void (*)(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                             ConstMatrixView<Key> values, std::size_t heads, std::size_t head_dim,
+                             std::size_t first_position, MatrixView<float> out,
+                             std::span<const std::int32_t> key_positions);
 
   const char* name;         // the kernel namespace: "compiled" or a variant ("x86_64_v3", ...)
   const char* simd;         // xsimd's name for the SIMD architecture ("avx512bw", "avx2", "sse2")
@@ -52,10 +57,8 @@ struct CpuKernels {
   void (*rope_adjacent_pairs)(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
                               std::span<const float> bias, ConstMatrixView<float> cos_sin,
                               std::size_t first_position);
-  void (*causal_attention)(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                           ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
-                           std::size_t first_position, MatrixView<float> out,
-                           std::span<const std::int32_t> key_positions);
+  Attention<float> causal_attention;  // over a KV cache of float32 entries
+  Attention<bf16> causal_attention_bf16;
   void (*add)(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out);
 
   // The machine probes in the same instructions (machine_probes.hpp): peaks in 1e9 operations
@@ -114,7 +117,8 @@ inline constexpr CpuKernels compiled_kernel_table() {
   k.add_rms_norm = &add_rms_norm;
   k.silu_gate = &silu_gate;
   k.rope_adjacent_pairs = &rope_adjacent_pairs;
-  k.causal_attention = &causal_attention;
+  k.causal_attention = &causal_attention<float>;
+  k.causal_attention_bf16 = &causal_attention<bf16>;
   k.add = &add;
   k.sum_streams = &detail::sum_streams;
   k.fma_peak = &detail::fma_peak;

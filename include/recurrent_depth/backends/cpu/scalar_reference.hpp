@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <vector>
 
+#include "../../core/dtype.hpp"
 #include "../../core/tensor.hpp"
 #include "linear_int8.hpp"
 #include "packed_q4.hpp"
@@ -111,10 +113,17 @@ inline void silu_gate(ConstMatrixView<float> fc, MatrixView<float> out) {
     }
 }
 
-inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                             ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
-                             std::size_t first_position, MatrixView<float> out,
-                             std::span<const std::int32_t> key_positions = {}) {
+// Keys and values: views of float or bf16 (read widened to double).
+template <class Keys, class Values>
+void causal_attention(ConstMatrixView<float> q, const Keys& keys, const Values& values,
+                      std::size_t heads, std::size_t head_dim, std::size_t first_position,
+                      MatrixView<float> out, std::span<const std::int32_t> key_positions = {}) {
+  const auto widen = [](auto x) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(x)>, bf16>)
+      return double(to_float(x));
+    else
+      return double(x);
+  };
   const double scale = 1.0 / std::sqrt(double(head_dim));
   for (std::size_t t = 0; t < q.rows; ++t)
     for (std::size_t h = 0; h < heads; ++h) {
@@ -125,7 +134,7 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
         if (key_position > first_position + t) continue;
         double s = 0.0;
         for (std::size_t i = 0; i < head_dim; ++i)
-          s += double(q(t, h * head_dim + i)) * keys(j, h * head_dim + i);
+          s += double(q(t, h * head_dim + i)) * widen(keys(j, h * head_dim + i));
         scores.push_back(s * scale);
         visible.push_back(j);
       }
@@ -135,7 +144,7 @@ inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> ke
       for (std::size_t i = 0; i < head_dim; ++i) {
         double y = 0.0;
         for (std::size_t k = 0; k < visible.size(); ++k)
-          y += scores[k] / total * values(visible[k], h * head_dim + i);
+          y += scores[k] / total * widen(values(visible[k], h * head_dim + i));
         out(t, h * head_dim + i) = static_cast<float>(y);
       }
     }

@@ -1,5 +1,6 @@
 // Causal multi-head attention of the HIP backend over a KV cache slot in device memory:
-// q [T, heads*head_dim] for positions first..first+T-1, keys and values [N, heads*head_dim]; key j
+// q [T, heads*head_dim] for positions first..first+T-1, keys and values [N, heads*head_dim] of
+// float or bf16 (the cache's KvFormat, widened to float as they are read); key j
 // sits at position key_positions[j] (or j when none are given; device memory) and is visible to
 // queries at that position or later. A query that sees no key gets zeros. Both kernels use an
 // online softmax (float32, running maximum and sum, accumulators rescaled when the maximum grows),
@@ -44,10 +45,10 @@ __device__ inline float shifted_exp(float s, float top) {
   return __builtin_isinf(s) ? 0.0f : expf(s - top);
 }
 
-// Grid: (queries, heads).
-template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
-__global__ void attention_decode(const float* q, std::size_t q_stride, const float* keys,
-                                 std::size_t k_stride, const float* values, std::size_t v_stride,
+// Grid: (queries, heads). Key: float or bf16.
+template <class Key>
+__global__ void attention_decode(const float* q, std::size_t q_stride, const Key* keys,
+                                 std::size_t k_stride, const Key* values, std::size_t v_stride,
                                  std::size_t key_count, const std::int32_t* positions,
                                  std::size_t head_dim, std::size_t first_position, float* out,
                                  std::size_t out_stride) {
@@ -73,9 +74,9 @@ __global__ void attention_decode(const float* q, std::size_t q_stride, const flo
       const int jj = first + warp;
       float s = 0.0f;
       if (jj < n) {
-        const float* key = keys + (j0 + std::size_t(jj)) * k_stride + column;
+        const Key* key = keys + (j0 + std::size_t(jj)) * k_stride + column;
         for (std::size_t e = std::size_t(lane); e < head_dim; e += std::size_t(warpSize))
-          s += query[e] * key[e];
+          s += query[e] * device::widen(key[e]);
       }
       s = device::warp_reduce(s, device::Sum{});
       if (lane == 0 && jj < n)
@@ -98,7 +99,8 @@ __global__ void attention_decode(const float* q, std::size_t q_stride, const flo
     acc *= rescale;
     if (group < groups)
       for (int jj = group; jj < n; jj += groups)
-        acc += p[jj] * values[(j0 + std::size_t(jj)) * v_stride + column + std::size_t(i)];
+        acc += p[jj] *
+               device::widen(values[(j0 + std::size_t(jj)) * v_stride + column + std::size_t(i)]);
   }
   __syncthreads();
   if (group < groups) partial[threadIdx.x] = acc;
@@ -110,10 +112,10 @@ __global__ void attention_decode(const float* q, std::size_t q_stride, const flo
   }
 }
 
-// Grid: (query tiles, heads).
-template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
+// Grid: (query tiles, heads). Key: float or bf16.
+template <class Key>
 __global__ void attention_prefill(const float* q, std::size_t q_stride, std::size_t query_count,
-                                  const float* keys, std::size_t k_stride, const float* values,
+                                  const Key* keys, std::size_t k_stride, const Key* values,
                                   std::size_t v_stride, std::size_t key_count,
                                   const std::int32_t* positions, std::size_t head_dim,
                                   std::size_t first_position, float* out, std::size_t out_stride) {
@@ -142,8 +144,8 @@ __global__ void attention_prefill(const float* q, std::size_t q_stride, std::siz
     __syncthreads();  // the previous tile is used up
     for (int e = int(threadIdx.x); e < n * d; e += int(blockDim.x)) {
       const std::size_t j = j0 + std::size_t(e / d), c = column + std::size_t(e % d);
-      key_tile[e / d][e % d] = keys[j * k_stride + c];
-      value_tile[e / d][e % d] = values[j * v_stride + c];
+      key_tile[e / d][e % d] = device::widen(keys[j * k_stride + c]);
+      value_tile[e / d][e % d] = device::widen(values[j * v_stride + c]);
     }
     __syncthreads();
     for (int e = int(threadIdx.x); e < kQueries * kKeys; e += int(blockDim.x)) {
@@ -199,10 +201,10 @@ __global__ void attention_prefill(const float* q, std::size_t q_stride, std::siz
 }  // namespace kernels
 
 namespace detail {
-inline void check_attention_shapes(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                                   ConstMatrixView<float> values, std::size_t heads,
-                                   std::size_t head_dim, MatrixView<float> out,
-                                   std::span<const std::int32_t> key_positions) {
+template <class Key>
+void check_attention_shapes(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                            ConstMatrixView<Key> values, std::size_t heads, std::size_t head_dim,
+                            MatrixView<float> out, std::span<const std::int32_t> key_positions) {
   const std::size_t width = heads * head_dim;
   require(q.cols == width && keys.cols == width && values.cols == width && out.cols == width &&
               values.rows == keys.rows && out.rows == q.rows &&
@@ -216,26 +218,27 @@ inline void check_attention_shapes(ConstMatrixView<float> q, ConstMatrixView<flo
 }
 }  // namespace detail
 
-inline void attention_decode(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                             ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
-                             std::size_t first_position, MatrixView<float> out,
-                             std::span<const std::int32_t> key_positions = {}) {
+template <class Key>
+void attention_decode(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                      ConstMatrixView<Key> values, std::size_t heads, std::size_t head_dim,
+                      std::size_t first_position, MatrixView<float> out,
+                      std::span<const std::int32_t> key_positions = {}) {
   detail::check_attention_shapes(q, keys, values, heads, head_dim, out, key_positions);
-  launch("attention_decode", kernels::attention_decode<>, dim3(unsigned(q.rows), unsigned(heads)),
+  launch("attention_decode", kernels::attention_decode<Key>, dim3(unsigned(q.rows), unsigned(heads)),
          dim3(kAttentionThreads), q.data, q.stride, keys.data, keys.stride, values.data,
          values.stride, keys.rows, key_positions.empty() ? nullptr : key_positions.data(), head_dim,
          first_position, out.data, out.stride);
 }
 
-inline void attention_prefill(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                              ConstMatrixView<float> values, std::size_t heads,
-                              std::size_t head_dim, std::size_t first_position,
-                              MatrixView<float> out,
-                              std::span<const std::int32_t> key_positions = {}) {
+template <class Key>
+void attention_prefill(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                       ConstMatrixView<Key> values, std::size_t heads, std::size_t head_dim,
+                       std::size_t first_position, MatrixView<float> out,
+                       std::span<const std::int32_t> key_positions = {}) {
   detail::check_attention_shapes(q, keys, values, heads, head_dim, out, key_positions);
   require(head_dim <= kPrefillMaxHeadDim, "hip::attention_prefill: head_dim ", head_dim, " above ",
           kPrefillMaxHeadDim);
-  launch("attention_prefill", kernels::attention_prefill<>,
+  launch("attention_prefill", kernels::attention_prefill<Key>,
          dim3(blocks_for(q.rows, kPrefillQueries), unsigned(heads)), dim3(kAttentionThreads),
          q.data, q.stride, q.rows, keys.data, keys.stride, values.data, values.stride, keys.rows,
          key_positions.empty() ? nullptr : key_positions.data(), head_dim, first_position, out.data,
@@ -243,10 +246,11 @@ inline void attention_prefill(ConstMatrixView<float> q, ConstMatrixView<float> k
 }
 
 // The prefill kernel from kPrefillMinQueries queries on (head_dim permitting), else decode.
-inline void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                             ConstMatrixView<float> values, std::size_t heads, std::size_t head_dim,
-                             std::size_t first_position, MatrixView<float> out,
-                             std::span<const std::int32_t> key_positions = {}) {
+template <class Key>
+void causal_attention(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                      ConstMatrixView<Key> values, std::size_t heads, std::size_t head_dim,
+                      std::size_t first_position, MatrixView<float> out,
+                      std::span<const std::int32_t> key_positions = {}) {
   if (q.rows >= kPrefillMinQueries && head_dim <= kPrefillMaxHeadDim)
     attention_prefill(q, keys, values, heads, head_dim, first_position, out, key_positions);
   else

@@ -23,6 +23,19 @@ __device__ inline std::int32_t widen(std::int8_t w) {
   return w;
 }
 
+// v as an Out (float, or bf16 rounded to nearest even as dtype.hpp's to_bf16 rounds).
+template <class Out>
+__device__ inline Out narrow(float v) {
+  if constexpr (sizeof(Out) == sizeof(float)) {
+    return v;
+  } else {
+    std::uint32_t u = __builtin_bit_cast(std::uint32_t, v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{std::uint16_t((u >> 16) | 0x40)};  // NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return bf16{std::uint16_t(u >> 16)};
+  }
+}
+
 // 16 bytes of a weight row (4 floats, 8 bf16 or 16 int8) in one load.
 struct alignas(16) Vector16 {
   std::uint32_t words[4];

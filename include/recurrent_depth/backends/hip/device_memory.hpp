@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <span>
 
+#include "../../core/dtype.hpp"
 #include "device_buffer.hpp"
 #include "hip_runtime.hpp"
 
@@ -26,8 +27,9 @@ inline void copy_2d(void* to, std::size_t to_stride, const void* from, std::size
 }  // namespace detail
 
 // Defined with the kernels (hip_backend_kernels.hpp): row r of `out` = the row at sources[r]
-// (device memory holding device addresses).
+// (device memory holding device addresses); `out` = `in` rounded to bf16 (nearest even).
 void gather_rows_at(std::span<const float* const> sources, MatrixView<float> out);
+void round_rows_to_bf16(ConstMatrixView<float> in, MatrixView<bf16> out);
 
 struct DeviceMemory {
   static constexpr bool host_visible = false;
@@ -92,6 +94,9 @@ struct DeviceMemory {
   static void copy(ConstMatrixView<float> from, MatrixView<float> to) {
     detail::copy_2d(to.data, to.stride, from.data, from.stride, to.rows, to.cols,
                     hipMemcpyDeviceToDevice, "hipMemcpy2DAsync (device to device)");
+  }
+  static void round_to_bf16(ConstMatrixView<float> from, MatrixView<bf16> to) {
+    round_rows_to_bf16(from, to);
   }
   static void upload(ConstMatrixView<float> host, MatrixView<float> to) {
     detail::copy_2d(to.data, to.stride, host.data, host.stride, to.rows, to.cols,

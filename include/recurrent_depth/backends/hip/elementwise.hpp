@@ -1,7 +1,7 @@
 // Row-wise kernels of the HIP backend over [positions, features] float32 matrices in device
 // memory (MatrixView strides honoured): RMSNorm (one block per row, with the fused residual add
-// of add_rms_norm), the SiLU gate, RoPE on adjacent pairs with the q/k bias, add, copy and the
-// embedding gather. Each computes what its CPU twin computes (backends/cpu/elementwise.hpp,
+// of add_rms_norm), the SiLU gate, RoPE on adjacent pairs with the q/k bias, add, copy (to float or
+// rounded to bf16) and the embedding gather. Each computes what its CPU twin computes (backends/cpu/elementwise.hpp,
 // cpu::scalar): float32 arithmetic, the same formulas; only the order of the RMSNorm sum differs.
 // Spans and views are device memory; ids and key positions too.
 #pragma once
@@ -75,14 +75,14 @@ __global__ void rope_adjacent_pairs(float* x, std::size_t x_stride, std::size_t 
   v[1] = v1 * c + v0 * s;
 }
 
-// out = a + b (b null: out = a, a copy).
-template <class = void>  // a template: defined in every including file (kernel_launch.hpp)
+// out = a + b (b null: out = a, a copy), stored as Out: float, or bf16 (rounded to nearest even).
+template <class Out = float>
 __global__ void add_rows(const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
-                         std::size_t rows, std::size_t cols, float* out, std::size_t out_stride) {
+                         std::size_t rows, std::size_t cols, Out* out, std::size_t out_stride) {
   const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x, r = blockIdx.y;
   if (i >= cols || r >= rows) return;
   const float v = a[r * a_stride + i];
-  out[r * out_stride + i] = b ? v + b[r * b_stride + i] : v;
+  out[r * out_stride + i] = device::narrow<Out>(b ? v + b[r * b_stride + i] : v);
 }
 
 // out[t] = table[ids[t]] * scale (times the row's scale for int8), one block per t.
@@ -148,8 +148,9 @@ inline void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<f
          a.data, a.stride, b.data, b.stride, out.rows, out.cols, out.data, out.stride);
 }
 
-inline void copy(ConstMatrixView<float> in, MatrixView<float> out) {
-  launch("add_rows", kernels::add_rows<>, column_grid(out.rows, out.cols), dim3(kRowThreads),
+template <class Out>  // float, or bf16 (rounded to nearest even)
+void copy(ConstMatrixView<float> in, MatrixView<Out> out) {
+  launch("add_rows", kernels::add_rows<Out>, column_grid(out.rows, out.cols), dim3(kRowThreads),
          in.data, in.stride, static_cast<const float*>(nullptr), std::size_t(0), out.rows, out.cols,
          out.data, out.stride);
 }

@@ -59,6 +59,13 @@ void HipBackend::causal_attention(ConstMatrixView<float> q, ConstMatrixView<floa
                                   std::span<const std::int32_t> key_positions) {
   hip::causal_attention(q, keys, values, heads, head_dim, first_position, out, key_positions);
 }
+void HipBackend::causal_attention(ConstMatrixView<float> q, ConstMatrixView<bf16> keys,
+                                  ConstMatrixView<bf16> values, std::size_t heads,
+                                  std::size_t head_dim, std::size_t first_position,
+                                  MatrixView<float> out,
+                                  std::span<const std::int32_t> key_positions) {
+  hip::causal_attention(q, keys, values, heads, head_dim, first_position, out, key_positions);
+}
 
 void HipBackend::add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out) {
   hip::add(a, b, out);
@@ -83,6 +90,10 @@ void gather_rows_at(std::span<const float* const> sources, MatrixView<float> out
           out.rows, " rows");
   launch("gather_addressed_rows", kernels::gather_addressed_rows<>, dim3(unsigned(out.rows)),
          dim3(kRowThreads), sources.data(), out.cols, out.data, out.stride);
+}
+// DeviceMemory::round_to_bf16's kernel.
+void round_rows_to_bf16(ConstMatrixView<float> in, MatrixView<bf16> out) {
+  copy(in, out);
 }
 }  // namespace recurrent_depth::hip
 

@@ -1,7 +1,8 @@
 // Block benchmarks: the policies of Huginn's block as the model runs them, loaded with their
 // `load` functions from the synthetic checkpoint under the real names: the attention layer, the
 // gated MLP, the per-iteration part of the adapter, a whole sandwich block and one core iteration
-// (adapter + 4 core blocks), for decode (1 position) and a prefill chunk, f32 and bf16 weights.
+// (adapter + 4 core blocks), for decode (1 position) and a prefill chunk, in every weight format
+// (the KV slots in the format its models use).
 #include <string>
 #include <vector>
 
@@ -17,13 +18,10 @@ using Mlp = rd::GatedMlp<rd::Silu>;
 inline double attention_core_flops(std::size_t width, std::size_t positions) {
   return 4.0 * static_cast<double>(width) * visible_keys(positions);
 }
-// Keys and values the last query reads (each entry at least once), float32.
-inline double attended_kv_bytes(std::size_t width, std::size_t positions) {
-  return 2.0 * sizeof(float) * static_cast<double>(width * (kContext + positions));
-}
 // Bytes one call reads from a copy and its KV slot: what the rotation must keep out of cache.
-inline std::size_t touched_with_kv(std::size_t weight_bytes, std::size_t width) {
-  return weight_bytes + static_cast<std::size_t>(attended_kv_bytes(width, kPrefillChunk));
+template <class Precision>
+std::size_t touched_with_kv(std::size_t weight_bytes, const AttentionState<Precision>& attention) {
+  return weight_bytes + static_cast<std::size_t>(attention.attended_bytes(kPrefillChunk));
 }
 
 template <class Layer>
@@ -37,7 +35,7 @@ template <class Precision>
 struct AttentionFixture : RotatingFixture {
   using Layer = typename Attention::template Layer<Backend, Precision>;
   std::vector<Layer> layers;
-  AttentionState attention;
+  AttentionState<Precision> attention;
   std::size_t width = 0;
   rd::Matrix<float> x, out;
 
@@ -47,7 +45,7 @@ struct AttentionFixture : RotatingFixture {
     const rd::Checkpoint& checkpoint = checkpoint_for(shape);
     Layer first;
     first.load(checkpoint, kBlockName + ".attn", config);
-    count = copies_for(touched_with_kv(first.weight_bytes(), width));
+    count = copies_for(touched_with_kv(first.weight_bytes(), attention));
     layers.reserve(count);
     layers.push_back(std::move(first));
     while (layers.size() < count)
@@ -70,7 +68,7 @@ struct AttentionFixture : RotatingFixture {
     w.flops = 2.0 * matmul_params(layers.front(), sizeof(typename Precision::Storage)) *
                   static_cast<double>(positions) +
               attention_core_flops(width, positions);
-    w.kv_bytes = attended_kv_bytes(width, positions);
+    w.kv_bytes = attention.attended_bytes(positions);
     return w;
   }
 };
@@ -156,7 +154,7 @@ template <class Precision>
 struct BlockFixture : RotatingFixture {
   using Layer = typename rd::HuginnBlock::template Layer<Backend, Precision>;
   std::vector<Layer> layers;
-  AttentionState attention;
+  AttentionState<Precision> attention;
   std::size_t width = 0;
   rd::Matrix<float> x;
 
@@ -166,7 +164,7 @@ struct BlockFixture : RotatingFixture {
     const rd::Checkpoint& checkpoint = checkpoint_for(shape);
     Layer first;
     first.load(checkpoint, kBlockName, config);
-    count = copies_for(touched_with_kv(first.weight_bytes(), width));
+    count = copies_for(touched_with_kv(first.weight_bytes(), attention));
     layers.reserve(count);
     layers.push_back(std::move(first));
     while (layers.size() < count) layers.emplace_back().load(checkpoint, kBlockName, config);
@@ -186,7 +184,7 @@ struct BlockFixture : RotatingFixture {
     w.flops = 2.0 * matmul_params(layers.front(), sizeof(typename Precision::Storage)) *
                   static_cast<double>(positions) +
               attention_core_flops(width, positions);
-    w.kv_bytes = attended_kv_bytes(width, positions);
+    w.kv_bytes = attention.attended_bytes(positions);
     return w;
   }
 };
@@ -210,7 +208,7 @@ struct CoreIterationFixture : RotatingFixture {
     const BlockLayer& block(int j) const { return blocks[blocks.size() == 1 ? 0 : j]; }
   };
   std::vector<Iteration> iterations;
-  AttentionState attention;
+  AttentionState<Precision> attention;
   std::size_t width = 0;
   int first_slot = 0;
   rd::Matrix<float> state, injected, next;
@@ -233,7 +231,7 @@ struct CoreIterationFixture : RotatingFixture {
     while (first.blocks.size() < distinct)
       first.blocks.emplace_back().load(checkpoint, kBlockName, config);
     count = copies_for(static_cast<std::size_t>(touched_bytes()) +
-                       kCoreLayers * touched_with_kv(0, width));
+                       kCoreLayers * touched_with_kv(0, attention));
     iterations.reserve(count);
     while (iterations.size() < count) load(iterations.emplace_back(), distinct);
     std::vector<int> slots;
@@ -270,7 +268,7 @@ struct CoreIterationFixture : RotatingFixture {
     w.weight_bytes = touched_bytes();
     w.flops = 2.0 * (w.weight_bytes / storage) * static_cast<double>(positions) +
               kCoreLayers * attention_core_flops(width, positions);
-    w.kv_bytes = kCoreLayers * attended_kv_bytes(width, positions);
+    w.kv_bytes = kCoreLayers * attention.attended_bytes(positions);
     return w;
   }
 };

@@ -126,13 +126,15 @@ inline rd::Matrix<float> random_matrix(std::size_t rows, std::size_t cols, std::
 // KvSlot::write), so the cache never grows across iterations, and since keys after a query's own
 // position are masked, a call does exactly the work of attending over kContext earlier positions.
 // (KvCache::truncate would do the same at the price of a memmove inside the timed loop.)
+// KV slots in the format a model of Precision's weights stores them in.
+template <class Precision>
 struct AttentionState {
   rd::KvCache cache;
   rd::Matrix<float> rope;
   rd::Workspace workspace;
 
   explicit AttentionState(const rd::ModelConfig& c)
-      : cache(static_cast<std::size_t>(c.n_embd)),
+      : cache(static_cast<std::size_t>(c.n_embd), rule()),
         rope(rd::rope_table(kContext + kPrefillChunk, static_cast<std::size_t>(c.head_dim()),
                             c.rope_base)) {}
 
@@ -143,6 +145,13 @@ struct AttentionState {
     for (int id : slots) cache.storage(id).write(0, keys.view(), values.view());
   }
 
+  // Keys and values the last of `positions` queries reads (each entry at least once).
+  double attended_bytes(std::size_t positions) const {
+    return 2.0 * sizeof(float) *
+           static_cast<double>(rd::kv_words_per_row(cache.width(), cache.format()) *
+                               (kContext + positions));
+  }
+
   // One sequence: the T rows of a call are its positions kContext .. kContext + T - 1.
   rd::BlockContext context(int slot, std::size_t positions) {
     sequence = rd::SequenceRows{&cache, kContext, 0, positions};
@@ -151,6 +160,11 @@ struct AttentionState {
   }
 
  private:
+  static rd::CacheRule rule() {
+    rd::CacheRule rule;
+    rule.format = rd::default_kv_format_for<Precision>;
+    return rule;
+  }
   rd::SequenceRows sequence{};
 };
 
@@ -166,7 +180,7 @@ inline double visible_keys(std::size_t positions) {
 struct Work {
   double weight_bytes = 0;      // matmul weight bytes read per call
   double flops = 0;             // per call
-  double kv_bytes = 0;          // KV cache bytes attended per call (keys and values, float32)
+  double kv_bytes = 0;          // KV cache bytes attended per call (keys and values)
   double activation_bytes = 0;  // reported only where the weights are negligible (norms)
 };
 

@@ -69,8 +69,8 @@ TEST_CASE("kv format: bf16 entries keep f32 weights within their bound of the re
       ForwardOptions options = with_steps(steps, StateInit::given);
       options.initial_state = states.view();
       const ForwardResult result = model.forward(session, ids, options);
-      const double error =
-          relative_l2(result.logits, golden.matrix("forward_r" + std::to_string(steps) + "_logits"));
+      const double error = relative_l2(
+          result.logits, golden.matrix("forward_r" + std::to_string(steps) + "_logits"));
       CHECK(error < kBf16EntriesBound);
       CHECK(error > 1e-6);  // the entries really are rounded (f32 entries: below 1e-6)
     }

@@ -19,7 +19,9 @@ void second_translation_unit(const hip::DeviceWeights<float>& w, MatrixView<floa
                              MatrixView<float> y) {
   hip::linear(x, w, y);
   hip::rms_norm(x, {}, 1e-6f, y);
-  hip::causal_attention(x, x, x, 1, x.cols, 0, y);
+  hip::causal_attention<float>(x, x, x, 1, x.cols, 0, y);
+  const ConstMatrixView<bf16> entries(reinterpret_cast<const bf16*>(x.data), x.rows, x.cols);
+  hip::causal_attention(x, entries, entries, 1, x.cols, 0, y);
   hip::gather_rows(w, {}, 1.0f, y);
 }
 

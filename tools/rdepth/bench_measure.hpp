@@ -1,8 +1,8 @@
 // rdepth bench's measurement, the same on every backend: the flags' plan (r, a prompt of P seeded
 // random token ids, N decode steps), the prefill's time, and the decode steps' times, each next to
 // a bandwidth probe taken right before it (the bandwidth of a shared machine moves, so each step is
-// compared with its own probe) and the KV cache's bytes it reads. command_bench.cpp reports them against the CPU's limits,
-// command_bench_hip.cpp against the GPU's.
+// compared with its own probe) and the KV cache's bytes it reads. command_bench.cpp reports them
+// against the CPU's limits, command_bench_hip.cpp against the GPU's.
 #pragma once
 
 #include <algorithm>

@@ -248,10 +248,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
       "GFLOP/s vs ours %.1f\n",
       2 * config.intermediate_size, config.n_embd, peer.eigen_gemv_gbs, peer.library_gemv_gbs,
       peer.eigen_gemm_gflops, peer.library_gemm_gflops);
-  std::printf(
-      "  memory: weights %.2f GB, resident %.2f GB (peak %.2f GB), KV cache %.1f MB (%s)\n",
-      model.summary().weight_bytes / 1e9, resident / 1e9, peak_resident / 1e9,
-      session.cache.bytes() / 1e6, rd::kv_format_name(session.cache.format()).data());
+  std::printf("  memory: weights %.2f GB, resident %.2f GB (peak %.2f GB), KV cache %.1f MB (%s)\n",
+              model.summary().weight_bytes / 1e9, resident / 1e9, peak_resident / 1e9,
+              session.cache.bytes() / 1e6, rd::kv_format_name(session.cache.format()).data());
   return 0;
 }
 

@@ -52,7 +52,8 @@ Arguments chat_arguments() {
                             {"--continuous", "",
                              "warm start: each token from the previous one's "
                              "latent"},
-                            cache_flag(), kv_format_flag()},
+                            cache_flag(),
+                            kv_format_flag()},
                            exit_flags()),
                     concat(sampling_flags(), speculative_flags())),
              {weights_flag(), backend_flag(), threads_flag()}));

@@ -43,7 +43,8 @@ Arguments forward_arguments() {
            {"--output", "OUT", "safetensors file to write (logits, latents; steps with --exit)"},
            steps_flag(),
            {"--prefill", "P", "first P tokens in one pass, then one token at a time (1 <= P <= T)"},
-           cache_flag(), kv_format_flag()},
+           cache_flag(),
+           kv_format_flag()},
           concat(exit_flags(),
                  {weights_flag(), backend_flag(), threads_flag(), init_flag(), seed_flag()})));
 }

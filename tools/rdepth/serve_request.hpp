@@ -125,7 +125,8 @@ inline Arguments request_arguments() {
                                          init_flag(),
                                          {"--seed", "S", ""},
                                          {"--continuous", "", ""},
-                                         cache_flag(), kv_format_flag()},
+                                         cache_flag(),
+                                         kv_format_flag()},
                                         exit_flags()),
                                  concat(sampling_flags(), speculative_flags())),
                           {}));

@@ -1,8 +1,8 @@
 // The KV cache of one sequence, its entries in the backend's Memory: one slot per block invocation
 // (prelude block b -> slot b; core iteration i, layer j -> n_prelude + n_core * i + j; coda block c
-// -> -(c + 1)), stored (in the rule's KvFormat) and looked up by a CacheRule. Attention reads a slot through view(): the
-// entries it holds or, under latest-m4 with tokens missing there, the entries that stand in for
-// them. A KvCacheLimit bounds its size.
+// -> -(c + 1)), stored (in the rule's KvFormat) and looked up by a CacheRule. Attention reads a
+// slot through view(): the entries it holds or, under latest-m4 with tokens missing there, the
+// entries that stand in for them. A KvCacheLimit bounds its size.
 #pragma once
 
 #include <algorithm>

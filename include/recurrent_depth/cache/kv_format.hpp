@@ -15,11 +15,19 @@
 
 #include "../core/dtype.hpp"
 #include "../core/error.hpp"
+#include "../core/precision.hpp"
 #include "../core/tensor.hpp"
 
 namespace recurrent_depth {
 
 enum class KvFormat { f32, bf16 };
+
+// The format of a model's sessions when their rule names none: bf16 for the quantised weights
+// (INT8, Q4); float32 for F32 and BF16, exact for released (bf16) checkpoints.
+template <class Precision>
+inline constexpr KvFormat default_kv_format_for =
+    std::is_same_v<Precision, INT8> || std::is_same_v<Precision, Q4> ? KvFormat::bf16
+                                                                     : KvFormat::f32;
 
 inline KvFormat parse_kv_format(std::string_view text) {
   if (text == "f32") return KvFormat::f32;

@@ -1,8 +1,9 @@
 // One slot of a KV cache: key and value rows [entries, heads * head_dim] (keys already biased and
 // rotated) in the backend's Memory (core/host_memory.hpp) in a KvFormat (float32 or bf16, each row
-// in 32-bit words: kv_format.hpp), and the position of each entry (on the host). Entries usually arrive in position order (a dense slot, read as contiguous matrices);
-// writing a position that is already present replaces that entry in place, as a token's later
-// iteration does in a compressed cache.
+// in 32-bit words: kv_format.hpp), and the position of each entry (on the host). Entries usually
+// arrive in position order (a dense slot, read as contiguous matrices); writing a position that is
+// already present replaces that entry in place, as a token's later iteration does in a compressed
+// cache.
 #pragma once
 
 #include <algorithm>
@@ -119,9 +120,7 @@ class BasicKvSlot {
     return dense_ ? std::span<const std::int32_t>{} : std::span<const std::int32_t>(positions_);
   }
   // Every entry, its positions on the host (key_positions()).
-  KvView view() const {
-    return {format_, width_, keys_.view(), values_.view(), key_positions()};
-  }
+  KvView view() const { return {format_, width_, keys_.view(), values_.view(), key_positions()}; }
   // The 32-bit words of the key and value rows of the entry at `position` (which must exist).
   const float* key_words(std::size_t position) const {
     return keys_.view().row(std::size_t(row_of_position_[position]));

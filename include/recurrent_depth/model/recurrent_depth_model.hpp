@@ -8,7 +8,6 @@
 #include <optional>
 #include <set>
 #include <span>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -99,12 +98,8 @@ class RecurrentDepthModel {
   std::size_t width() const { return static_cast<std::size_t>(config_.n_embd); }
   std::size_t vocab_rows() const { return embedding_.vocab_rows(); }
 
-  // The format of a session's KV cache when its rule names none (cache/kv_format.hpp): bf16 for
-  // the quantised weights (INT8, Q4), float32 for F32 and BF16, exact for released (bf16)
-  // checkpoints.
-  static constexpr KvFormat default_kv_format =
-      std::is_same_v<Precision, INT8> || std::is_same_v<Precision, Q4> ? KvFormat::bf16
-                                                                       : KvFormat::f32;
+  // The format of a session's KV cache when its rule names none.
+  static constexpr KvFormat default_kv_format = default_kv_format_for<Precision>;
 
   // A new sequence: its KV cache (stored by `rule`, bounded by `limit`) and its seeded generator.
   SessionType new_session(std::uint64_t seed = 0, CacheRule rule = {},

@@ -31,8 +31,12 @@ inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
-inline float widen(float x) { return x; }
-inline float widen(bf16 x) { return to_float(x); }
+inline float widen(float x) {
+  return x;
+}
+inline float widen(bf16 x) {
+  return to_float(x);
+}
 
 template <class Key>
 float dot(const float* a, const Key* b, std::size_t n) {

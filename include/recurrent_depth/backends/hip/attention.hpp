@@ -224,10 +224,11 @@ void attention_decode(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
                       std::size_t first_position, MatrixView<float> out,
                       std::span<const std::int32_t> key_positions = {}) {
   detail::check_attention_shapes(q, keys, values, heads, head_dim, out, key_positions);
-  launch("attention_decode", kernels::attention_decode<Key>, dim3(unsigned(q.rows), unsigned(heads)),
-         dim3(kAttentionThreads), q.data, q.stride, keys.data, keys.stride, values.data,
-         values.stride, keys.rows, key_positions.empty() ? nullptr : key_positions.data(), head_dim,
-         first_position, out.data, out.stride);
+  launch("attention_decode", kernels::attention_decode<Key>,
+         dim3(unsigned(q.rows), unsigned(heads)), dim3(kAttentionThreads), q.data, q.stride,
+         keys.data, keys.stride, values.data, values.stride, keys.rows,
+         key_positions.empty() ? nullptr : key_positions.data(), head_dim, first_position, out.data,
+         out.stride);
 }
 
 template <class Key>

@@ -1,9 +1,9 @@
 // Row-wise kernels of the HIP backend over [positions, features] float32 matrices in device
 // memory (MatrixView strides honoured): RMSNorm (one block per row, with the fused residual add
 // of add_rms_norm), the SiLU gate, RoPE on adjacent pairs with the q/k bias, add, copy (to float or
-// rounded to bf16) and the embedding gather. Each computes what its CPU twin computes (backends/cpu/elementwise.hpp,
-// cpu::scalar): float32 arithmetic, the same formulas; only the order of the RMSNorm sum differs.
-// Spans and views are device memory; ids and key positions too.
+// rounded to bf16) and the embedding gather. Each computes what its CPU twin computes
+// (backends/cpu/elementwise.hpp, cpu::scalar): float32 arithmetic, the same formulas; only the
+// order of the RMSNorm sum differs. Spans and views are device memory; ids and key positions too.
 #pragma once
 
 #include <cmath>

@@ -20,52 +20,42 @@ using namespace recurrent_depth::kernel_test;
 
 // =============================================================================================
 
-TEST_CASE("kernels: causal_attention matches the scalar twin", "[kernels][attention]") {
+TEST_CASE("kernels: causal_attention over float and bf16 keys matches the scalar twin",
+          "[kernels][attention]") {
   for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
     Rng rng(401);
-    for (const AttentionCase& c : attention_cases()) {
-      AttentionData data(c, rng);
-      const std::size_t width = c.heads * c.head_dim;
-      Strided fast(c.queries, width, 1, 2), reference(c.queries, width, 0, 0);
-      fast.fill(kNaN);
-      const std::span<const std::int32_t> positions(c.key_positions);
-      kernels.causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
-                               c.head_dim, c.first_position, fast.view, positions);
-      cpu::scalar::causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
-                                    c.head_dim, c.first_position, reference.view, positions);
-      INFO("heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
-                    << " first " << c.first_position << " keys " << c.keys << " positions "
-                    << c.key_positions.size());
-      REQUIRE(fast.guards_intact());
-      REQUIRE(attention_error_ratio(data.q.cview(), data.keys.cview(), data.values.cview(), c,
-                                    reference.cview(), fast.cview()) <= 1.0);
-    }
-  });
-}
-
-TEST_CASE("kernels: causal_attention over bf16 keys and values matches the scalar twin",
-          "[kernels][attention]") {
-  // The twin reads the same bf16 numbers; the bound is that of float keys equal to them.
-  for_each_kernel_table([&](const cpu::CpuKernels& kernels) {
-    Rng rng(404);
-    for (const AttentionCase& c : attention_cases()) {
-      AttentionData data(c, rng);
-      const Bf16Rows keys(data.keys.cview()), values(data.values.cview());
-      const std::size_t width = c.heads * c.head_dim;
-      Strided fast(c.queries, width, 1, 2), reference(c.queries, width, 0, 0);
-      fast.fill(kNaN);
-      const std::span<const std::int32_t> positions(c.key_positions);
-      kernels.causal_attention_bf16(data.q.cview(), keys.view, values.view, c.heads, c.head_dim,
-                                    c.first_position, fast.view, positions);
-      cpu::scalar::causal_attention(data.q.cview(), keys.view, values.view, c.heads, c.head_dim,
-                                    c.first_position, reference.view, positions);
-      INFO("heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
-                    << " first " << c.first_position << " keys " << c.keys << " positions "
-                    << c.key_positions.size());
-      REQUIRE(fast.guards_intact());
-      REQUIRE(attention_error_ratio(data.q.cview(), keys.widened.cview(), values.widened.cview(), c,
-                                    reference.cview(), fast.cview()) <= 1.0);
-    }
+    for (const AttentionCase& c : attention_cases())
+      for (const bool bf16_keys : {false, true}) {
+        // bf16: the twin reads the same bf16 numbers; the bound is that of float keys equal to
+        // them.
+        AttentionData data(c, rng);
+        const Bf16Rows keys16(data.keys.cview()), values16(data.values.cview());
+        const ConstMatrixView<float> keys = bf16_keys ? keys16.widened.cview() : data.keys.cview();
+        const ConstMatrixView<float> values =
+            bf16_keys ? values16.widened.cview() : data.values.cview();
+        const std::size_t width = c.heads * c.head_dim;
+        Strided fast(c.queries, width, 1, 2), reference(c.queries, width, 0, 0);
+        fast.fill(kNaN);
+        const std::span<const std::int32_t> positions(c.key_positions);
+        if (bf16_keys) {
+          kernels.causal_attention_bf16(data.q.cview(), keys16.view, values16.view, c.heads,
+                                        c.head_dim, c.first_position, fast.view, positions);
+          cpu::scalar::causal_attention(data.q.cview(), keys16.view, values16.view, c.heads,
+                                        c.head_dim, c.first_position, reference.view, positions);
+        } else {
+          kernels.causal_attention(data.q.cview(), keys, values, c.heads, c.head_dim,
+                                   c.first_position, fast.view, positions);
+          cpu::scalar::causal_attention(data.q.cview(), keys, values, c.heads, c.head_dim,
+                                        c.first_position, reference.view, positions);
+        }
+        INFO((bf16_keys ? "bf16 keys: " : "")
+             << "heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
+             << " first " << c.first_position << " keys " << c.keys << " positions "
+             << c.key_positions.size());
+        REQUIRE(fast.guards_intact());
+        REQUIRE(attention_error_ratio(data.q.cview(), keys, values, c, reference.cview(),
+                                      fast.cview()) <= 1.0);
+      }
   });
 }
 

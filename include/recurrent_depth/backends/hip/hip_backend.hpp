@@ -60,16 +60,10 @@ struct HipBackend {
   static void rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std::size_t head_dim,
                                   std::span<const float> bias, ConstMatrixView<float> cos_sin,
                                   std::size_t first_position);
-  // Over a KV cache of float32 or of bf16 entries.
-  static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                               ConstMatrixView<float> values, std::size_t heads,
-                               std::size_t head_dim, std::size_t first_position,
-                               MatrixView<float> out,
-                               std::span<const std::int32_t> key_positions = {});
-  static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<bf16> keys,
-                               ConstMatrixView<bf16> values, std::size_t heads,
-                               std::size_t head_dim, std::size_t first_position,
-                               MatrixView<float> out,
+  template <class Key>  // float or bf16: a KV cache's entries
+  static void causal_attention(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                               ConstMatrixView<Key> values, std::size_t heads, std::size_t head_dim,
+                               std::size_t first_position, MatrixView<float> out,
                                std::span<const std::int32_t> key_positions = {});
   static void add(ConstMatrixView<float> a, ConstMatrixView<float> b, MatrixView<float> out);
   static void copy(ConstMatrixView<float> in, MatrixView<float> out);

@@ -52,15 +52,9 @@ void HipBackend::rope_adjacent_pairs(MatrixView<float> x, std::size_t heads, std
   hip::rope_adjacent_pairs(x, heads, head_dim, bias, cos_sin, first_position);
 }
 
-void HipBackend::causal_attention(ConstMatrixView<float> q, ConstMatrixView<float> keys,
-                                  ConstMatrixView<float> values, std::size_t heads,
-                                  std::size_t head_dim, std::size_t first_position,
-                                  MatrixView<float> out,
-                                  std::span<const std::int32_t> key_positions) {
-  hip::causal_attention(q, keys, values, heads, head_dim, first_position, out, key_positions);
-}
-void HipBackend::causal_attention(ConstMatrixView<float> q, ConstMatrixView<bf16> keys,
-                                  ConstMatrixView<bf16> values, std::size_t heads,
+template <class Key>
+void HipBackend::causal_attention(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
+                                  ConstMatrixView<Key> values, std::size_t heads,
                                   std::size_t head_dim, std::size_t first_position,
                                   MatrixView<float> out,
                                   std::span<const std::int32_t> key_positions) {
@@ -116,5 +110,14 @@ template void HipBackend::gather_rows<bf16>(const hip::DeviceWeights<bf16>&,
 template void HipBackend::gather_rows<std::int8_t>(const hip::DeviceWeights<std::int8_t>&,
                                                    std::span<const std::int32_t>, float,
                                                    MatrixView<float>);
+// The KV cache's entry formats (cache/kv_format.hpp).
+template void HipBackend::causal_attention<float>(ConstMatrixView<float>, ConstMatrixView<float>,
+                                                  ConstMatrixView<float>, std::size_t, std::size_t,
+                                                  std::size_t, MatrixView<float>,
+                                                  std::span<const std::int32_t>);
+template void HipBackend::causal_attention<bf16>(ConstMatrixView<float>, ConstMatrixView<bf16>,
+                                                 ConstMatrixView<bf16>, std::size_t, std::size_t,
+                                                 std::size_t, MatrixView<float>,
+                                                 std::span<const std::int32_t>);
 
 }  // namespace recurrent_depth

@@ -9,12 +9,14 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "kernel_test_support.hpp"
 #include "recurrent_depth/backends/cpu/packed_q4.hpp"
 #include "recurrent_depth/backends/cpu/packed_weights.hpp"
+#include "recurrent_depth/backends/cpu/scalar_reference.hpp"
 
 namespace recurrent_depth::kernel_test {
 
@@ -237,18 +239,6 @@ inline double attention_error_ratio(ConstMatrixView<float> q, ConstMatrixView<fl
   return worst;
 }
 
-struct AttentionData {
-  Strided q, keys, values;
-  AttentionData(const AttentionCase& c, Rng& rng)
-      : q(c.queries, c.heads * c.head_dim, 1, 5),
-        keys(c.keys, c.heads * c.head_dim, 1, 3),
-        values(c.keys, c.heads * c.head_dim, 1, 1) {
-    q.randomize(rng, 0.5, 3.0);  // scores spread over a few units: a peaked, not flat, softmax
-    keys.randomize(rng, 0.25, 1.0);
-    values.randomize(rng, 0.25, 2.0);
-  }
-};
-
 // Rows rounded to bf16 (strided and off-aligned, as a cache's rows of an odd width are), and their
 // exact widening back to float.
 struct Bf16Rows {
@@ -264,6 +254,42 @@ struct Bf16Rows {
         widened.view(r, c) = to_float(buffer[1 + r * stride + c]);
       }
     view = ConstMatrixView<bf16>(buffer.data() + 1, source.rows, source.cols, stride);
+  }
+};
+
+// An attention case's queries, keys and values; with bf16_entries the keys and values are also
+// rounded to bf16 (keys16, values16), as a KV cache in bf16 holds them, and the entries the bound
+// is computed on are those bf16 numbers widened.
+struct AttentionData {
+  Strided q, keys, values;
+  std::optional<Bf16Rows> keys16, values16;
+  AttentionData(const AttentionCase& c, Rng& rng, bool bf16_entries = false)
+      : q(c.queries, c.heads * c.head_dim, 1, 5),
+        keys(c.keys, c.heads * c.head_dim, 1, 3),
+        values(c.keys, c.heads * c.head_dim, 1, 1) {
+    q.randomize(rng, 0.5, 3.0);  // scores spread over a few units: a peaked, not flat, softmax
+    keys.randomize(rng, 0.25, 1.0);
+    values.randomize(rng, 0.25, 2.0);
+    if (bf16_entries) {
+      keys16.emplace(keys.cview());
+      values16.emplace(values.cview());
+    }
+  }
+  ConstMatrixView<float> entry_keys() const {
+    return keys16 ? keys16->widened.cview() : keys.cview();
+  }
+  ConstMatrixView<float> entry_values() const {
+    return values16 ? values16->widened.cview() : values.cview();
+  }
+  // out = the scalar twin's attention over the entries.
+  void scalar_attention(const AttentionCase& c, MatrixView<float> out) const {
+    const std::span<const std::int32_t> positions(c.key_positions);
+    if (keys16)
+      cpu::scalar::causal_attention(q.cview(), keys16->view, values16->view, c.heads, c.head_dim,
+                                    c.first_position, out, positions);
+    else
+      cpu::scalar::causal_attention(q.cview(), keys.cview(), values.cview(), c.heads, c.head_dim,
+                                    c.first_position, out, positions);
   }
 };
 

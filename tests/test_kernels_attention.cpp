@@ -28,33 +28,26 @@ TEST_CASE("kernels: causal_attention over float and bf16 keys matches the scalar
       for (const bool bf16_keys : {false, true}) {
         // bf16: the twin reads the same bf16 numbers; the bound is that of float keys equal to
         // them.
-        AttentionData data(c, rng);
-        const Bf16Rows keys16(data.keys.cview()), values16(data.values.cview());
-        const ConstMatrixView<float> keys = bf16_keys ? keys16.widened.cview() : data.keys.cview();
-        const ConstMatrixView<float> values =
-            bf16_keys ? values16.widened.cview() : data.values.cview();
+        const AttentionData data(c, rng, bf16_keys);
         const std::size_t width = c.heads * c.head_dim;
         Strided fast(c.queries, width, 1, 2), reference(c.queries, width, 0, 0);
         fast.fill(kNaN);
         const std::span<const std::int32_t> positions(c.key_positions);
-        if (bf16_keys) {
-          kernels.causal_attention_bf16(data.q.cview(), keys16.view, values16.view, c.heads,
-                                        c.head_dim, c.first_position, fast.view, positions);
-          cpu::scalar::causal_attention(data.q.cview(), keys16.view, values16.view, c.heads,
-                                        c.head_dim, c.first_position, reference.view, positions);
-        } else {
-          kernels.causal_attention(data.q.cview(), keys, values, c.heads, c.head_dim,
-                                   c.first_position, fast.view, positions);
-          cpu::scalar::causal_attention(data.q.cview(), keys, values, c.heads, c.head_dim,
-                                        c.first_position, reference.view, positions);
-        }
+        if (bf16_keys)
+          kernels.causal_attention_bf16(data.q.cview(), data.keys16->view, data.values16->view,
+                                        c.heads, c.head_dim, c.first_position, fast.view,
+                                        positions);
+        else
+          kernels.causal_attention(data.q.cview(), data.keys.cview(), data.values.cview(), c.heads,
+                                   c.head_dim, c.first_position, fast.view, positions);
+        data.scalar_attention(c, reference.view);
         INFO((bf16_keys ? "bf16 keys: " : "")
              << "heads " << c.heads << " head_dim " << c.head_dim << " queries " << c.queries
              << " first " << c.first_position << " keys " << c.keys << " positions "
              << c.key_positions.size());
         REQUIRE(fast.guards_intact());
-        REQUIRE(attention_error_ratio(data.q.cview(), keys, values, c, reference.cview(),
-                                      fast.cview()) <= 1.0);
+        REQUIRE(attention_error_ratio(data.q.cview(), data.entry_keys(), data.entry_values(), c,
+                                      reference.cview(), fast.cview()) <= 1.0);
       }
   });
 }

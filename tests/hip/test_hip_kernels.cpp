@@ -259,20 +259,11 @@ TEST_CASE("hip kernels: both causal_attention kernels match the scalar twin, flo
   for (const AttentionCase& c : attention_cases())
     for (const bool bf16_keys : {false, true}) {
       // bf16: the device rounds the keys and values; the twin reads the host's rounding of them.
-      AttentionData data(c, rng);
-      const Bf16Rows keys16(data.keys.cview()), values16(data.values.cview());
-      const ConstMatrixView<float> keys = bf16_keys ? keys16.widened.cview() : data.keys.cview();
-      const ConstMatrixView<float> values =
-          bf16_keys ? values16.widened.cview() : data.values.cview();
+      AttentionData data(c, rng, bf16_keys);
       const std::size_t width = c.heads * c.head_dim;
       const std::span<const std::int32_t> positions(c.key_positions);
       Strided reference(c.queries, width, 0, 0);
-      if (bf16_keys)
-        cpu::scalar::causal_attention(data.q.cview(), keys16.view, values16.view, c.heads,
-                                      c.head_dim, c.first_position, reference.view, positions);
-      else
-        cpu::scalar::causal_attention(data.q.cview(), keys, values, c.heads, c.head_dim,
-                                      c.first_position, reference.view, positions);
+      data.scalar_attention(c, reference.view);
       for (const auto& [name, kernel] : kernels) {
         if (kernel == device::AttentionKernel::prefill &&
             c.head_dim > device::prefill_max_head_dim())
@@ -285,8 +276,8 @@ TEST_CASE("hip kernels: both causal_attention kernels match the scalar twin, flo
                   << c.head_dim << " queries " << c.queries << " first " << c.first_position
                   << " keys " << c.keys << " positions " << c.key_positions.size());
         REQUIRE(fast.guards_intact());
-        REQUIRE(attention_error_ratio(data.q.cview(), keys, values, c, reference.cview(),
-                                      fast.cview()) <= 1.0);
+        REQUIRE(attention_error_ratio(data.q.cview(), data.entry_keys(), data.entry_values(), c,
+                                      reference.cview(), fast.cview()) <= 1.0);
       }
     }
 }

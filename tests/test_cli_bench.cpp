@@ -41,6 +41,12 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
                             bandwidth[i]);
       std::sort(fractions.begin(), fractions.end());
       CHECK(out["decode_fraction_of_roofline"].get<double>() == Approx(fractions[1]));
+      // With the KV cache read counted too (the model's default format: bf16 with int8 and q4).
+      const bool quantised = std::string(weights) == "int8" || std::string(weights) == "q4";
+      CHECK(out["kv_format"] == (quantised ? "bf16" : "f32"));
+      CHECK(out["decode_kv_bytes_read_median"].get<double>() > 0.0);
+      CHECK(out["decode_fraction_of_roofline_with_kv"].get<double>() >
+            out["decode_fraction_of_roofline"].get<double>());
       std::sort(bandwidth.begin(), bandwidth.end());
       CHECK(out["read_bandwidth_gbs"].get<double>() == Approx(bandwidth[1]));
       std::sort(seconds.begin(), seconds.end());
@@ -125,6 +131,7 @@ TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {
       {"bench --shape tiny --weights Q4", "expected f32, bf16, int8 or q4"},
       {"bench --shape tiny --backend gpu", "--backend gpu is not one of: cpu, hip"},
       {"bench --shape tiny --backend hip", "built without the HIP backend"},
+      {"bench --shape tiny --kv-format f16", "--kv-format f16: expected f32 or bf16"},
   };
   for (const auto& [arguments, message] : cases) {
     INFO(arguments);

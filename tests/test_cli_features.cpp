@@ -185,6 +185,13 @@ TEST_CASE("rdepth generate --json statistics are present and consistent", "[cli]
   CHECK(full["kv_bytes_per_token"].get<double>() ==
         full["kv_bytes_per_token_formula"].get<double>());
 
+  CHECK(full["kv_format"] == "f32");  // f32 weights
+  const nlohmann::json halved = generate_json(base + " --kv-format bf16");
+  CHECK(halved["kv_format"] == "bf16");
+  CHECK(halved["kv_bytes_per_token"].get<double>() * 2 == full["kv_bytes_per_token"].get<double>());
+  CHECK(halved["kv_bytes_per_token"].get<double>() ==
+        halved["kv_bytes_per_token_formula"].get<double>());
+
   const nlohmann::json compressed = generate_json(base + " --cache compress-s4");
   CHECK(compressed["cache"] == "compress-s4");
   CHECK(compressed["kv_bytes_per_token"].get<double>() < full["kv_bytes_per_token"].get<double>());

@@ -11,9 +11,10 @@
 #   x86_64_v4_bf16  x86_64_v4_vnni's and -mavx512bf16 -DRECURRENT_DEPTH_BF16_DOT_PROMPTS (bf16
 #                   prompts on vdpbf16ps, activations rounded to bf16; selected only by name)
 # Default: all four, in that order. Outside Debug builds the variants are compiled with -O3
-# whatever the build type's level: at GCC 12's -O2 (RelWithDebInfo) the small fixed loops over a
-# register tile's rows and positions stay loops, the accumulators live in memory, and huginn-mini
-# ran its prompts 2.4-3.9x and its decode 1.2-1.3x slower on an AMD Zen 5 (every weight format).
+# whatever the build type's level. (At GCC 12's -O2, RelWithDebInfo's, the small fixed loops over a
+# register tile's rows and positions used to stay loops, with the accumulators in memory: huginn-
+# mini ran its prompts 2.4-3.9x slower on an AMD Zen 5. The kernels now unroll those loops with
+# pragmas at every level; -O3 still serves the rest.)
 # Inline functions that a variant shares with the program (those of the C++ library, say) are
 # emitted in each object and the linker keeps the first copy it meets: linked as libraries, the
 # variants come after the program's own objects, and in ascending order among themselves, so that

@@ -332,6 +332,10 @@ inline std::vector<AttentionCase> attention_cases() {
   std::vector<std::int32_t> gapped(301);
   for (std::size_t j = 0; j < gapped.size(); ++j) gapped[j] = std::int32_t(j % 7 == 3 ? 900 : j);
   cases.push_back({3, 96, 1, 280, 301, gapped});
+  // Decode with heads of sizes past whole vectors, over key counts that leave the last batch of
+  // each stream partly filled.
+  cases.push_back({3, 40, 1, 298, 299, {}});
+  cases.push_back({2, 24, 1, 250, 301, gapped});
   return cases;
 }
 

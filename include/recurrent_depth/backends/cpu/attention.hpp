@@ -92,6 +92,16 @@ inline bool key_visible(std::span<const std::int32_t> key_positions, std::size_t
   return (key_positions.empty() ? static_cast<std::int64_t>(j) : key_positions[j]) <= position;
 }
 
+// 1 + the last key that a query at `position` sees (0 when none).
+inline std::size_t keys_seen(std::span<const std::int32_t> key_positions, std::size_t keys,
+                             std::int64_t position) {
+  if (key_positions.empty())
+    return std::min(keys, static_cast<std::size_t>(std::max<std::int64_t>(position + 1, 0)));
+  std::size_t seen = keys;
+  while (seen > 0 && !key_visible(key_positions, seen - 1, position)) --seen;
+  return seen;
+}
+
 // The partial softmax of one thread over its keys for one query: per head the maximum score,
 // the sum of exp(score - maximum) and the values weighted by those exponentials.
 struct PartialSoftmax {
@@ -191,9 +201,11 @@ void attend_one_query(const float* q, ConstMatrixView<Key> keys, ConstMatrixView
     part.maximum.clear();
     part.total.clear();
   }
+  // The threads split the keys up to the last one visible (a slot may hold later entries).
+  const std::size_t seen = keys_seen(key_positions, keys.rows, position);
 #pragma omp parallel if (threaded)
   {
-    const auto [first, last] = thread_share(keys.rows);
+    const auto [first, last] = thread_share(seen);
     attend_keys(q, keys, values, heads, d, scale, position, key_positions, first, last,
                 parts[static_cast<std::size_t>(thread_index())]);
   }
@@ -218,6 +230,7 @@ void transpose_head_keys(ConstMatrixView<Key> keys, std::size_t h, std::size_t d
       // 16 elements of the 16 keys at a time: one 16 x 16 transpose.
       for (; i + 16 <= d; i += 16) {
         __m512i rows[16];
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t j = 0; j < 16; ++j)
           rows[j] = j < count ? _mm512_castps_si512(load_floats(keys.row(first + j) + h * d + i))
                               : _mm512_setzero_si512();
@@ -233,16 +246,6 @@ void transpose_head_keys(ConstMatrixView<Key> keys, std::size_t h, std::size_t d
   }
 }
 
-// 1 + the last key that a query at `position` sees (0 when none).
-inline std::size_t keys_seen(std::span<const std::int32_t> key_positions, std::size_t keys,
-                             std::int64_t position) {
-  if (key_positions.empty())
-    return std::min(keys, static_cast<std::size_t>(std::max<std::int64_t>(position + 1, 0)));
-  std::size_t seen = keys;
-  while (seen > 0 && !key_visible(key_positions, seen - 1, position)) --seen;
-  return seen;
-}
-
 // Q queries' heads (q_heads[m], d values each, at positions[m]) over the keys in key-lane
 // order: scores kFloatLanes keys at a time by broadcasting the queries' elements (no horizontal
 // sums; each key batch loaded once for all Q queries), the keys after each query's position
@@ -256,6 +259,7 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
                          std::span<const std::int32_t> key_positions, std::vector<float>& scores,
                          float* const (&outs)[Q]) {
   std::size_t n = 0;
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t m = 0; m < Q; ++m)
     n = std::max(n, keys_seen(key_positions, values.rows, positions[m]));
   const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes, stride = groups * kFloatLanes;
@@ -263,17 +267,20 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   // G groups of keys at once for all Q queries: Q x G independent FMA chains.
   const auto score_groups = [&]<std::size_t G>(std::size_t g0) {
     FloatBatch acc[Q][G];
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t m = 0; m < Q; ++m)
       for (std::size_t k = 0; k < G; ++k) acc[m][k] = FloatBatch(0.0f);
     const float* lanes = key_lanes.data() + g0 * d * kFloatLanes;
     for (std::size_t i = 0; i < d; ++i) {
       FloatBatch keys[G];
       for (std::size_t k = 0; k < G; ++k) keys[k] = load_floats(lanes + (k * d + i) * kFloatLanes);
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t m = 0; m < Q; ++m) {
         const FloatBatch qi(q_heads[m][i]);
         for (std::size_t k = 0; k < G; ++k) acc[m][k] = xsimd::fma(qi, keys[k], acc[m][k]);
       }
     }
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t m = 0; m < Q; ++m)
       for (std::size_t k = 0; k < G; ++k)
         (acc[m][k] * FloatBatch(scale))
@@ -284,6 +291,7 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   for (; g + kGroups <= groups; g += kGroups) score_groups.template operator()<kGroups>(g);
   for (; g < groups; ++g) score_groups.template operator()<1>(g);
   // Softmax per query; the masked keys weigh 0, and every key when none is visible.
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t m = 0; m < Q; ++m) {
     float* row = scores.data() + m * stride;
     constexpr float kHidden = -std::numeric_limits<float>::infinity();  // its exponential is 0
@@ -310,17 +318,20 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   // across all keys (the rest of the head, under a batch, element by element).
   const auto add_values = [&]<std::size_t B>(std::size_t c0) {
     FloatBatch acc[Q][B];
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t m = 0; m < Q; ++m)
       for (std::size_t k = 0; k < B; ++k) acc[m][k] = FloatBatch(0.0f);
     for (std::size_t j = 0; j < n; ++j) {
       const Value* v = values.row(j) + h * d + c0;
       FloatBatch value[B];
       for (std::size_t k = 0; k < B; ++k) value[k] = load_floats(v + k * kFloatLanes);
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t m = 0; m < Q; ++m) {
         const FloatBatch weight(scores[m * stride + j]);
         for (std::size_t k = 0; k < B; ++k) acc[m][k] = xsimd::fma(weight, value[k], acc[m][k]);
       }
     }
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t m = 0; m < Q; ++m)
       for (std::size_t k = 0; k < B; ++k) acc[m][k].store_unaligned(outs[m] + c0 + k * kFloatLanes);
   };
@@ -342,6 +353,7 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
     default:
       break;
   }
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t m = 0; m < Q; ++m) {
     std::fill(outs[m] + whole, outs[m] + d, 0.0f);
     for (std::size_t j = 0; j < n && whole < d; ++j) {
@@ -394,6 +406,7 @@ void causal_attention(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
         const float* q_heads[Q];
         std::int64_t positions[Q];
         float* outs[Q];
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t m = 0; m < Q; ++m) {
           q_heads[m] = q.row(t + m) + h * d;
           positions[m] = static_cast<std::int64_t>(first_position + t + m);

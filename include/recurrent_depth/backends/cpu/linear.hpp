@@ -65,11 +65,13 @@ inline FloatBatch sum_lanes_of_batches(const FloatBatch* v) {
     constexpr __mmask8 all64 = 0xFF;
     // Pairs (a, b): per 128-bit quarter [a0 + a2, b0 + b2, a1 + a3, b1 + b3].
     __m512 pairs[8];
+    RECURRENT_DEPTH_UNROLL
     for (int k = 0; k < 8; ++k)
       pairs[k] = _mm512_add_ps(_mm512_maskz_unpacklo_ps(all, v[2 * k], v[2 * k + 1]),
                                _mm512_maskz_unpackhi_ps(all, v[2 * k], v[2 * k + 1]));
     // Fours: per quarter, the partial sums of v[4k], ..., v[4k + 3] over that quarter's lanes.
     __m512 fours[4];
+    RECURRENT_DEPTH_UNROLL
     for (int k = 0; k < 4; ++k) {
       const __m512d a = _mm512_castps_pd(pairs[2 * k]), b = _mm512_castps_pd(pairs[2 * k + 1]);
       fours[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all64, a, b)),
@@ -102,6 +104,7 @@ void prepare_x(ConstMatrixView<float> x, std::size_t padded, Matrix<float>& out)
     if constexpr (BlockLoader<W>::kDeinterleavedX) {
       float block[32];
       for (std::size_t k = 0; k < padded; k += 32) {
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t i = 0; i < 16; ++i) {
           block[i] = row[k + 2 * i];
           block[16 + i] = row[k + 2 * i + 1];
@@ -121,22 +124,32 @@ inline void tile_dot(const float* const* xb, const W* const* tiles, std::size_t 
   constexpr std::size_t kBlock = PackedWeights<W>::kBlock, kBatches = Loader::kBatches;
   constexpr std::size_t kRows = Tiles * kTileRows;
   FloatBatch acc[Positions][kRows];
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = FloatBatch(0.0f);
+  }
   for (std::size_t b = b0; b < b1; ++b) {
-    for (int i = 0; i < Tiles; ++i)
+    RECURRENT_DEPTH_UNROLL
+    for (int i = 0; i < Tiles; ++i) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t line = 0; line < kTileRows * 64; line += 64)
         __builtin_prefetch(reinterpret_cast<const char*>(tiles[i] + b * kTileRows * kBlock) +
                            kPrefetchBytes + line);
+    }
     // One float batch of the block at a time: x's batches of all positions in registers, each
     // weight batch loaded once and met by all positions (every load feeds Positions FMAs).
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kBatches; ++j) {
       FloatBatch xv[Positions];
+      RECURRENT_DEPTH_UNROLL
       for (int m = 0; m < Positions; ++m)
         xv[m] = FloatBatch::load_aligned(xb[m] + b * kBlock + j * kFloatLanes);
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kRows; ++r) {
         const W* row = tiles[r / kTileRows] + (b * kTileRows + r % kTileRows) * kBlock;
         const FloatBatch w = Loader::load(row, j);
+        RECURRENT_DEPTH_UNROLL
         for (int m = 0; m < Positions; ++m) acc[m][r] = xsimd::fma(xv[m], w, acc[m][r]);
       }
     }
@@ -144,11 +157,15 @@ inline void tile_dot(const float* const* xb, const W* const* tiles, std::size_t 
   // The horizontal sums, kFloatLanes accumulators at a time when they come in whole batches.
   constexpr std::size_t kSums = Positions * kRows;
   if constexpr (kSums % kFloatLanes == 0) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t c = 0; c < kSums; c += kFloatLanes)
       sum_lanes_of_batches(&acc[0][0] + c).store_unaligned(&sums[0][0] + c);
   } else {
-    for (int m = 0; m < Positions; ++m)
+    RECURRENT_DEPTH_UNROLL
+    for (int m = 0; m < Positions; ++m) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kRows; ++r) sums[m][r] = xsimd::hadd(acc[m][r]);
+    }
   }
 }
 
@@ -163,8 +180,10 @@ struct FloatTileKernel {
   void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t b0, std::size_t b1,
            bool add) const {
     const float* x_rows[Positions];
+    RECURRENT_DEPTH_UNROLL
     for (int m = 0; m < Positions; ++m) x_rows[m] = xb.row(m0 + m);
     const W* tiles[Tiles];
+    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     float sums[Positions][Tiles * kTileRows];
     tile_dot<Positions, Tiles>(x_rows, tiles, b0, b1, sums);

@@ -33,6 +33,7 @@
 #include "../../core/threads.hpp"
 #include "cpu_features.hpp"
 #include "packed_weights.hpp"
+#include "simd.hpp"
 #include "tile_schedule.hpp"
 
 namespace recurrent_depth::cpu {
@@ -91,6 +92,7 @@ inline void load_tile_config() {
 inline void int8_activation_tiles(const Matrix<std::uint8_t>& q, std::size_t b, std::uint8_t* out) {
   for (std::size_t m0 = 0; m0 < q.rows(); m0 += kAmxPositions, out += kAmxTileBytes) {
     __m512i rows[16];
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < 16; ++j)
       rows[j] = m0 + j < q.rows() ? _mm512_loadu_si512(q.row(m0 + j) + b * 64)
                                   : _mm512_set1_epi8(char(0x80));
@@ -104,10 +106,12 @@ inline void bf16_activation_tiles(ConstMatrixView<float> x, std::size_t b, std::
                                   std::uint8_t* lo_out) {
   for (std::size_t m0 = 0; m0 < x.rows; m0 += kAmxPositions) {
     __m512i hi[16], lo[16];
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < 16; ++j) {
       hi[j] = lo[j] = _mm512_setzero_si512();
       if (m0 + j >= x.rows) continue;
       __m512i high[2], rest[2];  // [first, second 16 values]
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t h = 0; h < 2; ++h) {
         const __m512 v = load_floats_upto(x.row(m0 + j), b * 32 + h * 16, x.cols);
         high[h] = bf16_bits(v);
@@ -215,6 +219,7 @@ void prefetch_panel_block(const PackedWeights<W>& w, std::size_t t0, std::size_t
                           std::size_t b) {
   for (std::size_t t = t0; t < std::min(t1, t0 + kPanelTiles); ++t) {
     const char* in = reinterpret_cast<const char*>(w.tile(t)) + b * kTileRows * 64;
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t line = 0; line < kTileRows * 64; line += 64)
       __builtin_prefetch(in + line, 0, 2);
   }
@@ -238,16 +243,19 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t b0, std
       resume ? carried : nullptr, c, [&](std::size_t b) { after_block(b0 + b); });
   if (suspend) return;
   const std::size_t n0 = t0 * kTileRows, real_rows = std::min(count * kTileRows, rows - n0);
+  RECURRENT_DEPTH_UNROLL
   for (int i = 0; i < WeightTiles; ++i) {
     const std::size_t first = n0 + 16 * std::size_t(i);
     const std::size_t outputs = real_rows - std::min(real_rows, 16 * std::size_t(i));
     if (outputs == 0) continue;
     const __mmask16 mask = outputs >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << outputs) - 1);
+    RECURRENT_DEPTH_UNROLL
     for (int j = 0; j < Groups; ++j) {
       const std::size_t m0 = (g0 + std::size_t(j)) * kAmxPositions;
       const std::size_t positions = std::min(kAmxPositions, y.rows - m0);
       // [weight row][position] -> [position][weight row]: one vector of y's row per position.
       __m512i sums[16];
+      RECURRENT_DEPTH_UNROLL
       for (int r = 0; r < 16; ++r) sums[r] = _mm512_load_si512(c[i][j][r]);
       alignas(64) std::uint8_t by_position[kAmxTileBytes];
       store_transposed(sums, by_position);

@@ -63,6 +63,7 @@ void transpose_position_block(ConstMatrixView<float> x, std::size_t m0, std::siz
   for (std::size_t j = 0; j < words; j += 16)
     for (std::size_t g = 0; g < kGemmPositions; g += 16) {
       __m512i rows[16];
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t i = 0; i < 16; ++i)
         rows[i] = g + i < count ? row_words(x.row(m0 + g + i), j) : _mm512_setzero_si512();
       store_transposed(rows, reinterpret_cast<std::uint8_t*>(out + j * kGemmPositions + g),
@@ -108,13 +109,15 @@ void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles,
   const std::size_t b0 = k0 / kBlock, b1 = (k0 + columns + kBlock - 1) / kBlock;
   for (std::size_t i = 0; i < tiles; ++i) {
     const W* tile = w.tile(first + i);
-    for (std::size_t b = b0; b < b1; ++b)
+    for (std::size_t b = b0; b < b1; ++b) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t slot = 0; slot < kTileRows; ++slot) {
         const std::size_t offset = (b * kTileRows + slot) * kBlock;
         float* out = rows.row(i * kTileRows + slot) + (b - b0) * kBlock;
         for (std::size_t c = 0; c < kBlock; c += kFloatLanes)
           load_floats(tile + offset + c).store_aligned(out + c);
       }
+    }
   }
 }
 
@@ -126,23 +129,32 @@ inline void gemm_register_tile(ConstMatrixView<float> rows, const float* xt, std
                                float (&sums)[kGemmRows][kGemmPositions]) {
   constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
   FloatBatch acc[kRows][kBatches];
-  for (std::size_t r = 0; r < kRows; ++r)
+  RECURRENT_DEPTH_UNROLL
+  for (std::size_t r = 0; r < kRows; ++r) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t b = 0; b < kBatches; ++b) acc[r][b] = FloatBatch(0.0f);
+  }
   for (std::size_t k = 0; k < columns; ++k) {
     if (--countdown == 0) {
       countdown = every;
       prefetch.next();
     }
     FloatBatch xv[kBatches];
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t b = 0; b < kBatches; ++b)
       xv[b] = FloatBatch::load_aligned(xt + k * kGemmPositions + b * kFloatLanes);
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) {
       const FloatBatch w(rows.row(r)[k]);
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t b = 0; b < kBatches; ++b) acc[r][b] = xsimd::fma(w, xv[b], acc[r][b]);
     }
   }
-  for (std::size_t r = 0; r < kRows; ++r)
+  RECURRENT_DEPTH_UNROLL
+  for (std::size_t r = 0; r < kRows; ++r) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t b = 0; b < kBatches; ++b) acc[r][b].store_aligned(&sums[r][b * kFloatLanes]);
+  }
 }
 
 // y[m0 + p][n0 + r] = (or +=) sums[r][p] for the real positions and rows.

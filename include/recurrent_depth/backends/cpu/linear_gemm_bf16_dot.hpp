@@ -70,10 +70,14 @@ inline void bf16_dot_register_tile(const bf16* const* tiles, std::size_t b0, std
                                    float (&sums)[kGemmRows][kGemmPositions]) {
   constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
   __m512 acc[kRows][kBatches];
-  for (std::size_t r = 0; r < kRows; ++r)
+  RECURRENT_DEPTH_UNROLL
+  for (std::size_t r = 0; r < kRows; ++r) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kBatches; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
   for (std::size_t b = b0; b < b1; ++b) {
     const bf16* block[RowTiles];
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t i = 0; i < RowTiles; ++i) block[i] = tiles[i] + b * kTileRows * kBf16Block;
     const std::uint32_t* x_block = xt + (b - b0) * (kBf16Block / 2) * kGemmPositions;
 #pragma GCC unroll 16
@@ -83,19 +87,25 @@ inline void bf16_dot_register_tile(const bf16* const* tiles, std::size_t b0, std
         prefetch.next();
       }
       __m512i xv[kBatches];
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t j = 0; j < kBatches; ++j)
         xv[j] = _mm512_load_si512(x_block + pair * kGemmPositions + j * 16);
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kRows; ++r) {
         std::int32_t w;
         std::memcpy(&w, block[r / kTileRows] + (r % kTileRows) * kBf16Block + 2 * pair, 4);
         const __m512i broadcast = _mm512_set1_epi32(w);
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t j = 0; j < kBatches; ++j)
           acc[r][j] = dot_bf16_pairs_add(acc[r][j], broadcast, xv[j]);
       }
     }
   }
-  for (std::size_t r = 0; r < kRows; ++r)
+  RECURRENT_DEPTH_UNROLL
+  for (std::size_t r = 0; r < kRows; ++r) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kBatches; ++j) _mm512_store_ps(&sums[r][j * 16], acc[r][j]);
+  }
 }
 
 // One group of `tiles` row tiles from `first` against every position block, columns [k0, k1).

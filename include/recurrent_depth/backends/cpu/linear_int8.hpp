@@ -164,26 +164,37 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
   constexpr std::size_t kRows = Tiles * kTileRows;
 #if defined(__AVX512VNNI__)
   __m512i acc[Positions][kRows];
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm512_setzero_si512();
+  }
   for (std::size_t b = 0; b < blocks; ++b) {
     __m512i w[kRows];
+    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) {
       const std::int8_t* block = tiles[i] + b * kTileRows * kInt8Block;
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t line = 0; line < kTileRows * 64; line += 64)
         __builtin_prefetch(block + kPrefetchBytes + line);
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kTileRows; ++r)
         w[i * kTileRows + r] = _mm512_load_si512(block + r * kInt8Block);
     }
+    RECURRENT_DEPTH_UNROLL
     for (int m = 0; m < Positions; ++m) {
       const __m512i xv = _mm512_load_si512(q[m] + b * kInt8Block);
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = dot_bytes_add(acc[m][r], xv, w[r]);
     }
   }
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i)
       sum_lanes_of_four(*reinterpret_cast<const __m512i(*)[4]>(acc[m] + i * 4),
                         *reinterpret_cast<std::int32_t(*)[4]>(sums[m] + i * 4));
+  }
 #elif defined(__AVX2__)
   // vpmaddubsw multiplies unsigned by signed bytes into 16-bit pair sums that saturate: exact
   // only while a pair stays within 32767. So x returns to its signed value (q - 128, at most 127
@@ -191,23 +202,32 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
   // most 2 * 127 * 127 = 32258; vpmaddwd with ones widens them to 32-bit sums.
   const __m256i offset = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
   __m256i acc[Positions][kRows];
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm256_setzero_si256();
+  }
   for (std::size_t b = 0; b < blocks; ++b) {
-    for (int i = 0; i < Tiles; ++i)
+    RECURRENT_DEPTH_UNROLL
+    for (int i = 0; i < Tiles; ++i) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t line = 0; line < kTileRows * 64; line += 64)
         __builtin_prefetch(tiles[i] + b * kTileRows * kInt8Block + kPrefetchBytes + line);
+    }
     for (std::size_t half = 0; half < kInt8Block; half += 32) {
       __m256i w[kRows], w_size[kRows];
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kRows; ++r) {
         w[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(
             tiles[r / kTileRows] + (b * kTileRows + r % kTileRows) * kInt8Block + half));
         w_size[r] = _mm256_abs_epi8(w[r]);
       }
+      RECURRENT_DEPTH_UNROLL
       for (int m = 0; m < Positions; ++m) {
         const __m256i x = _mm256_xor_si256(
             _mm256_load_si256(reinterpret_cast<const __m256i*>(q[m] + b * kInt8Block + half)),
             offset);
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t r = 0; r < kRows; ++r) {
           const __m256i pairs = _mm256_maddubs_epi16(w_size[r], _mm256_sign_epi8(x, w[r]));
           acc[m][r] = _mm256_add_epi32(acc[m][r], _mm256_madd_epi16(pairs, ones));
@@ -215,10 +235,15 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
       }
     }
   }
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) sums[m][r] = sum_lanes(acc[m][r]);
+  }
 #else
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t row = 0; row < kRows; ++row) {
       const std::size_t i = row / kTileRows, r = row % kTileRows;
       std::int32_t sum = 0;
@@ -229,6 +254,7 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
       }
       sums[m][row] = sum;
     }
+  }
 #endif
 }
 
@@ -244,8 +270,10 @@ struct Int8TileKernel {
   void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t, std::size_t,
            bool add) const {
     const std::uint8_t* x_rows[Positions];
+    RECURRENT_DEPTH_UNROLL
     for (int m = 0; m < Positions; ++m) x_rows[m] = q.row(m0 + m);
     const std::int8_t* tiles[Tiles];
+    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     std::int32_t sums[Positions][Tiles * kTileRows];
     tile_dot_int8<Positions, Tiles>(x_rows, tiles, w.blocks(), sums);

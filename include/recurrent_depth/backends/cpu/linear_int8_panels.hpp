@@ -53,9 +53,11 @@ inline constexpr std::size_t kPanelChunkBlocks = 8;
 // 64-byte vector.
 inline void interleave_panel(const PackedWeights<std::int8_t>& w, std::size_t t0, std::size_t count,
                              std::size_t b0, std::size_t b1, std::uint8_t* panel) {
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t group = 0; group < kPanelRowGroups; ++group)
     for (std::size_t b = b0; b < b1; ++b) {
       __m512i rows[16];
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < 16; ++r) {
         const std::size_t tile = group * 4 + r / kTileRows;
         rows[r] = tile < count
@@ -103,11 +105,14 @@ inline void panel_word_sums(const std::uint8_t* panel, std::size_t k,
                             __m512i (&sums)[Positions][kPanelRowGroups]) {
   const std::uint8_t* rows = panel + k * kPanelGroupBytes;
   __m512i w[kPanelRowGroups];
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t j = 0; j < kPanelRowGroups; ++j) w[j] = _mm512_load_si512(rows + j * 64);
+  RECURRENT_DEPTH_UNROLL
   for (int p = 0; p < Positions; ++p) {
     std::int32_t bytes;
     std::memcpy(&bytes, x[p] + k * 4, 4);
     const __m512i broadcast = _mm512_set1_epi32(bytes);
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kPanelRowGroups; ++j)
       sums[p][j] = PanelUnsigned ? dot_bytes_add(sums[p][j], w[j], broadcast)
                                  : dot_bytes_add(sums[p][j], broadcast, w[j]);
@@ -123,6 +128,7 @@ inline void panel_sums(const std::uint8_t* panel, std::size_t k0, std::size_t gr
                        __m512i (&acc)[Positions][kPanelRowGroups],
                        TileLinesPrefetch<PackedWeights<std::int8_t>>& prefetch, std::size_t every) {
   const std::uint8_t* x[Positions];
+  RECURRENT_DEPTH_UNROLL
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + k0 * 4;
   for (std::size_t k = 0; k < groups; ++k) {
     if (k % every == 0) prefetch.next();
@@ -159,21 +165,30 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
         const std::size_t every = prefetch.every((b1 - b0) * 16 * position_runs);
         const auto run = [&]<int Positions>(std::size_t m0) {
           __m512i acc[Positions][kPanelRowGroups];
-          for (int p = 0; p < Positions; ++p)
+          RECURRENT_DEPTH_UNROLL
+          for (int p = 0; p < Positions; ++p) {
+            RECURRENT_DEPTH_UNROLL
             for (std::size_t g = 0; g < kPanelRowGroups; ++g)
               acc[p][g] =
                   b0 > 0 ? _mm512_load_si512(carried.row(m0 + p) + g * 16) : _mm512_setzero_si512();
+          }
           panel_sums<Positions>(panel.row(0), b0 * 16, (b1 - b0) * 16, q, m0, acc, prefetch, every);
           if (b1 < w.blocks()) {
-            for (int p = 0; p < Positions; ++p)
+            RECURRENT_DEPTH_UNROLL
+            for (int p = 0; p < Positions; ++p) {
+              RECURRENT_DEPTH_UNROLL
               for (std::size_t g = 0; g < kPanelRowGroups; ++g)
                 _mm512_store_si512(carried.row(m0 + p) + g * 16, acc[p][g]);
+            }
             return;
           }
-          for (std::size_t g = 0; g * 16 < real_rows; ++g) {
+          RECURRENT_DEPTH_UNROLL
+          for (std::size_t g = 0; g < kPanelRowGroups; ++g) {
+            if (g * 16 >= real_rows) break;
             const std::size_t n = n0 + g * 16;
             const std::size_t outputs = std::min<std::size_t>(16, real_rows - g * 16);
             const __mmask16 mask = __mmask16((1u << outputs) - 1);
+            RECURRENT_DEPTH_UNROLL
             for (int p = 0; p < Positions; ++p) {
               store_outputs(y.row(m0 + p) + n,
                             int8_outputs(acc[p][g], w.row_sums().data() + n, w.scales().data() + n,

@@ -71,7 +71,8 @@ inline void quantise_q4_activations(ConstMatrixView<float> x, std::size_t blocks
     for (std::size_t k = 0; k < blocks * kQ4Block; ++k)
       row[k] ^= 0x80;  // q - 128, two's complement
     std::int32_t* lanes = a.lane_offsets.row(m);
-    for (std::size_t b = 0; b < blocks; ++b)
+    for (std::size_t b = 0; b < blocks; ++b) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t half = 0; half < 2; ++half) {
         std::int32_t sum = 0;
         for (std::size_t k = 0; k < kQ4Group; ++k)
@@ -80,6 +81,7 @@ inline void quantise_q4_activations(ConstMatrixView<float> x, std::size_t blocks
         const std::int32_t lane = -(half ? kQ4HighNibbleFactor : 1) * sum;
         std::fill_n(lanes + b * kQ4Lanes + half * 8, 8, lane);
       }
+    }
   }
 }
 
@@ -104,19 +106,25 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
   const __m512i nibble_mask =
       _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8(0x0F), _mm512_set1_epi8(char(0xF0)));
   __m512i scale_index[kTileRows];  // lanes 0-7: row r's first scale, 8-15: its second
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t r = 0; r < kTileRows; ++r)
     scale_index[r] = _mm512_mask_blend_epi32(high_half, _mm512_set1_epi32(int(2 * r)),
                                              _mm512_set1_epi32(int(2 * r + 1)));
   __m512 acc[Positions][kRows];
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm512_setzero_ps();
+  }
   for (std::size_t b = b0; b < b1; ++b) {
     const std::size_t nibbles = w.nibble_offset(b), scales = w.scale_offset(b);
     __m512i xv[Positions], start[Positions];
+    RECURRENT_DEPTH_UNROLL
     for (int m = 0; m < Positions; ++m) {
       xv[m] = _mm512_load_si512(a.q.row(m0 + m) + b * kQ4Block);
       start[m] = _mm512_load_si512(a.lane_offsets.row(m0 + m) + b * kQ4Lanes);
     }
+    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) {
       prefetch_q4_block(tiles[i], nibbles);
       const __m128i bf16_scales =
@@ -124,12 +132,14 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
       const __m512i widened =
           _mm512_maskz_cvtepu16_epi32(0xFF, _mm256_zextsi128_si256(bf16_scales));
       const __m512 tile_scales = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFF, widened, 16));
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kTileRows; ++r) {
         const __m512i packed = _mm512_maskz_broadcast_i64x4(
             0xFF, _mm256_load_si256(
                       reinterpret_cast<const __m256i*>(tiles[i] + nibbles + r * kQ4RowBlockBytes)));
         const __m512i q = _mm512_and_si512(packed, nibble_mask);
         const __m512 d = _mm512_maskz_permutexvar_ps(all, scale_index[r], tile_scales);
+        RECURRENT_DEPTH_UNROLL
         for (int m = 0; m < Positions; ++m) {
           __m512& sum = acc[m][i * kTileRows + r];
           const __m512i group = dot_bytes_add(start[m], q, xv[m]);
@@ -144,35 +154,47 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
   constexpr std::size_t kSums = Positions * kRows;
   constexpr std::size_t kPadded = (kSums + kFloatLanes - 1) / kFloatLanes * kFloatLanes;
   FloatBatch lanes[kPadded];
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t s = kSums; s < kPadded; ++s) lanes[s] = FloatBatch(0.0f);
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r)
       lanes[m * kRows + r] = FloatBatch(_mm512_mul_ps(acc[m][r], unshift));
+  }
   float flat[kPadded];
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t c = 0; c < kPadded; c += kFloatLanes)
     sum_lanes_of_batches(lanes + c).store_unaligned(flat + c);
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) sums[m][r] = flat[m * kRows + r];
+  }
 #elif defined(__AVX2__)
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   __m256 acc[Positions * kRows];
   for (auto& v : acc) v = _mm256_setzero_ps();
   for (std::size_t b = b0; b < b1; ++b) {
     const std::size_t nibbles = w.nibble_offset(b), scales = w.scale_offset(b);
+    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) {
       prefetch_q4_block(tiles[i], nibbles);
       const __m128i bf16_scales =
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(tiles[i] + scales));
       const __m256 tile_scales =
           _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bf16_scales), 16));
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < kTileRows; ++r) {
         const __m256i packed = _mm256_load_si256(
             reinterpret_cast<const __m256i*>(tiles[i] + nibbles + r * kQ4RowBlockBytes));
         const __m256i q[2] = {_mm256_and_si256(packed, low_nibbles),
                               _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles)};
+        RECURRENT_DEPTH_UNROLL
         for (int half = 0; half < 2; ++half) {
           const __m256 d =
               _mm256_permutevar8x32_ps(tile_scales, _mm256_set1_epi32(int(2 * r) + half));
+          RECURRENT_DEPTH_UNROLL
           for (int m = 0; m < Positions; ++m) {
             const __m256i x = _mm256_load_si256(
                 reinterpret_cast<const __m256i*>(a.q.row(m0 + m) + b * kQ4Block + half * kQ4Group));
@@ -187,15 +209,20 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
       }
     }
   }
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) {
       const __m256 v = acc[m * kRows + r];
       __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
       half = _mm_add_ps(half, _mm_movehl_ps(half, half));
       sums[m][r] = _mm_cvtss_f32(_mm_add_ss(half, _mm_movehdup_ps(half)));
     }
+  }
 #else
-  for (int m = 0; m < Positions; ++m)
+  RECURRENT_DEPTH_UNROLL
+  for (int m = 0; m < Positions; ++m) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t row = 0; row < kRows; ++row) {
       const std::uint8_t* tile = tiles[row / kTileRows];
       const std::size_t r = row % kTileRows;
@@ -204,6 +231,7 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
       for (std::size_t b = b0; b < b1; ++b) {
         const std::uint8_t* packed = tile + w.nibble_offset(b) + r * kQ4RowBlockBytes;
         const auto* scales = reinterpret_cast<const bf16*>(tile + w.scale_offset(b)) + 2 * r;
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t half = 0; half < 2; ++half) {
           std::int32_t group = 0;
           for (std::size_t k = 0; k < kQ4Group; ++k) {
@@ -215,6 +243,7 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
       }
       sums[m][row] = sum;
     }
+  }
 #endif
 }
 
@@ -228,6 +257,7 @@ struct Q4TileKernel {
   void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t b0, std::size_t b1,
            bool add) const {
     const std::uint8_t* tiles[Tiles];
+    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     float sums[Positions][Tiles * kTileRows];
     tile_dot_q4<Positions, Tiles>(a, m0, w, tiles, b0, b1, sums);

@@ -50,9 +50,11 @@ inline constexpr std::size_t kQ4GroupWords = kQ4Group / 4;  // 4-column words pe
 inline void unpack_q4_panel(const PackedQ4Weights& w, std::size_t t0, std::size_t count,
                             std::size_t b0, std::size_t b1, std::uint8_t* panel, float* scales) {
   const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+  RECURRENT_DEPTH_UNROLL
   for (std::size_t group = 0; group < kPanelRowGroups; ++group)
     for (std::size_t b = b0; b < b1; ++b) {
       __m512i rows[16];
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t r = 0; r < 16; ++r) {
         const std::size_t tile = group * 4 + r / kTileRows;
         if (tile >= count) {
@@ -71,9 +73,11 @@ inline void unpack_q4_panel(const PackedQ4Weights& w, std::size_t t0, std::size_
       store_transposed(rows, panel + ((b - b0) * 16 * kPanelRowGroups + group) * 64,
                        kPanelGroupBytes);
     }
-  for (std::size_t g = 2 * b0; g < 2 * b1; ++g)
+  for (std::size_t g = 2 * b0; g < 2 * b1; ++g) {
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t n = 0; n < kPanelRowGroups * 16; ++n)
       scales[(g - 2 * b0) * 64 + n] = n / kTileRows < count ? w.scale(t0 * kTileRows + n, g) : 0.0f;
+  }
 }
 
 // acc[p][j] += the scaled sums of position m0 + p against rows 16 j .. 16 j + 15 of a panel
@@ -86,18 +90,26 @@ inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::s
                           __m512 (&acc)[Positions][kPanelRowGroups],
                           TileLinesPrefetch<PackedQ4Weights>& prefetch, std::size_t every) {
   const std::uint8_t* x[Positions];
+  RECURRENT_DEPTH_UNROLL
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + g0 * kQ4Group;
   for (std::size_t g = 0; g < groups; ++g) {
     __m512i sums[Positions][kPanelRowGroups];
-    for (int p = 0; p < Positions; ++p)
+    RECURRENT_DEPTH_UNROLL
+    for (int p = 0; p < Positions; ++p) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t j = 0; j < kPanelRowGroups; ++j)
         sums[p][j] = _mm512_set1_epi32(group_offsets(m0 + p, g0 + g));
-    for (std::size_t k = g * kQ4GroupWords; k < (g + 1) * kQ4GroupWords; ++k) {
+    }
+    RECURRENT_DEPTH_UNROLL
+    for (std::size_t word = 0; word < kQ4GroupWords; ++word) {
+      const std::size_t k = g * kQ4GroupWords + word;
       if (k % every == 0) prefetch.next();
       panel_word_sums</*PanelUnsigned=*/true>(panel, k, x, sums);
     }
+    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kPanelRowGroups; ++j) {
       const __m512 d = _mm512_load_ps(scales + g * 64 + j * 16);
+      RECURRENT_DEPTH_UNROLL
       for (int p = 0; p < Positions; ++p)
         acc[p][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[p][j]), d, acc[p][j]);
     }
@@ -136,21 +148,30 @@ inline void linear_q4_panels(const Matrix<std::uint8_t>& q, std::span<const floa
         const std::size_t every = prefetch.every((b1 - b0) * 16 * position_runs);
         const auto run = [&]<int Positions>(std::size_t m0) {
           __m512 acc[Positions][kPanelRowGroups];
-          for (int p = 0; p < Positions; ++p)
+          RECURRENT_DEPTH_UNROLL
+          for (int p = 0; p < Positions; ++p) {
+            RECURRENT_DEPTH_UNROLL
             for (std::size_t j = 0; j < kPanelRowGroups; ++j)
               acc[p][j] =
                   b0 > 0 ? _mm512_load_ps(carried.row(m0 + p) + j * 16) : _mm512_setzero_ps();
+          }
           q4_panel_sums<Positions>(panel.row(0), scales.row(0), 2 * b0, 2 * (b1 - b0), q,
                                    group_offsets, m0, acc, prefetch, every);
           if (b1 < w.blocks()) {
-            for (int p = 0; p < Positions; ++p)
+            RECURRENT_DEPTH_UNROLL
+            for (int p = 0; p < Positions; ++p) {
+              RECURRENT_DEPTH_UNROLL
               for (std::size_t j = 0; j < kPanelRowGroups; ++j)
                 _mm512_store_ps(carried.row(m0 + p) + j * 16, acc[p][j]);
+            }
             return;
           }
-          for (std::size_t j = 0; j * 16 < real_rows; ++j) {
+          RECURRENT_DEPTH_UNROLL
+          for (std::size_t j = 0; j < kPanelRowGroups; ++j) {
+            if (j * 16 >= real_rows) break;
             const std::size_t outputs = std::min<std::size_t>(16, real_rows - j * 16);
             const __mmask16 mask = __mmask16((1u << outputs) - 1);
+            RECURRENT_DEPTH_UNROLL
             for (int p = 0; p < Positions; ++p)
               store_outputs(y.row(m0 + p) + n0 + j * 16,
                             _mm512_mul_ps(acc[p][j], _mm512_set1_ps(x_scales[m0 + p])), mask,

@@ -27,6 +27,12 @@
 #define RECURRENT_DEPTH_KERNEL_NAMESPACE compiled
 #endif
 
+// Before a loop of a kernel whose count is fixed at compile time (a register tile's rows,
+// positions or vectors): unrolled completely at every optimisation level, so that the arrays it
+// indexes stay in registers. GCC 12 at -O2 (the RelWithDebInfo flags a program's own kernel table
+// gets) keeps such loops as loops and the accumulators then live in memory.
+#define RECURRENT_DEPTH_UNROLL _Pragma("GCC unroll 32")
+
 namespace recurrent_depth::cpu {
 inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
@@ -111,17 +117,20 @@ inline void store_transposed(const __m512i (&rows)[16], std::uint8_t* out,
   constexpr __mmask16 all = 0xFFFF;
   constexpr __mmask8 all64 = 0xFF;
   __m512i a[16], b[16];
+  RECURRENT_DEPTH_UNROLL
   for (int i = 0; i < 16; i += 2) {
     a[i] = _mm512_maskz_unpacklo_epi32(all, rows[i], rows[i + 1]);
     a[i + 1] = _mm512_maskz_unpackhi_epi32(all, rows[i], rows[i + 1]);
   }
   // b[4 i + c], quarter q: word 4 q + c of rows 4 i .. 4 i + 3.
+  RECURRENT_DEPTH_UNROLL
   for (int i = 0; i < 16; i += 4) {
     b[i] = _mm512_maskz_unpacklo_epi64(all64, a[i], a[i + 2]);
     b[i + 1] = _mm512_maskz_unpackhi_epi64(all64, a[i], a[i + 2]);
     b[i + 2] = _mm512_maskz_unpacklo_epi64(all64, a[i + 1], a[i + 3]);
     b[i + 3] = _mm512_maskz_unpackhi_epi64(all64, a[i + 1], a[i + 3]);
   }
+  RECURRENT_DEPTH_UNROLL
   for (int c = 0; c < 4; ++c) {  // word 4 q + c of all rows: quarter q of b[c], ..., b[12 + c]
     const __m512i s0 = _mm512_maskz_shuffle_i32x4(all, b[c], b[4 + c], 0x44);
     const __m512i s1 = _mm512_maskz_shuffle_i32x4(all, b[c], b[4 + c], 0xEE);

@@ -80,6 +80,10 @@ static_assert(sizeof(bf16) == 2);
 inline float to_float(bf16 v) {
   return std::bit_cast<float>(std::uint32_t(v.bits) << 16);
 }
+// The same spelling for float (code templated on float or bf16 values).
+inline float to_float(float v) {
+  return v;
+}
 
 inline bf16 to_bf16(float v) {
   std::uint32_t u = std::bit_cast<std::uint32_t>(v);

@@ -31,13 +31,6 @@ inline namespace RECURRENT_DEPTH_KERNEL_NAMESPACE {
 
 namespace detail {
 
-inline float widen(float x) {
-  return x;
-}
-inline float widen(bf16 x) {
-  return to_float(x);
-}
-
 template <class Key>
 float dot(const float* a, const Key* b, std::size_t n) {
   FloatBatch acc(0.0f);
@@ -45,7 +38,7 @@ float dot(const float* a, const Key* b, std::size_t n) {
   for (; i + kFloatLanes <= n; i += kFloatLanes)
     acc = xsimd::fma(load_floats(a + i), load_floats(b + i), acc);
   float sum = xsimd::hadd(acc);
-  for (; i < n; ++i) sum += a[i] * widen(b[i]);
+  for (; i < n; ++i) sum += a[i] * to_float(b[i]);
   return sum;
 }
 
@@ -82,7 +75,7 @@ void axpy(float alpha, const Value* x, float* y, std::size_t n) {
   std::size_t i = 0;
   for (; i + kFloatLanes <= n; i += kFloatLanes)
     xsimd::fma(a, load_floats(x + i), load_floats(y + i)).store_unaligned(y + i);
-  for (; i < n; ++i) y[i] += alpha * widen(x[i]);
+  for (; i < n; ++i) y[i] += alpha * to_float(x[i]);
 }
 
 // Whether key j (at position key_positions[j], or j when none are given) is visible from a query
@@ -241,7 +234,7 @@ void transpose_head_keys(ConstMatrixView<Key> keys, std::size_t h, std::size_t d
     std::fill(group + i * kFloatLanes, group + d * kFloatLanes, 0.0f);
     for (std::size_t j = 0; j < count; ++j) {
       const Key* key = keys.row(first + j) + h * d;
-      for (std::size_t e = i; e < d; ++e) group[e * kFloatLanes + j] = widen(key[e]);
+      for (std::size_t e = i; e < d; ++e) group[e * kFloatLanes + j] = to_float(key[e]);
     }
   }
 }
@@ -358,7 +351,7 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
     std::fill(outs[m] + whole, outs[m] + d, 0.0f);
     for (std::size_t j = 0; j < n && whole < d; ++j) {
       const Value* v = values.row(j) + h * d;
-      for (std::size_t i = whole; i < d; ++i) outs[m][i] += scores[m * stride + j] * widen(v[i]);
+      for (std::size_t i = whole; i < d; ++i) outs[m][i] += scores[m * stride + j] * to_float(v[i]);
     }
   }
 }

@@ -130,11 +130,12 @@ class PackedWeights {
     const Source* row = source.row(r);
     if constexpr (kScaled) {
       float largest = 0.0f;
-      for (std::size_t c = 0; c < cols_; ++c) largest = std::max(largest, std::abs(widen(row[c])));
+      for (std::size_t c = 0; c < cols_; ++c)
+        largest = std::max(largest, std::abs(to_float(row[c])));
       const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
       std::int32_t sum = 0;
       for (std::size_t c = 0; c < cols_; ++c) {
-        const float q = std::clamp(std::nearbyint(widen(row[c]) / scale), -127.0f, 127.0f);
+        const float q = std::clamp(std::nearbyint(to_float(row[c]) / scale), -127.0f, 127.0f);
         *address(r, c) = static_cast<std::int8_t>(q);
         sum += static_cast<std::int32_t>(q);
       }
@@ -161,8 +162,6 @@ class PackedWeights {
     else
       return v;
   }
-  static float widen(float v) { return v; }
-  static float widen(bf16 v) { return to_float(v); }
 
   std::size_t rows_ = 0, cols_ = 0, blocks_ = 0;
   Matrix<W> tiles_;                     // [tile_count, blocks * kTileRows * kBlock]

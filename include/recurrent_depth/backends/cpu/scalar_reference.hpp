@@ -118,12 +118,6 @@ template <class Keys, class Values>
 void causal_attention(ConstMatrixView<float> q, const Keys& keys, const Values& values,
                       std::size_t heads, std::size_t head_dim, std::size_t first_position,
                       MatrixView<float> out, std::span<const std::int32_t> key_positions = {}) {
-  const auto widen = [](auto x) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(x)>, bf16>)
-      return double(to_float(x));
-    else
-      return double(x);
-  };
   const double scale = 1.0 / std::sqrt(double(head_dim));
   for (std::size_t t = 0; t < q.rows; ++t)
     for (std::size_t h = 0; h < heads; ++h) {
@@ -134,7 +128,7 @@ void causal_attention(ConstMatrixView<float> q, const Keys& keys, const Values& 
         if (key_position > first_position + t) continue;
         double s = 0.0;
         for (std::size_t i = 0; i < head_dim; ++i)
-          s += double(q(t, h * head_dim + i)) * widen(keys(j, h * head_dim + i));
+          s += double(q(t, h * head_dim + i)) * double(to_float(keys(j, h * head_dim + i)));
         scores.push_back(s * scale);
         visible.push_back(j);
       }
@@ -144,7 +138,7 @@ void causal_attention(ConstMatrixView<float> q, const Keys& keys, const Values& 
       for (std::size_t i = 0; i < head_dim; ++i) {
         double y = 0.0;
         for (std::size_t k = 0; k < visible.size(); ++k)
-          y += scores[k] / total * widen(values(visible[k], h * head_dim + i));
+          y += scores[k] / total * double(to_float(values(visible[k], h * head_dim + i)));
         out(t, h * head_dim + i) = static_cast<float>(y);
       }
     }

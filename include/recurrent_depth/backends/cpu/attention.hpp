@@ -252,7 +252,6 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
                          std::span<const std::int32_t> key_positions, std::vector<float>& scores,
                          float* const (&outs)[Q]) {
   std::size_t n = 0;
-  RECURRENT_DEPTH_UNROLL
   for (std::size_t m = 0; m < Q; ++m)
     n = std::max(n, keys_seen(key_positions, values.rows, positions[m]));
   const std::size_t groups = (n + kFloatLanes - 1) / kFloatLanes, stride = groups * kFloatLanes;
@@ -261,30 +260,35 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   const auto score_groups = [&]<std::size_t G>(std::size_t g0) {
     FloatBatch acc[Q][G];
     RECURRENT_DEPTH_UNROLL
-    for (std::size_t m = 0; m < Q; ++m)
+    for (std::size_t m = 0; m < Q; ++m) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t k = 0; k < G; ++k) acc[m][k] = FloatBatch(0.0f);
+    }
     const float* lanes = key_lanes.data() + g0 * d * kFloatLanes;
     for (std::size_t i = 0; i < d; ++i) {
       FloatBatch keys[G];
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t k = 0; k < G; ++k) keys[k] = load_floats(lanes + (k * d + i) * kFloatLanes);
       RECURRENT_DEPTH_UNROLL
       for (std::size_t m = 0; m < Q; ++m) {
         const FloatBatch qi(q_heads[m][i]);
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t k = 0; k < G; ++k) acc[m][k] = xsimd::fma(qi, keys[k], acc[m][k]);
       }
     }
     RECURRENT_DEPTH_UNROLL
-    for (std::size_t m = 0; m < Q; ++m)
+    for (std::size_t m = 0; m < Q; ++m) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t k = 0; k < G; ++k)
         (acc[m][k] * FloatBatch(scale))
             .store_unaligned(scores.data() + m * stride + (g0 + k) * kFloatLanes);
+    }
   };
   constexpr std::size_t kGroups = 4;
   std::size_t g = 0;
   for (; g + kGroups <= groups; g += kGroups) score_groups.template operator()<kGroups>(g);
   for (; g < groups; ++g) score_groups.template operator()<1>(g);
   // Softmax per query; the masked keys weigh 0, and every key when none is visible.
-  RECURRENT_DEPTH_UNROLL
   for (std::size_t m = 0; m < Q; ++m) {
     float* row = scores.data() + m * stride;
     constexpr float kHidden = -std::numeric_limits<float>::infinity();  // its exponential is 0
@@ -312,21 +316,27 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
   const auto add_values = [&]<std::size_t B>(std::size_t c0) {
     FloatBatch acc[Q][B];
     RECURRENT_DEPTH_UNROLL
-    for (std::size_t m = 0; m < Q; ++m)
+    for (std::size_t m = 0; m < Q; ++m) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t k = 0; k < B; ++k) acc[m][k] = FloatBatch(0.0f);
+    }
     for (std::size_t j = 0; j < n; ++j) {
       const Value* v = values.row(j) + h * d + c0;
       FloatBatch value[B];
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t k = 0; k < B; ++k) value[k] = load_floats(v + k * kFloatLanes);
       RECURRENT_DEPTH_UNROLL
       for (std::size_t m = 0; m < Q; ++m) {
         const FloatBatch weight(scores[m * stride + j]);
+        RECURRENT_DEPTH_UNROLL
         for (std::size_t k = 0; k < B; ++k) acc[m][k] = xsimd::fma(weight, value[k], acc[m][k]);
       }
     }
     RECURRENT_DEPTH_UNROLL
-    for (std::size_t m = 0; m < Q; ++m)
+    for (std::size_t m = 0; m < Q; ++m) {
+      RECURRENT_DEPTH_UNROLL
       for (std::size_t k = 0; k < B; ++k) acc[m][k].store_unaligned(outs[m] + c0 + k * kFloatLanes);
+    }
   };
   constexpr std::size_t kBatches = 4;
   const std::size_t whole = d / kFloatLanes * kFloatLanes;
@@ -346,7 +356,6 @@ void attend_queries_head(const float* const (&q_heads)[Q], const std::int64_t (&
     default:
       break;
   }
-  RECURRENT_DEPTH_UNROLL
   for (std::size_t m = 0; m < Q; ++m) {
     std::fill(outs[m] + whole, outs[m] + d, 0.0f);
     for (std::size_t j = 0; j < n && whole < d; ++j) {
@@ -399,7 +408,6 @@ void causal_attention(ConstMatrixView<float> q, ConstMatrixView<Key> keys,
         const float* q_heads[Q];
         std::int64_t positions[Q];
         float* outs[Q];
-        RECURRENT_DEPTH_UNROLL
         for (std::size_t m = 0; m < Q; ++m) {
           q_heads[m] = q.row(t + m) + h * d;
           positions[m] = static_cast<std::int64_t>(first_position + t + m);

@@ -104,7 +104,6 @@ void prepare_x(ConstMatrixView<float> x, std::size_t padded, Matrix<float>& out)
     if constexpr (BlockLoader<W>::kDeinterleavedX) {
       float block[32];
       for (std::size_t k = 0; k < padded; k += 32) {
-        RECURRENT_DEPTH_UNROLL
         for (std::size_t i = 0; i < 16; ++i) {
           block[i] = row[k + 2 * i];
           block[16 + i] = row[k + 2 * i + 1];
@@ -132,14 +131,12 @@ inline void tile_dot(const float* const* xb, const W* const* tiles, std::size_t 
   for (std::size_t b = b0; b < b1; ++b) {
     RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) {
-      RECURRENT_DEPTH_UNROLL
       for (std::size_t line = 0; line < kTileRows * 64; line += 64)
         __builtin_prefetch(reinterpret_cast<const char*>(tiles[i] + b * kTileRows * kBlock) +
                            kPrefetchBytes + line);
     }
     // One float batch of the block at a time: x's batches of all positions in registers, each
     // weight batch loaded once and met by all positions (every load feeds Positions FMAs).
-    RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kBatches; ++j) {
       FloatBatch xv[Positions];
       RECURRENT_DEPTH_UNROLL
@@ -180,10 +177,8 @@ struct FloatTileKernel {
   void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t b0, std::size_t b1,
            bool add) const {
     const float* x_rows[Positions];
-    RECURRENT_DEPTH_UNROLL
     for (int m = 0; m < Positions; ++m) x_rows[m] = xb.row(m0 + m);
     const W* tiles[Tiles];
-    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     float sums[Positions][Tiles * kTileRows];
     tile_dot<Positions, Tiles>(x_rows, tiles, b0, b1, sums);

@@ -219,7 +219,6 @@ void prefetch_panel_block(const PackedWeights<W>& w, std::size_t t0, std::size_t
                           std::size_t b) {
   for (std::size_t t = t0; t < std::min(t1, t0 + kPanelTiles); ++t) {
     const char* in = reinterpret_cast<const char*>(w.tile(t)) + b * kTileRows * 64;
-    RECURRENT_DEPTH_UNROLL
     for (std::size_t line = 0; line < kTileRows * 64; line += 64)
       __builtin_prefetch(in + line, 0, 2);
   }

@@ -110,7 +110,6 @@ void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles,
   for (std::size_t i = 0; i < tiles; ++i) {
     const W* tile = w.tile(first + i);
     for (std::size_t b = b0; b < b1; ++b) {
-      RECURRENT_DEPTH_UNROLL
       for (std::size_t slot = 0; slot < kTileRows; ++slot) {
         const std::size_t offset = (b * kTileRows + slot) * kBlock;
         float* out = rows.row(i * kTileRows + slot) + (b - b0) * kBlock;

@@ -77,7 +77,6 @@ inline void bf16_dot_register_tile(const bf16* const* tiles, std::size_t b0, std
   }
   for (std::size_t b = b0; b < b1; ++b) {
     const bf16* block[RowTiles];
-    RECURRENT_DEPTH_UNROLL
     for (std::size_t i = 0; i < RowTiles; ++i) block[i] = tiles[i] + b * kTileRows * kBf16Block;
     const std::uint32_t* x_block = xt + (b - b0) * (kBf16Block / 2) * kGemmPositions;
 #pragma GCC unroll 16

@@ -174,7 +174,6 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
     RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) {
       const std::int8_t* block = tiles[i] + b * kTileRows * kInt8Block;
-      RECURRENT_DEPTH_UNROLL
       for (std::size_t line = 0; line < kTileRows * 64; line += 64)
         __builtin_prefetch(block + kPrefetchBytes + line);
       RECURRENT_DEPTH_UNROLL
@@ -208,9 +207,7 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
     for (std::size_t r = 0; r < kRows; ++r) acc[m][r] = _mm256_setzero_si256();
   }
   for (std::size_t b = 0; b < blocks; ++b) {
-    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) {
-      RECURRENT_DEPTH_UNROLL
       for (std::size_t line = 0; line < kTileRows * 64; line += 64)
         __builtin_prefetch(tiles[i] + b * kTileRows * kInt8Block + kPrefetchBytes + line);
     }
@@ -241,9 +238,7 @@ inline void tile_dot_int8(const std::uint8_t* const* q, const std::int8_t* const
     for (std::size_t r = 0; r < kRows; ++r) sums[m][r] = sum_lanes(acc[m][r]);
   }
 #else
-  RECURRENT_DEPTH_UNROLL
   for (int m = 0; m < Positions; ++m) {
-    RECURRENT_DEPTH_UNROLL
     for (std::size_t row = 0; row < kRows; ++row) {
       const std::size_t i = row / kTileRows, r = row % kTileRows;
       std::int32_t sum = 0;
@@ -270,10 +265,8 @@ struct Int8TileKernel {
   void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t, std::size_t,
            bool add) const {
     const std::uint8_t* x_rows[Positions];
-    RECURRENT_DEPTH_UNROLL
     for (int m = 0; m < Positions; ++m) x_rows[m] = q.row(m0 + m);
     const std::int8_t* tiles[Tiles];
-    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     std::int32_t sums[Positions][Tiles * kTileRows];
     tile_dot_int8<Positions, Tiles>(x_rows, tiles, w.blocks(), sums);

@@ -128,7 +128,6 @@ inline void panel_sums(const std::uint8_t* panel, std::size_t k0, std::size_t gr
                        __m512i (&acc)[Positions][kPanelRowGroups],
                        TileLinesPrefetch<PackedWeights<std::int8_t>>& prefetch, std::size_t every) {
   const std::uint8_t* x[Positions];
-  RECURRENT_DEPTH_UNROLL
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + k0 * 4;
   for (std::size_t k = 0; k < groups; ++k) {
     if (k % every == 0) prefetch.next();

@@ -72,7 +72,6 @@ inline void quantise_q4_activations(ConstMatrixView<float> x, std::size_t blocks
       row[k] ^= 0x80;  // q - 128, two's complement
     std::int32_t* lanes = a.lane_offsets.row(m);
     for (std::size_t b = 0; b < blocks; ++b) {
-      RECURRENT_DEPTH_UNROLL
       for (std::size_t half = 0; half < 2; ++half) {
         std::int32_t sum = 0;
         for (std::size_t k = 0; k < kQ4Group; ++k)
@@ -220,9 +219,7 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
     }
   }
 #else
-  RECURRENT_DEPTH_UNROLL
   for (int m = 0; m < Positions; ++m) {
-    RECURRENT_DEPTH_UNROLL
     for (std::size_t row = 0; row < kRows; ++row) {
       const std::uint8_t* tile = tiles[row / kTileRows];
       const std::size_t r = row % kTileRows;
@@ -231,7 +228,6 @@ inline void tile_dot_q4(const Q4Activations& a, std::size_t m0, const PackedQ4We
       for (std::size_t b = b0; b < b1; ++b) {
         const std::uint8_t* packed = tile + w.nibble_offset(b) + r * kQ4RowBlockBytes;
         const auto* scales = reinterpret_cast<const bf16*>(tile + w.scale_offset(b)) + 2 * r;
-        RECURRENT_DEPTH_UNROLL
         for (std::size_t half = 0; half < 2; ++half) {
           std::int32_t group = 0;
           for (std::size_t k = 0; k < kQ4Group; ++k) {
@@ -257,7 +253,6 @@ struct Q4TileKernel {
   void run(const std::size_t (&t)[Tiles], std::size_t m0, std::size_t b0, std::size_t b1,
            bool add) const {
     const std::uint8_t* tiles[Tiles];
-    RECURRENT_DEPTH_UNROLL
     for (int i = 0; i < Tiles; ++i) tiles[i] = w.tile(t[i]);
     float sums[Positions][Tiles * kTileRows];
     tile_dot_q4<Positions, Tiles>(a, m0, w, tiles, b0, b1, sums);

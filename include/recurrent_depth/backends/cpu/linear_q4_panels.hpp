@@ -74,7 +74,6 @@ inline void unpack_q4_panel(const PackedQ4Weights& w, std::size_t t0, std::size_
                        kPanelGroupBytes);
     }
   for (std::size_t g = 2 * b0; g < 2 * b1; ++g) {
-    RECURRENT_DEPTH_UNROLL
     for (std::size_t n = 0; n < kPanelRowGroups * 16; ++n)
       scales[(g - 2 * b0) * 64 + n] = n / kTileRows < count ? w.scale(t0 * kTileRows + n, g) : 0.0f;
   }
@@ -90,7 +89,6 @@ inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::s
                           __m512 (&acc)[Positions][kPanelRowGroups],
                           TileLinesPrefetch<PackedQ4Weights>& prefetch, std::size_t every) {
   const std::uint8_t* x[Positions];
-  RECURRENT_DEPTH_UNROLL
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + g0 * kQ4Group;
   for (std::size_t g = 0; g < groups; ++g) {
     __m512i sums[Positions][kPanelRowGroups];

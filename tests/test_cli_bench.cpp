@@ -119,6 +119,26 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
   CHECK(bytes("--steps 3 --weights q4") < 0.55 * bytes("--steps 3 --weights int8"));
 }
 
+TEST_CASE("rdepth bench times warm prefills and decodes after the prompt alone", "[cli][bench]") {
+  // The prefill is the median of --prefill-runs forwards after a warm-up; the cache is emptied
+  // between them, so the decode steps read the same cache (one prompt) with 1 or 4 runs.
+  const auto report = [](const std::string& runs) {
+    const Run run =
+        rdepth("bench --shape tiny --steps 2 --prompt 7 --gen 3 --threads 1 --json" + runs);
+    REQUIRE_SUCCESS(run);
+    return nlohmann::json::parse(run.out);
+  };
+  const nlohmann::json once = report(" --prefill-runs 1"), standard = report(""),
+                       four = report(" --prefill-runs 4");
+  CHECK(once["prefill_runs"] == 1);
+  CHECK(standard["prefill_runs"] == 3);
+  CHECK(four["prefill_runs"] == 4);
+  const double kv = once["decode_kv_bytes_read_median"].get<double>();
+  CHECK(kv > 0.0);
+  CHECK(standard["decode_kv_bytes_read_median"].get<double>() == kv);
+  CHECK(four["decode_kv_bytes_read_median"].get<double>() == kv);
+}
+
 TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {
   const std::pair<std::string, std::string> cases[] = {
       {"bench --shape tiny --model " + model_dir("tiny_huginn"), "either --model DIR or --shape"},
@@ -126,6 +146,7 @@ TEST_CASE("rdepth bench refuses bad input", "[cli][bench]") {
       {"bench --shape huge", "unknown model shape 'huge'"},
       {"bench --shape tiny --prompt 0", "--prompt"},
       {"bench --shape tiny --gen -1", "--gen"},
+      {"bench --shape tiny --prefill-runs 0", "--prefill-runs"},
       {"bench --shape tiny --prompt 250 --gen 10", "exceed the context"},
       {"bench --shape tiny --weights int4", "unknown weight format"},
       {"bench --shape tiny --weights Q4", "expected f32, bf16, int8 or q4"},

@@ -42,6 +42,7 @@ auto bench_session(const Model& model, const Arguments& args) {
 struct BenchPlan {
   int steps = 0;
   std::size_t prompt_length = 0, gen = 0;
+  std::size_t prefill_runs = 3;  // measured prefills after the warm-up; their median counts
   bool json = false;
   std::vector<std::int32_t> ids;  // the prompt, then one id per decode step
 };
@@ -51,6 +52,7 @@ inline BenchPlan bench_plan(const Arguments& args, const rd::ModelConfig& config
   plan.steps = rdepth::steps(args).value_or(config.mean_recurrence);
   plan.prompt_length = std::size_t(args.integer("--prompt", 1, config.block_size - 1).value_or(64));
   plan.gen = std::size_t(args.integer("--gen", 1, 100000).value_or(8));
+  plan.prefill_runs = std::size_t(args.integer("--prefill-runs", 1, 100).value_or(3));
   if (plan.prompt_length + plan.gen > std::size_t(config.block_size))
     fail("--prompt ", plan.prompt_length, " + --gen ", plan.gen, " exceed the context of ",
          config.block_size, " positions (block_size)");
@@ -69,16 +71,27 @@ inline rd::ForwardOptions bench_options(const BenchPlan& plan) {
   return options;
 }
 
-// Seconds of the prefill: one forward over the prompt (which returns after the last position's
-// logits reached the host, on every backend).
+// Seconds of the prefill: the median of plan.prefill_runs forwards over the prompt (each returns
+// after the last position's logits reached the host, on every backend), after one unmeasured
+// warm-up forward that starts the thread team and touches the KV cache's and the scratch
+// buffers' memory first (as llama-bench's warm-up run does). The cache is emptied between the
+// runs, keeping its memory, and holds the prompt afterwards.
 template <class Model>
 double time_prefill(const Model& model, typename Model::SessionType& session,
                     const BenchPlan& plan) {
   if (!plan.json)
-    std::fprintf(stderr, "prefill of %zu tokens at r = %d ...\n", plan.prompt_length, plan.steps);
-  const auto start = BenchClock::now();
-  model.forward(session, std::span(plan.ids).first(plan.prompt_length), bench_options(plan));
-  return seconds_since(start);
+    std::fprintf(stderr, "prefill of %zu tokens at r = %d (a warm-up and %zu runs) ...\n",
+                 plan.prompt_length, plan.steps, plan.prefill_runs);
+  const auto prompt = std::span(plan.ids).first(plan.prompt_length);
+  model.forward(session, prompt, bench_options(plan));
+  std::vector<double> seconds;
+  for (std::size_t run = 0; run < plan.prefill_runs; ++run) {
+    session.cache.truncate(0);
+    const auto start = BenchClock::now();
+    model.forward(session, prompt, bench_options(plan));
+    seconds.push_back(seconds_since(start));
+  }
+  return median(seconds);
 }
 
 struct DecodeTimes {

@@ -31,21 +31,21 @@ Arguments bench_arguments() {
       "bench",
       "(--model DIR | --shape tiny|huginn-mini|huginn-0125) [--weights f32|bf16|int8|q4]\n"
       "                    [--backend cpu|hip] [--steps R] [--prompt P] [--gen N]\n"
-      "                    [--kv-format f32|bf16] [--threads N] [--json]",
-      "Measures prefill (one forward over P random token ids) and decode (N further tokens, one\n"
-      "at a time; the median step) at r core iterations, and prints them with the weight bytes\n"
-      "and FLOPs one token costs, the machine's measured read bandwidth (probed before each\n"
-      "decode step) and peaks (FMA; int8, bf16 tile and bf16 vector dot products where the\n"
-      "kernels have them), the rooflines these give (decode: bandwidth / bytes per token;\n"
-      "prefill: peak / FLOPs per token, and the attainable rate: the lower of the peak of the\n"
-      "units the prompt runs on and P times the decode roofline, every weight being read once\n"
-      "per core iteration for the P positions) and the fractions reached, Eigen's float\n"
-      "GEMV/GEMM on the core MLP's weight shape as a peer next to this library's kernel on the\n"
-      "same matrix, the resident memory after the prefill and the KV cache bytes. --shape\n"
-      "builds seeded random weights in memory (one block's values repeated: the model still\n"
-      "holds every block). --backend hip measures the GPU's instead: its read bandwidth (a\n"
-      "kernel over a buffer far beyond its L2, before each decode step), HIP's device-to-device\n"
-      "copy as the peer, its float FMA peak, and the device memory in use.",
+      "                    [--prefill-runs K] [--kv-format f32|bf16] [--threads N] [--json]",
+      "Measures prefill (forwards over P random token ids: the median of K after a warm-up) and\n"
+      "decode (N further tokens, one at a time; the median step) at r core iterations, and prints\n"
+      "them with the weight bytes and FLOPs one token costs, the machine's measured read\n"
+      "bandwidth (probed before each decode step) and peaks (FMA; int8, bf16 tile and bf16 vector\n"
+      "dot products where the kernels have them), the rooflines these give (decode: bandwidth /\n"
+      "bytes per token; prefill: peak / FLOPs per token, and the attainable rate: the lower of\n"
+      "the peak of the units the prompt runs on and P times the decode roofline, every weight\n"
+      "being read once per core iteration for the P positions) and the fractions reached, Eigen's\n"
+      "float GEMV/GEMM on the core MLP's weight shape as a peer next to this library's kernel on\n"
+      "the same matrix, the resident memory after the prefill and the KV cache bytes. --shape\n"
+      "builds seeded random weights in memory (one block's values repeated: the model still holds\n"
+      "every block). --backend hip measures the GPU's instead: its read bandwidth (a kernel over\n"
+      "a buffer far beyond its L2, before each decode step), HIP's device-to-device copy as the\n"
+      "peer, its float FMA peak, and the device memory in use.",
       {model_flag(),
        shape_flag(),
        weights_flag(),
@@ -53,6 +53,8 @@ Arguments bench_arguments() {
        steps_flag(),
        {"--prompt", "P", "prompt tokens for the prefill measurement (default 64)"},
        {"--gen", "N", "decoded tokens for the decode measurement (default 8)"},
+       {"--prefill-runs", "K",
+        "measured prefills after the warm-up, their median reported (default 3)"},
        kv_format_flag(),
        threads_flag(),
        {"--json", "", "print one JSON object on stdout"}});
@@ -161,6 +163,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["kernels"] = kernels.name;
   out["simd"] = kernels.simd;
   out["prompt_tokens"] = plan.prompt_length;
+  out["prefill_runs"] = plan.prefill_runs;
   out["decode_tokens"] = plan.gen;
   out["load_seconds"] = load_seconds;
   out["prefill_tokens_per_second"] = prefill_tps;

@@ -60,6 +60,7 @@ int run_bench_hip(const Model& model, const Arguments& args, const std::string& 
                    {"l2_bytes", device.l2_bytes},
                    {"memory_bytes", device.memory_bytes}};
   out["prompt_tokens"] = plan.prompt_length;
+  out["prefill_runs"] = plan.prefill_runs;
   out["decode_tokens"] = plan.gen;
   out["load_seconds"] = load_seconds;
   out["prefill_tokens_per_second"] = prefill_tps;

@@ -42,7 +42,7 @@ auto bench_session(const Model& model, const Arguments& args) {
 struct BenchPlan {
   int steps = 0;
   std::size_t prompt_length = 0, gen = 0;
-  std::size_t prefill_runs = 3;  // measured prefills after the warm-up; their median counts
+  std::size_t prefill_runs = 0;  // measured prefills after the warm-up; their median counts
   bool json = false;
   std::vector<std::int32_t> ids;  // the prompt, then one id per decode step
 };

@@ -10,6 +10,7 @@
 
 #include "cli_support.hpp"
 #include "recurrent_depth/backends/cpu/kernel_dispatch.hpp"
+#include "recurrent_depth/backends/cpu/machine_limits.hpp"
 
 using namespace recurrent_depth;
 using namespace recurrent_depth::testing::cli;
@@ -52,6 +53,26 @@ TEST_CASE("rdepth bench reports speed next to the machine's limits", "[cli][benc
       std::sort(seconds.begin(), seconds.end());
       CHECK(out["decode_tokens_per_second"].get<double>() == Approx(1.0 / seconds[1]));
       CHECK(out["peer"]["eigen_gemv_gbs"].get<double>() > 0.0);
+      // The memory probe reads beyond the last-level cache (twice it, at least 256 MiB, whole
+      // read units).
+      const double probe_bytes = out["read_probe_bytes"].get<double>();
+      CHECK(probe_bytes <= double(cpu::memory_probe_bytes()));
+      CHECK(probe_bytes > double(cpu::memory_probe_bytes() - cpu::kReadUnit * sizeof(float)));
+      CHECK(probe_bytes >= double(std::size_t(256) << 20) - double(cpu::kReadUnit * sizeof(float)));
+      CHECK(probe_bytes > 1.9 * double(cpu::last_level_cache_bytes()));
+      // The cached roofline: the weights read once per token at the memory's bandwidth, those of
+      // a core iteration (3 of them) at the bandwidth of a buffer of their size.
+      const double once = out["once_weight_bytes"].get<double>(),
+                   iteration = out["iteration_weight_bytes"].get<double>();
+      CHECK(iteration > 0.0);
+      CHECK(out["weight_bytes_per_token"].get<double>() == Approx(once + 3 * iteration));
+      const double cached_roofline =
+          1e9 / (once / out["read_bandwidth_gbs"].get<double>() +
+                 3 * iteration / out["iteration_read_bandwidth_gbs"].get<double>());
+      CHECK(out["decode_cached_roofline_tokens_per_second"].get<double>() ==
+            Approx(cached_roofline));
+      CHECK(out["decode_fraction_of_cached_roofline"].get<double>() ==
+            Approx(out["decode_tokens_per_second"].get<double>() / cached_roofline));
       // The probe reads in the fastest of its patterns.
       CHECK(out["read_pattern"]["streams"].get<int>() >= 1);
       CHECK(out["read_pattern"]["streams"].get<int>() <= cpu::kMaxReadStreams);

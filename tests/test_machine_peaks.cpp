@@ -3,7 +3,8 @@
 // compiled for the table's extensions, another number of chains, another clock (omp_get_wtime).
 // Each pair is measured alternately, 3 rounds, the best of each kept, and must agree within 15%:
 // a probe that reads low (too few chains, a narrower batch, spilled registers, one thread) or
-// high (work the compiler dropped) fails. The AMX tile probes have no second loop here.
+// high (work the compiler dropped) fails. The AMX tile probes (4 accumulator tiles, intrinsics)
+// meet one asm block of 6 tile products into 6 accumulators, with the tile layout built here.
 #include <omp.h>
 #include <catch2/catch.hpp>
 
@@ -116,6 +117,47 @@ __attribute__((target("avx512f,avx512bf16"))) void bf16_vector_dot_pass(int thre
 }
 }  // namespace x86_64_v4_vnni
 
+namespace x86_64_v4_amx {
+// Tile products into 6 accumulators (tmm0-5) of two source tiles (tmm6, tmm7), all 16 rows of
+// 64 bytes (palette 1), kSteps / 4 steps of one asm block each; AT&T order: tdp src2, src1, dst.
+template <bool Int8>
+__attribute__((target("amx-tile,amx-int8,amx-bf16"))) void tile_product_pass(int thread) {
+  alignas(64) unsigned char config[64] = {};
+  config[0] = 1;  // palette
+  for (int t = 0; t < 8; ++t) {
+    config[16 + 2 * t] = 64;  // bytes per row (16-bit)
+    config[48 + t] = 16;      // rows
+  }
+  alignas(64) unsigned char a[1024], b[1024];
+  alignas(64) int c[256];
+  std::fill_n(a, 1024, static_cast<unsigned char>(0x3F));  // small bf16 or int8 values
+  std::fill_n(b, 1024, static_cast<unsigned char>(5 + thread));
+  const long stride = 64;
+  asm volatile("ldtilecfg %0" : : "m"(config));
+  asm volatile(
+      "tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3\n\t"
+      "tilezero %%tmm4\n\ttilezero %%tmm5\n\ttileloadd (%0,%2,1), %%tmm6\n\t"
+      "tileloadd (%1,%2,1), %%tmm7"
+      :
+      : "r"(a), "r"(b), "r"(stride)
+      : "memory");
+  for (long step = 0; step < kSteps / 4; ++step) {
+    if constexpr (Int8)
+      asm volatile(
+          "tdpbsud %tmm7, %tmm6, %tmm0\n\ttdpbsud %tmm7, %tmm6, %tmm1\n\t"
+          "tdpbsud %tmm7, %tmm6, %tmm2\n\ttdpbsud %tmm7, %tmm6, %tmm3\n\t"
+          "tdpbsud %tmm7, %tmm6, %tmm4\n\ttdpbsud %tmm7, %tmm6, %tmm5");
+    else
+      asm volatile(
+          "tdpbf16ps %tmm7, %tmm6, %tmm0\n\ttdpbf16ps %tmm7, %tmm6, %tmm1\n\t"
+          "tdpbf16ps %tmm7, %tmm6, %tmm2\n\ttdpbf16ps %tmm7, %tmm6, %tmm3\n\t"
+          "tdpbf16ps %tmm7, %tmm6, %tmm4\n\ttdpbf16ps %tmm7, %tmm6, %tmm5");
+  }
+  asm volatile("tilestored %%tmm5, (%0,%1,1)\n\ttilerelease" : : "r"(c), "r"(stride) : "memory");
+  int_sink = c[0] + c[255];
+}
+}  // namespace x86_64_v4_amx
+
 double second_fma_loop_avx512() {
   return second_loop_rate(2.0 * 16 * 12 * kSteps, x86_64_v4_vnni::fma_pass);
 }
@@ -130,6 +172,15 @@ double second_int8_dot_loop() {
 }
 double second_bf16_vector_dot_loop() {
   return second_loop_rate(2.0 * 32 * 12 * kSteps, x86_64_v4_vnni::bf16_vector_dot_pass);
+}
+// 2 operations per product of a pair of values: 16 x 16 outputs of 64 int8 or 32 bf16 pairs.
+double second_amx_int8_loop() {
+  return second_loop_rate(2.0 * 16 * 16 * 64 * 6 * (kSteps / 4),
+                          x86_64_v4_amx::tile_product_pass<true>);
+}
+double second_amx_bf16_loop() {
+  return second_loop_rate(2.0 * 16 * 16 * 32 * 6 * (kSteps / 4),
+                          x86_64_v4_amx::tile_product_pass<false>);
 }
 #endif
 
@@ -164,6 +215,11 @@ TEST_CASE("machine peaks agree with differently written loops", "[machine][peaks
       check_peak("vpdpbusd", kernels.int8_dot_peak, second_int8_dot_loop);
     if (kernels.bf16_vector_dot_peak && cpu::missing_cpu_features(cpu::kAvx512bf16).empty())
       check_peak("vdpbf16ps", kernels.bf16_vector_dot_peak, second_bf16_vector_dot_loop);
+    // Tables with the AMX tiles run only where the CPU has them and Linux granted them.
+    if (kernels.int8_dot_peak && (kernels.cpu_features & cpu::kAmxInt8))
+      check_peak("tdpbsud", kernels.int8_dot_peak, second_amx_int8_loop);
+    if (kernels.bf16_tile_peak)
+      check_peak("tdpbf16ps", kernels.bf16_tile_peak, second_amx_bf16_loop);
   });
 #else
   SUCCEED("the second loops are written for x86-64 with GCC's extensions");

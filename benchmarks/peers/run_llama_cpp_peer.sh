@@ -13,11 +13,14 @@ THREADS=2 JOBS=2 STEPS=32 GEN=32 REPS=3
 
 usage() {
   cat <<EOF
-usage: benchmarks/peers/run_llama_cpp_peer.sh [--skip-build] [--rebuild] [--prepare-only] [--reps N]
+usage: benchmarks/peers/run_llama_cpp_peer.sh [--skip-build] [--rebuild] [--prepare-only] [--no-amx] [--reps N]
 
   --skip-build    reuse the llama.cpp build and GGUF files under build/peers/ (error if missing)
   --rebuild       fetch, build and write the models again even if they exist
   --prepare-only  stop after the build and the GGUF files, run no benchmark
+  --no-amx        build llama.cpp for AVX-512 (F, VBMI, VNNI, BF16) without its AMX buffer type, in
+                  build/peers/llama.cpp-build-no-amx: the pinned llama.cpp's AMX matmul crashes
+                  on some AMX machines (llama.cpp issue 20824); the rdepth rows keep their tables
   --reps N        llama-bench repetitions per test (default $REPS)
 Without options, steps whose outputs already exist under build/peers/ are reused.
 RDEPTH=PATH benchmarks another rdepth binary (default build/tools/rdepth).
@@ -27,12 +30,13 @@ EOF
 die() { echo "run_llama_cpp_peer.sh: error: $*" >&2; exit 1; }
 log() { echo "== $(date +%H:%M:%S) $*" >&2; }
 
-SKIP_BUILD=0 REBUILD=0 PREPARE_ONLY=0
+SKIP_BUILD=0 REBUILD=0 PREPARE_ONLY=0 NO_AMX=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --skip-build) SKIP_BUILD=1 ;;
     --rebuild) REBUILD=1 ;;
     --prepare-only) PREPARE_ONLY=1 ;;
+    --no-amx) NO_AMX=1 ;;
     --reps) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--reps needs a positive number"; REPS=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
@@ -45,6 +49,12 @@ HERE=$ROOT/benchmarks/peers
 PEERS=$ROOT/build/peers
 SRC=$PEERS/llama.cpp
 BLD=$PEERS/llama.cpp-build
+ISA_FLAGS=(-DGGML_NATIVE=ON)
+if [[ $NO_AMX == 1 ]]; then
+  BLD=$PEERS/llama.cpp-build-no-amx
+  ISA_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+    -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON)
+fi
 MODELS=$PEERS/models
 RES=$PEERS/results
 RDEPTH=${RDEPTH:-$ROOT/build/tools/rdepth}   # env RDEPTH=... benchmarks another rdepth build
@@ -76,11 +86,12 @@ fi
 [[ -f $SRC/CMakeLists.txt ]] || die "no llama.cpp source in $SRC (run without --skip-build)"
 LLAMA_TAG=$(sed -n 's/.*"tag": *"\([^"]*\)".*/\1/p' "$PEERS/npm/package/llama/llama.cpp.info.json")
 
-# 2. Build only llama-bench and llama-quantize: Release, CPU only, -march=native, static, 2 jobs.
+# 2. Build only llama-bench and llama-quantize: Release, CPU only, -march=native (or AVX-512
+#    without AMX: --no-amx), static, 2 jobs.
 if [[ $SKIP_BUILD == 0 && ( $REBUILD == 1 || ! -x $BENCH || ! -x $QUANT ) ]]; then
   log "building llama.cpp $LLAMA_TAG (${LLAMA_COMMIT:0:7}): llama-bench, llama-quantize with $JOBS jobs"
   cmake -S "$SRC" -B "$BLD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
-    -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DLLAMA_OPENSSL=OFF \
+    "${ISA_FLAGS[@]}" -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
     >"$PEERS/cmake.log" 2>&1 || die "llama.cpp cmake failed, see $PEERS/cmake.log"
   ninja -C "$BLD" -j "$JOBS" llama-bench llama-quantize >"$PEERS/ninja.log" 2>&1 \
@@ -146,6 +157,7 @@ cat >"$RES/meta.json" <<EOF
 {"node_llama_cpp": "$NLC_VERSION", "llama_cpp_tag": "$LLAMA_TAG", "llama_cpp_commit": "$LLAMA_COMMIT",
  "rdepth_commit": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)",
  "cpu": "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)",
+ "llama_cpp_amx": $([[ $NO_AMX == 1 ]] && echo false || echo '"as -march=native"'),
  "native_avx512bf16": $(cc -march=native -dM -E - </dev/null | grep -q __AVX512BF16__ && echo true || echo false),
  "other_cpu_percent_before": $BUSY, "other_cpu_percent_during": $OTHER, "threads": $THREADS, "steps": $STEPS, "gen": $GEN, "reps": $REPS, "quantize": "llama-quantize --pure",
  "seconds": {"build": $BUILD_S, "models": $MODELS_S, "bench": $BENCH_S}}

@@ -138,6 +138,15 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   const double prefill_tps = double(plan.prompt_length) / prefill_seconds,
                decode_tps = 1.0 / decode_step;
   const double decode_roofline = bandwidth * 1e9 / cost.weight_bytes;
+  // A core iteration's weights, read r times per token, may fit a cache (a large L3): their
+  // bandwidth from a buffer of their size, and the roofline of reading them at it and the rest
+  // from memory.
+  const std::size_t iteration_bytes = std::size_t(cost.iteration_bytes);
+  const double iteration_bandwidth =
+      iteration_bytes < probe.bytes() ? rd::cpu::ReadBandwidthProbe(iteration_bytes).gbs(4)
+                                      : bandwidth;
+  const double decode_cached_roofline =
+      1e9 / (cost.once_bytes / bandwidth + plan.steps * cost.iteration_bytes / iteration_bandwidth);
   const double prefill_gflops = cost.flops * prefill_tps / 1e9;
   const double prefill_roofline = peak * 1e9 / cost.flops;
   // What a prompt can reach: the peak of the units its products run on (the tiles or the int8
@@ -173,6 +182,7 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["weight_bytes_per_token"] = cost.weight_bytes;
   out["flops_per_token"] = cost.flops;
   out["read_bandwidth_gbs"] = bandwidth;
+  out["read_probe_bytes"] = probe.bytes();
   out["read_pattern"] = {{"streams", probe.pattern().streams},
                          {"prefetch", probe.pattern().prefetch}};
   out["peak_gflops"] = peak;
@@ -180,6 +190,11 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   out["decode_fraction_of_roofline"] = median(decode.fraction);
   out["decode_kv_bytes_read_median"] = median(decode.kv_bytes);
   out["decode_fraction_of_roofline_with_kv"] = median(decode.fraction_with_kv);
+  out["once_weight_bytes"] = cost.once_bytes;
+  out["iteration_weight_bytes"] = cost.iteration_bytes;
+  out["iteration_read_bandwidth_gbs"] = iteration_bandwidth;
+  out["decode_cached_roofline_tokens_per_second"] = decode_cached_roofline;
+  out["decode_fraction_of_cached_roofline"] = decode_tps / decode_cached_roofline;
   out["decode_step_seconds"] = decode.seconds;
   out["read_bandwidth_gbs_per_step"] = decode.bandwidth_gbs;
   out["decode_weight_gbs"] = cost.weight_bytes * decode_tps / 1e9;
@@ -242,6 +257,11 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
       decode_tps, cost.weight_bytes * decode_tps / 1e9, 100.0 * median(decode.fraction), bandwidth,
       *low, *high, probe.pattern().streams, probe.pattern().prefetch ? ", prefetched" : "");
   print_decode_kv(decode, session.cache.format());
+  std::printf(
+      "           %5.1f%% of %.3f tok/s when a core iteration's %.1f MB of weights are read at %.1f "
+      "GB/s (a buffer of their size: they may fit a cache)\n",
+      100.0 * decode_tps / decode_cached_roofline, decode_cached_roofline,
+      cost.iteration_bytes / 1e6, iteration_bandwidth);
   std::printf(
       "  per token: %.3g weight bytes, %.3g FLOP; rooflines: decode %.3f tok/s, prefill %.2f "
       "tok/s\n",

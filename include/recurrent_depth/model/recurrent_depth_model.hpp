@@ -48,10 +48,14 @@ using BatchItem = BasicBatchItem<>;
 
 // What one token costs at r iterations: the weight bytes it streams (prelude, the e part of the
 // adapter, r x (adapter state part + core blocks), coda, head) and 2 FLOP per weight it multiplies
-// (attention over the cache and the row-wise operations left out).
+// (attention over the cache and the row-wise operations left out). weight_bytes = once_bytes +
+// r x iteration_bytes: iteration_bytes are read again by every core iteration (a cache that holds
+// them serves all but the first), once_bytes once per token.
 struct TokenCost {
   double weight_bytes;
   double flops;
+  double once_bytes;
+  double iteration_bytes;
 };
 
 // Parameter counts and weight bytes per stage, as loaded.
@@ -205,8 +209,10 @@ class RecurrentDepthModel {
         double(prelude_.parameter_count() + coda_.parameter_count() + core_.parameter_count() -
                core_.iteration_parameter_count()) +
         head_parameters;
-    return {once_bytes + steps * double(core_.iteration_weight_bytes()),
-            2.0 * (once_parameters + steps * double(core_.iteration_parameter_count()))};
+    const double iteration_bytes = double(core_.iteration_weight_bytes());
+    return {once_bytes + steps * iteration_bytes,
+            2.0 * (once_parameters + steps * double(core_.iteration_parameter_count())),
+            once_bytes, iteration_bytes};
   }
 
   // KV cache bytes one token occupies after r core iterations when stored by `rule` (one entry

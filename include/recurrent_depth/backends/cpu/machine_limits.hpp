@@ -1,9 +1,11 @@
 // The machine's own limits, measured with the selected kernels' instructions (machine_probes.hpp),
 // so throughput can be quoted as a fraction of them:
-//   ReadBandwidthProbe  sums a large float array (well beyond the caches, on huge pages as the
-//                       weights) with all OpenMP threads, in the machine's fastest read pattern;
-//                       repeatable next to each step of a measurement (the bandwidth of a shared
-//                       machine moves)
+//   ReadBandwidthProbe  sums a large float array (by default twice the last-level cache and at
+//                       least 256 MiB, so beyond the caches; on huge pages as the weights) with
+//                       all OpenMP threads, in the machine's fastest read pattern; repeatable
+//                       next to each step of a measurement (the bandwidth of a shared machine
+//                       moves). Built over fewer bytes it measures the level of the memory
+//                       that holds that many (a core iteration's weights fit a large L3)
 //   fma_peak_gflops     independent register-resident FMA chains on all threads, in the SIMD batch
 //                       of the kernels
 //   int8_dot_peak_gops  the same with the int8 kernel's instruction (AVX-512 VNNI vpdpbusd, 64
@@ -17,6 +19,8 @@
 // is the best of a few timed passes (the machine may be shared: the best pass is the closest to
 // what it can do).
 #pragma once
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,14 +44,31 @@ double best_seconds(int passes, Work&& work) {
   return best;
 }
 
-// Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default 256 MiB), allocated and
+// The last-level (L3) cache's size in bytes as the C library reports it, 0 where unknown. In a
+// virtual machine this is the host's cache, which other guests share.
+inline std::size_t last_level_cache_bytes() {
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+  const long bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return bytes > 0 ? static_cast<std::size_t>(bytes) : 0;
+#else
+  return 0;
+#endif
+}
+
+// The read probe's default buffer: twice the last-level cache, at least 256 MiB (large L3
+// caches, 480 MiB on some Xeons, would serve part of a fixed 256 MiB).
+inline std::size_t memory_probe_bytes() {
+  return std::max(std::size_t(256) << 20, 2 * last_level_cache_bytes());
+}
+
+// Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default memory_probe_bytes()), allocated and
 // first touched once, so that the probe can be repeated next to each step of a measurement. It
 // reads in the fastest of the read patterns of sum_streams (1-4 streams per thread, prefetched
 // or not), chosen when it is built: the roofline is what the machine can read, not what one way
 // of reading gets.
 class ReadBandwidthProbe {
  public:
-  explicit ReadBandwidthProbe(std::size_t bytes = std::size_t(256) << 20)
+  explicit ReadBandwidthProbe(std::size_t bytes = memory_probe_bytes())
       : floats_(std::max(kReadUnit, bytes / sizeof(float) / kReadUnit * kReadUnit)),
         buffer_(allocate_aligned<float>(floats_)) {  // huge pages, as the weights
     float* p = buffer_.get();

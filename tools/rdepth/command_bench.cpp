@@ -142,9 +142,9 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
   // bandwidth from a buffer of their size, and the roofline of reading them at it and the rest
   // from memory.
   const std::size_t iteration_bytes = std::size_t(cost.iteration_bytes);
-  const double iteration_bandwidth =
-      iteration_bytes < probe.bytes() ? rd::cpu::ReadBandwidthProbe(iteration_bytes).gbs(4)
-                                      : bandwidth;
+  const double iteration_bandwidth = iteration_bytes < probe.bytes()
+                                         ? rd::cpu::ReadBandwidthProbe(iteration_bytes).gbs(4)
+                                         : bandwidth;
   const double decode_cached_roofline =
       1e9 / (cost.once_bytes / bandwidth + plan.steps * cost.iteration_bytes / iteration_bandwidth);
   const double prefill_gflops = cost.flops * prefill_tps / 1e9;
@@ -258,7 +258,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
       *low, *high, probe.pattern().streams, probe.pattern().prefetch ? ", prefetched" : "");
   print_decode_kv(decode, session.cache.format());
   std::printf(
-      "           %5.1f%% of %.3f tok/s when a core iteration's %.1f MB of weights are read at %.1f "
+      "           %5.1f%% of %.3f tok/s when a core iteration's %.1f MB of weights are read at "
+      "%.1f "
       "GB/s (a buffer of their size: they may fit a cache)\n",
       100.0 * decode_tps / decode_cached_roofline, decode_cached_roofline,
       cost.iteration_bytes / 1e6, iteration_bandwidth);

@@ -211,8 +211,8 @@ class RecurrentDepthModel {
         head_parameters;
     const double iteration_bytes = double(core_.iteration_weight_bytes());
     return {once_bytes + steps * iteration_bytes,
-            2.0 * (once_parameters + steps * double(core_.iteration_parameter_count())),
-            once_bytes, iteration_bytes};
+            2.0 * (once_parameters + steps * double(core_.iteration_parameter_count())), once_bytes,
+            iteration_bytes};
   }
 
   // KV cache bytes one token occupies after r core iterations when stored by `rule` (one entry

@@ -9,7 +9,7 @@
 //  - Each thread takes a share of the groups of kGemmRowTiles row tiles and walks K in chunks
 //    (at most kGemmChunkColumns, and x^T's chunk of all position blocks within
 //    kGemmPositionChunkBytes, so that it stays in L2): it widens the group's rows of the chunk to
-//    float once (bf16 weights: a 16-bit shift; the rows then lie kGemmChunkColumns floats apart,
+//    float once (bf16 weights: a 16-bit shift; the rows then lie kWidenedRowFloats floats apart,
 //    in L1 and L2), and passes every position block of the chunk over them. Meanwhile the rows it
 //    widens next are prefetched into L2, a line every few steps of the products, so that memory
 //    and the FMAs overlap.
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../../core/aligned_memory.hpp"
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
 #include "packed_weights.hpp"
@@ -40,6 +41,10 @@ inline constexpr std::size_t kGemmRows = kGemmRowTiles * kTileRows;
 inline constexpr std::size_t kGemmPositions = kGemmPositionBatches * kFloatLanes;
 // Columns per chunk of K at most: a group's widened rows take 96 KB on AVX-512 (L2).
 inline constexpr std::size_t kGemmChunkColumns = 2048;
+// The widened rows lie this many floats apart, a constant, so that the register tile addresses
+// them from one pointer (a pointer per row spilled general registers: 5% slower prompts); one
+// batch past a chunk, as rows a multiple of 4 KB apart would share one set of the L1 cache.
+inline constexpr std::size_t kWidenedRowFloats = kGemmChunkColumns + kFloatLanes;
 // x^T's chunk of all position blocks at most (half the 1 MB L2 of Zen 5; 2 MB on recent Xeons).
 inline constexpr std::size_t kGemmPositionChunkBytes = 512 * 1024;
 // Positions from which linear() takes this kernel rather than the tile kernel (linear.hpp).
@@ -120,10 +125,11 @@ void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles,
   }
 }
 
-// sums[r][p] = sum over k < columns of rows(r, k) xt[k][p], for the RowTiles tiles' rows; one
-// line of `prefetch` every `every` steps of k (`countdown` carries the count between calls).
+// sums[r][p] = sum over k < columns of rows[r * kWidenedRowFloats + k] xt[k][p], for the
+// RowTiles tiles' rows; one line of `prefetch` every `every` steps of k (`countdown` carries the
+// count between calls).
 template <std::size_t RowTiles, class Prefetch>
-inline void gemm_register_tile(ConstMatrixView<float> rows, const float* xt, std::size_t columns,
+inline void gemm_register_tile(const float* rows, const float* xt, std::size_t columns,
                                Prefetch& prefetch, std::size_t every, std::size_t& countdown,
                                float (&sums)[kGemmRows][kGemmPositions]) {
   constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
@@ -144,7 +150,7 @@ inline void gemm_register_tile(ConstMatrixView<float> rows, const float* xt, std
       xv[b] = FloatBatch::load_aligned(xt + k * kGemmPositions + b * kFloatLanes);
     RECURRENT_DEPTH_UNROLL
     for (std::size_t r = 0; r < kRows; ++r) {
-      const FloatBatch w(rows.row(r)[k]);
+      const FloatBatch w(rows[r * kWidenedRowFloats + k]);
       RECURRENT_DEPTH_UNROLL
       for (std::size_t b = 0; b < kBatches; ++b) acc[r][b] = xsimd::fma(w, xv[b], acc[r][b]);
     }
@@ -178,13 +184,15 @@ inline void with_row_tiles(std::size_t tiles, Body&& body) {
 }
 
 // One group of `tiles` row tiles from `first` against every position block, columns [k0, k1),
-// with the lines of `prefetch` spread over its products.
+// with the lines of `prefetch` spread over its products; `widened` holds kGemmRows rows of
+// kWidenedRowFloats floats.
 template <class W>
 void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::size_t positions,
                     std::size_t first, std::size_t tiles, std::size_t k0, std::size_t k1, bool add,
-                    TileLinesPrefetch<PackedWeights<W>>& prefetch, MatrixView<float> rows,
+                    TileLinesPrefetch<PackedWeights<W>>& prefetch, float* widened,
                     MatrixView<float> y) {
-  widen_rows(w, first, tiles, k0, k1 - k0, rows);
+  widen_rows(w, first, tiles, k0, k1 - k0,
+             MatrixView<float>(widened, kGemmRows, kGemmChunkColumns, kWidenedRowFloats));
   const std::size_t n0 = first * kTileRows;
   const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
   const std::size_t every = prefetch.every((k1 - k0) * xt.rows);
@@ -193,7 +201,7 @@ void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::s
   for (std::size_t block = 0; block < xt.rows; ++block) {
     const float* x_chunk = xt.row(block) + k0 * kGemmPositions;
     with_row_tiles(tiles, [&]<std::size_t RowTiles>() {
-      gemm_register_tile<RowTiles>(rows, x_chunk, k1 - k0, prefetch, every, countdown, sums);
+      gemm_register_tile<RowTiles>(widened, x_chunk, k1 - k0, prefetch, every, countdown, sums);
     });
     const std::size_t m0 = block * kGemmPositions;
     store_gemm_tile(sums, real_rows, std::min(kGemmPositions, positions - m0), n0, m0, add, y);
@@ -247,13 +255,13 @@ void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView
 #pragma omp parallel if (threaded)
   {
     detail::pack_positions(x, xt);  // ends on the team's barrier
-    thread_local Matrix<float> widened;
-    widened.resize(kGemmRows, kGemmChunkColumns);
+    thread_local const AlignedArray<float> widened =
+        allocate_aligned<float>(kGemmRows * kWidenedRowFloats);
     detail::walk_gemm_groups(w, x.cols, xt.rows() * kGemmPositions * sizeof(float), accumulate,
                              [&](std::size_t first, std::size_t tiles, std::size_t k0,
                                  std::size_t k1, bool add, auto& prefetch) {
                                detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, add,
-                                                      prefetch, widened, y);
+                                                      prefetch, widened.get(), y);
                              });
   }
 }

@@ -61,11 +61,11 @@ inline std::size_t memory_probe_bytes() {
   return std::max(std::size_t(256) << 20, 2 * last_level_cache_bytes());
 }
 
-// Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default memory_probe_bytes()), allocated and
-// first touched once, so that the probe can be repeated next to each step of a measurement. It
-// reads in the fastest of the read patterns of sum_streams (1-4 streams per thread, prefetched
-// or not), chosen when it is built: the roofline is what the machine can read, not what one way
-// of reading gets.
+// Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default memory_probe_bytes()),
+// allocated and first touched once, so that the probe can be repeated next to each step of a
+// measurement. It reads in the fastest of the read patterns of sum_streams (1-4 streams per thread,
+// prefetched or not), chosen when it is built: the roofline is what the machine can read, not what
+// one way of reading gets.
 class ReadBandwidthProbe {
  public:
   explicit ReadBandwidthProbe(std::size_t bytes = memory_probe_bytes())

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "recurrent_depth/backends/cpu/cpu_backend.hpp"
+#include "recurrent_depth/backends/cpu/machine_limits.hpp"
 #include "recurrent_depth/blocks/block_context.hpp"
 #include "recurrent_depth/cache/kv_cache.hpp"
 #include "recurrent_depth/core/precision.hpp"
@@ -59,16 +60,17 @@ inline const char* mode_name(Mode mode) {
 // Decode reads each weight once per call, so a benchmark that calls the same layer again would be
 // served from the last-level cache. Each benchmark therefore owns several independent copies of
 // its layer whose weights (and, for attention, KV slots: copy c attends through its own slot)
-// together exceed this many bytes (default 128 MiB, 4x an EPYC CCD's 32 MiB L3;
+// together exceed this many bytes (default 128 MiB, 4x an EPYC CCD's 32 MiB L3, or twice the
+// last-level cache where that is larger: 960 MiB on a Xeon with 480 MiB of L3;
 // RDEPTH_BENCH_ROTATION_MB overrides) and uses the next copy on every iteration.
 inline std::size_t rotation_bytes() {
   static const std::size_t bytes = [] {
-    std::size_t mib = 128;
+    std::size_t bytes = std::max(std::size_t(128) << 20, 2 * rd::cpu::last_level_cache_bytes());
     if (const char* env = std::getenv("RDEPTH_BENCH_ROTATION_MB")) {
       const long value = std::strtol(env, nullptr, 10);
-      if (value > 0) mib = static_cast<std::size_t>(value);
+      if (value > 0) bytes = static_cast<std::size_t>(value) << 20;
     }
-    return mib << 20;
+    return bytes;
   }();
   return bytes;
 }

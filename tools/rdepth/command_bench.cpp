@@ -258,9 +258,8 @@ int run_bench(const Model& model, const Arguments& args, const std::string& sour
       *low, *high, probe.pattern().streams, probe.pattern().prefetch ? ", prefetched" : "");
   print_decode_kv(decode, session.cache.format());
   std::printf(
-      "           %5.1f%% of %.3f tok/s when a core iteration's %.1f MB of weights are read at "
-      "%.1f "
-      "GB/s (a buffer of their size: they may fit a cache)\n",
+      "           %5.1f%% of %.3f tok/s, a core iteration's %.1f MB of weights read at %.1f GB/s "
+      "(a buffer of their size: they may fit a cache)\n",
       100.0 * decode_tps / decode_cached_roofline, decode_cached_roofline,
       cost.iteration_bytes / 1e6, iteration_bandwidth);
   std::printf(

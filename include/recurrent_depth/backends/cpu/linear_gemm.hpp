@@ -42,7 +42,7 @@ inline constexpr std::size_t kGemmPositions = kGemmPositionBatches * kFloatLanes
 // Columns per chunk of K at most: a group's widened rows take 96 KB on AVX-512 (L2).
 inline constexpr std::size_t kGemmChunkColumns = 2048;
 // The widened rows lie this many floats apart, a constant, so that the register tile addresses
-// them from one pointer (a pointer per row spilled general registers: 5% slower prompts); one
+// them from one pointer (a pointer per row spilled general registers: 2-5% slower prompts); one
 // batch past a chunk, as rows a multiple of 4 KB apart would share one set of the L1 cache.
 inline constexpr std::size_t kWidenedRowFloats = kGemmChunkColumns + kFloatLanes;
 // x^T's chunk of all position blocks at most (half the 1 MB L2 of Zen 5; 2 MB on recent Xeons).

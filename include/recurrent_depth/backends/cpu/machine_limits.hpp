@@ -20,7 +20,9 @@
 // what it can do).
 #pragma once
 
-#include <unistd.h>
+#if __has_include(<unistd.h>)
+#include <unistd.h>  // sysconf
+#endif
 
 #include <algorithm>
 #include <chrono>

@@ -48,6 +48,11 @@ def main():
               f"llama.cpp {meta.get('llama_cpp_tag', '?')} commit {first.get('build_commit', '?')} "
               f"(npm node-llama-cpp@{meta.get('node_llama_cpp', '?')}), dense llama 132 x 1056, "
               f"{meta.get('threads', '?')} threads, {meta.get('cpu', '?')}; tok/s, decode = tg{meta.get('gen', '?')}")
+    kernels = sorted({j["kernels"] for w in ("bf16", "int8", "q4") for n in (64, 128)
+                      if (j := load(res / f"rdepth-{w}-{n}.json")) and "kernels" in j})
+    header += f"; rdepth kernels {', '.join(kernels) or '?'}"
+    if meta.get("llama_cpp_amx") is False:
+        header += ", llama.cpp built without AMX (--no-amx)"
     other = meta.get("other_cpu_percent_during", 0)
     if other >= 10:
         header += f"; WARNING: other work took {other}% of the CPUs during the run"

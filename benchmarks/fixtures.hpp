@@ -65,7 +65,7 @@ inline const char* mode_name(Mode mode) {
 // RDEPTH_BENCH_ROTATION_MB overrides) and uses the next copy on every iteration.
 inline std::size_t rotation_bytes() {
   static const std::size_t bytes = [] {
-    std::size_t bytes = std::max(std::size_t(128) << 20, 2 * rd::cpu::last_level_cache_bytes());
+    std::size_t bytes = rd::cpu::beyond_last_level_cache(std::size_t(128) << 20);
     if (const char* env = std::getenv("RDEPTH_BENCH_ROTATION_MB")) {
       const long value = std::strtol(env, nullptr, 10);
       if (value > 0) bytes = static_cast<std::size_t>(value) << 20;

@@ -57,10 +57,15 @@ inline std::size_t last_level_cache_bytes() {
 #endif
 }
 
-// The read probe's default buffer: twice the last-level cache, at least 256 MiB (large L3
+// Bytes that no cache holds: twice the last-level cache, and at least `at_least` (large L3
 // caches, 480 MiB on some Xeons, would serve part of a fixed 256 MiB).
+inline std::size_t beyond_last_level_cache(std::size_t at_least) {
+  return std::max(at_least, 2 * last_level_cache_bytes());
+}
+
+// The read probe's default buffer: beyond the last-level cache, at least 256 MiB.
 inline std::size_t memory_probe_bytes() {
-  return std::max(std::size_t(256) << 20, 2 * last_level_cache_bytes());
+  return beyond_last_level_cache(std::size_t(256) << 20);
 }
 
 // Read bandwidth in GB/s (1e9 bytes) over a buffer of `bytes` (default memory_probe_bytes()),

@@ -8,11 +8,12 @@
 //    zeros: xt[block][k][p] = x[block * kGemmPositions + p][k].
 //  - Each thread takes a share of the groups of kGemmRowTiles row tiles and walks K in chunks
 //    (at most kGemmChunkColumns, and x^T's chunk of all position blocks within
-//    kGemmPositionChunkBytes, so that it stays in L2): it widens the group's rows of the chunk to
-//    float once (bf16 weights: a 16-bit shift; the rows then lie kWidenedRowFloats floats apart,
-//    in L1 and L2), and passes every position block of the chunk over them. Meanwhile the rows it
-//    widens next are prefetched into L2, a line every few steps of the products, so that memory
-//    and the FMAs overlap.
+//    kGemmPositionChunkBytes, so that it stays in L2). Within a chunk, kGemmWidenColumns columns
+//    at a time, it widens the group's rows to float (bf16 weights: a 16-bit shift; the rows then
+//    lie kWidenedRowFloats floats apart, in L1) and passes every position block over them,
+//    carrying each block's sums in a small buffer from one piece of columns to the next.
+//    Meanwhile the rows it widens next are prefetched into L2, a line every few steps of the
+//    products, so that memory and the FMAs overlap.
 //  - The weights keep the one layout that decode streams: no second copy of a model.
 // Activations stay float32: the sums are those of scalar::linear up to the order of additions.
 #pragma once
@@ -39,12 +40,15 @@ inline constexpr std::size_t kGemmRowTiles = kWideRegisterFile ? 3 : 1;
 inline constexpr std::size_t kGemmPositionBatches = kWideRegisterFile ? 2 : 3;
 inline constexpr std::size_t kGemmRows = kGemmRowTiles * kTileRows;
 inline constexpr std::size_t kGemmPositions = kGemmPositionBatches * kFloatLanes;
-// Columns per chunk of K at most: a group's widened rows take 96 KB on AVX-512 (L2).
+// Columns per chunk of K at most.
 inline constexpr std::size_t kGemmChunkColumns = 2048;
+// Columns widened at a time: a group's widened rows take 13 KB on AVX-512 and stay in L1 (96 KB
+// of them, a whole chunk, went to L2: the widening cost twice as much, bound by the stores).
+inline constexpr std::size_t kGemmWidenColumns = 256;
 // The widened rows lie this many floats apart, a constant, so that the register tile addresses
 // them from one pointer (a pointer per row spilled general registers: 2-5% slower prompts); one
-// batch past a chunk, as rows a multiple of 4 KB apart would share one set of the L1 cache.
-inline constexpr std::size_t kWidenedRowFloats = kGemmChunkColumns + kFloatLanes;
+// batch past the widened columns, so that the rows start on different sets of the L1 cache.
+inline constexpr std::size_t kWidenedRowFloats = kGemmWidenColumns + kFloatLanes;
 // x^T's chunk of all position blocks at most (half the 1 MB L2 of Zen 5; 2 MB on recent Xeons).
 inline constexpr std::size_t kGemmPositionChunkBytes = 512 * 1024;
 // Positions from which linear() takes this kernel rather than the tile kernel (linear.hpp).
@@ -125,19 +129,28 @@ void widen_rows(const PackedWeights<W>& w, std::size_t first, std::size_t tiles,
   }
 }
 
-// sums[r][p] = sum over k < columns of rows[r * kWidenedRowFloats + k] xt[k][p], for the
-// RowTiles tiles' rows; one line of `prefetch` every `every` steps of k (`countdown` carries the
-// count between calls).
+// The sums of a register tile: kGemmRows rows by kGemmPositions positions.
+using GemmTileSums = float[kGemmRows][kGemmPositions];
+
+// Row `block` of a matrix of kGemmRows * kGemmPositions columns (64-byte aligned rows) as sums.
+inline GemmTileSums& tile_sums(MatrixView<float> sums, std::size_t block) {
+  return *reinterpret_cast<GemmTileSums*>(sums.row(block));
+}
+
+// sums[r][p] = (resume ? sums[r][p] : 0) + sum over k < columns of
+// rows[r * kWidenedRowFloats + k] xt[k][p], for the RowTiles tiles' rows; one line of `prefetch`
+// every `every` steps of k (`countdown` carries the count between calls).
 template <std::size_t RowTiles, class Prefetch>
 inline void gemm_register_tile(const float* rows, const float* xt, std::size_t columns,
                                Prefetch& prefetch, std::size_t every, std::size_t& countdown,
-                               float (&sums)[kGemmRows][kGemmPositions]) {
+                               bool resume, GemmTileSums& sums) {
   constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
   FloatBatch acc[kRows][kBatches];
   RECURRENT_DEPTH_UNROLL
   for (std::size_t r = 0; r < kRows; ++r) {
     RECURRENT_DEPTH_UNROLL
-    for (std::size_t b = 0; b < kBatches; ++b) acc[r][b] = FloatBatch(0.0f);
+    for (std::size_t b = 0; b < kBatches; ++b)
+      acc[r][b] = resume ? FloatBatch::load_aligned(&sums[r][b * kFloatLanes]) : FloatBatch(0.0f);
   }
   for (std::size_t k = 0; k < columns; ++k) {
     if (--countdown == 0) {
@@ -185,26 +198,32 @@ inline void with_row_tiles(std::size_t tiles, Body&& body) {
 
 // One group of `tiles` row tiles from `first` against every position block, columns [k0, k1),
 // with the lines of `prefetch` spread over its products; `widened` holds kGemmRows rows of
-// kWidenedRowFloats floats.
+// kWidenedRowFloats floats, `sums` a register tile's sums per position block (tile_sums).
 template <class W>
 void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::size_t positions,
                     std::size_t first, std::size_t tiles, std::size_t k0, std::size_t k1, bool add,
                     TileLinesPrefetch<PackedWeights<W>>& prefetch, float* widened,
-                    MatrixView<float> y) {
-  widen_rows(w, first, tiles, k0, k1 - k0,
-             MatrixView<float>(widened, kGemmRows, kGemmChunkColumns, kWidenedRowFloats));
-  const std::size_t n0 = first * kTileRows;
-  const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
+                    MatrixView<float> sums, MatrixView<float> y) {
   const std::size_t every = prefetch.every((k1 - k0) * xt.rows);
   std::size_t countdown = every;
-  alignas(64) float sums[kGemmRows][kGemmPositions];
+  // Equal pieces of at most kGemmWidenColumns, on whole blocks of 32 columns.
+  const std::size_t piece = (equal_chunk(k1 - k0, kGemmWidenColumns) + 31) / 32 * 32;
+  for (std::size_t c0 = k0; c0 < k1; c0 += piece) {
+    const std::size_t c1 = std::min(k1, c0 + piece);
+    widen_rows(w, first, tiles, c0, c1 - c0,
+               MatrixView<float>(widened, kGemmRows, kGemmWidenColumns, kWidenedRowFloats));
+    for (std::size_t block = 0; block < xt.rows; ++block)
+      with_row_tiles(tiles, [&]<std::size_t RowTiles>() {
+        gemm_register_tile<RowTiles>(widened, xt.row(block) + c0 * kGemmPositions, c1 - c0,
+                                     prefetch, every, countdown, c0 > k0, tile_sums(sums, block));
+      });
+  }
+  const std::size_t n0 = first * kTileRows;
+  const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
   for (std::size_t block = 0; block < xt.rows; ++block) {
-    const float* x_chunk = xt.row(block) + k0 * kGemmPositions;
-    with_row_tiles(tiles, [&]<std::size_t RowTiles>() {
-      gemm_register_tile<RowTiles>(widened, x_chunk, k1 - k0, prefetch, every, countdown, sums);
-    });
     const std::size_t m0 = block * kGemmPositions;
-    store_gemm_tile(sums, real_rows, std::min(kGemmPositions, positions - m0), n0, m0, add, y);
+    store_gemm_tile(tile_sums(sums, block), real_rows, std::min(kGemmPositions, positions - m0), n0,
+                    m0, add, y);
   }
 }
 
@@ -257,11 +276,14 @@ void linear_gemm(ConstMatrixView<float> x, const PackedWeights<W>& w, MatrixView
     detail::pack_positions(x, xt);  // ends on the team's barrier
     thread_local const AlignedArray<float> widened =
         allocate_aligned<float>(kGemmRows * kWidenedRowFloats);
+    thread_local Matrix<float> block_sums;  // a register tile's sums per position block
+    block_sums.resize(xt.rows(), kGemmRows * kGemmPositions);
     detail::walk_gemm_groups(w, x.cols, xt.rows() * kGemmPositions * sizeof(float), accumulate,
                              [&](std::size_t first, std::size_t tiles, std::size_t k0,
                                  std::size_t k1, bool add, auto& prefetch) {
                                detail::gemm_row_group(w, xt, x.rows, first, tiles, k0, k1, add,
-                                                      prefetch, widened.get(), y);
+                                                      prefetch, widened.get(), block_sums.view(),
+                                                      y);
                              });
   }
 }

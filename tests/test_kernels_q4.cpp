@@ -118,6 +118,12 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
     check(25, 13, 1100, true);
     check(26, 203, 100, false);
     check(27, 7, 3584, true);
+    // 12 positions or more with AMX: the tiles of linear_q4_amx.hpp (the cases above from 24 take
+    // them too there). One part group of positions and a part panel of 13 rows; 17 positions (a
+    // group and one) against two panels; 51 tiles, 13 panels over both threads.
+    check(12, 13, 300, false);
+    check(17, 29, 1000, true);
+    check(40, 203, 100, false);
     check(2, 5, 1056, false);  // huginn-mini's width: 16.5 blocks, a part chunk
     check(1, 9, 3584, true);
 

@@ -88,14 +88,15 @@ inline void load_tile_config() {
 }
 
 // The int8 activation tiles of column block b at out (one per group of 16 positions): q's
-// offset bytes, 128 (the offset zero) past the last position.
-inline void int8_activation_tiles(const Matrix<std::uint8_t>& q, std::size_t b, std::uint8_t* out) {
+// bytes, `zero` (the offset bytes' 128 by default) past the last position.
+inline void int8_activation_tiles(const Matrix<std::uint8_t>& q, std::size_t b, std::uint8_t* out,
+                                  std::uint8_t zero = 0x80) {
   for (std::size_t m0 = 0; m0 < q.rows(); m0 += kAmxPositions, out += kAmxTileBytes) {
     __m512i rows[16];
     RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < 16; ++j)
       rows[j] = m0 + j < q.rows() ? _mm512_loadu_si512(q.row(m0 + j) + b * 64)
-                                  : _mm512_set1_epi8(char(0x80));
+                                  : _mm512_set1_epi8(char(zero));
     store_transposed(rows, out);
   }
 }

@@ -15,7 +15,8 @@
 // saturation) and vpmaddwd, one group per vector. Elsewhere plain loops. scalar::linear_q4 defines
 // the result. Prompts run the same kernel over groups of positions (tile_schedule.hpp), which
 // share each unpacked weight vector; on AVX-512 VNNI, from kQ4PanelMinPositions positions, the
-// broadcast panels of linear_q4_panels.hpp instead.
+// broadcast panels of linear_q4_panels.hpp instead, and with AMX, from kAmxMinPositionsQ4, the
+// tiles of linear_q4_amx.hpp.
 #pragma once
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include "../../core/tensor.hpp"
 #include "linear.hpp"
 #include "linear_int8.hpp"
+#include "linear_q4_amx.hpp"
 #include "linear_q4_panels.hpp"
 #include "packed_q4.hpp"
 #include "simd.hpp"
@@ -274,6 +276,9 @@ inline void linear_q4(ConstMatrixView<float> x, const PackedQ4Weights& w, Matrix
   detail::Q4Activations& a = activations;  // the caller's buffers, shared by the team
   detail::quantise_q4_activations(x, w.blocks(), a);
   const bool threaded = worth_threads(x.rows, w.rows(), w.cols());
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+  if (x.rows >= kAmxMinPositionsQ4) return linear_q4_amx(a.q, a.scales, w, y, accumulate, threaded);
+#endif
 #if defined(__AVX512VNNI__)
   if (x.rows >= kQ4PanelMinPositions)
     return linear_q4_panels(a.q, a.scales, a.group_offsets, w, y, accumulate, threaded);

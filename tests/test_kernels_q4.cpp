@@ -118,7 +118,7 @@ TEST_CASE("kernels: linear with q4 weights matches the scalar twin", "[kernels][
     check(25, 13, 1100, true);
     check(26, 203, 100, false);
     check(27, 7, 3584, true);
-    // 12 positions or more with AMX: the tiles of linear_q4_amx.hpp (the cases above from 24 take
+    // 8 positions or more with AMX: the tiles of linear_q4_amx.hpp (the cases above from 9 take
     // them too there). One part group of positions and a part panel of 13 rows; 17 positions (a
     // group and one) against two panels; 51 tiles, 13 panels over both threads.
     check(12, 13, 300, false);

@@ -66,21 +66,16 @@ void store_tile_outputs(MatrixView<float> y, const std::size_t (&t)[Tiles], std:
 template <class Weights>
 struct TileLinesPrefetch {
   const Weights* w = nullptr;
-  std::size_t tile = 0, end_tile = 0, offset = 0, tile_lines = 0, lines = 0, line = 0;
-  const char* at = nullptr;  // the next line (no division on the kernels' inner loops)
+  std::size_t first = 0, offset = 0, tile_lines = 0, lines = 0, done = 0;
 
   TileLinesPrefetch() = default;
   TileLinesPrefetch(const Weights& weights, std::size_t block_bytes, std::size_t first_tile,
                     std::size_t tiles, std::size_t b0, std::size_t b1)
       : w(&weights),
-        tile(first_tile),
-        end_tile(first_tile + tiles),
+        first(first_tile),
         offset(b0 * block_bytes),
         tile_lines(((b1 - b0) * block_bytes + 63) / 64),
-        lines(tiles * tile_lines) {
-    if (lines == 0) end_tile = tile;
-    if (tile < end_tile) at = tile_start();
-  }
+        lines(tiles * tile_lines) {}
 
   // Steps of a kernel per line, to spread the lines over `steps` steps.
   std::size_t every(std::size_t steps) const {
@@ -88,16 +83,12 @@ struct TileLinesPrefetch {
   }
 
   void next() {
-    if (tile == end_tile) return;
-    __builtin_prefetch(at, 0, 2);
-    at += 64;
-    if (++line < tile_lines) return;
-    line = 0;
-    if (++tile < end_tile) at = tile_start();
+    if (done >= lines) return;
+    __builtin_prefetch(reinterpret_cast<const char*>(w->tile(first + done / tile_lines)) + offset +
+                           (done % tile_lines) * 64,
+                       0, 2);
+    ++done;
   }
-
- private:
-  const char* tile_start() const { return reinterpret_cast<const char*>(w->tile(tile)) + offset; }
 };
 
 template <class Kernel>

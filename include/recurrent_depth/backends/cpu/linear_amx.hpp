@@ -79,12 +79,17 @@ struct alignas(64) AmxTileConfig {
 };
 static_assert(sizeof(AmxTileConfig) == 64);
 
-// Loads the tile layout from a constant. (GCC 12's _tile_loadconfig tells the compiler that it
-// reads only the first 8 bytes of its operand, so the stores that build a layout on the stack
-// may be dropped.)
+// Loads a tile layout, which must be a constant (static constexpr). (GCC 12's _tile_loadconfig
+// tells the compiler that it reads only the first 8 bytes of its operand, so the stores that build
+// a layout on the stack may be dropped.)
+inline void load_tile_config(const AmxTileConfig& config) {
+  _tile_loadconfig(&config);
+}
+
+// Loads the layout above: all 8 tiles of 16 rows of 64 bytes.
 inline void load_tile_config() {
   static constexpr AmxTileConfig kConfig{};
-  _tile_loadconfig(&kConfig);
+  load_tile_config(kConfig);
 }
 
 // The int8 activation tiles of column block b at out (one per group of 16 positions): q's
@@ -248,7 +253,7 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t b0, std
     const std::size_t first = n0 + 16 * std::size_t(i);
     const std::size_t outputs = real_rows - std::min(real_rows, 16 * std::size_t(i));
     if (outputs == 0) continue;
-    const __mmask16 mask = outputs >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << outputs) - 1);
+    const __mmask16 mask = first_lanes(outputs);
     RECURRENT_DEPTH_UNROLL
     for (int j = 0; j < Groups; ++j) {
       const std::size_t m0 = (g0 + std::size_t(j)) * kAmxPositions;

@@ -47,18 +47,10 @@ inline constexpr std::size_t kQ4PanelTiles = kQ4PanelRows / kTileRows;  // row t
 
 // The tile registers: accumulators 0-1 (16 rows x 16 positions of int32), weights 2-3 (16 rows of
 // 32 bytes), activations 4-5 (8 rows of 16 positions' 4-byte words).
-struct alignas(64) AmxQ4TileConfig {
-  std::uint8_t palette = 1;
-  std::uint8_t start_row = 0;
-  std::uint8_t reserved[14] = {};
-  std::uint16_t bytes_per_row[16] = {64, 64, 32, 32, 64, 64};
-  std::uint8_t rows[16] = {16, 16, 16, 16, 8, 8};
-};
-static_assert(sizeof(AmxQ4TileConfig) == 64);
-
 inline void load_q4_tile_config() {
-  static constexpr AmxQ4TileConfig kConfig{};  // a constant: see load_tile_config
-  _tile_loadconfig(&kConfig);
+  static constexpr AmxTileConfig kConfig{.bytes_per_row = {64, 64, 32, 32, 64, 64},
+                                         .rows = {16, 16, 16, 16, 8, 8}};
+  load_tile_config(kConfig);
 }
 
 // Panel p of w unpacked: row b of `values` holds, for each of the 16 rows, its 64 values q - 8 of
@@ -171,7 +163,7 @@ inline void linear_q4_amx(const Matrix<std::uint8_t>& xq, std::span<const float>
       detail::unpack_q4_panel(w, p, values, scales);
       const std::size_t n0 = p * detail::kQ4PanelRows;
       const std::size_t outputs = std::min(detail::kQ4PanelRows, w.rows() - n0);
-      const __mmask16 mask = outputs >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << outputs) - 1);
+      const __mmask16 mask = first_lanes(outputs);
       for (std::size_t g = 0; g < groups; ++g) {
         const std::size_t m0 = g * kAmxPositions;
         detail::q4_panel_outputs(values, scales, activations.row(0) + g * detail::kAmxTileBytes,

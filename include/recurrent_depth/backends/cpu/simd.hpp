@@ -46,6 +46,11 @@ inline __m512 int8_outputs(__m512i sums, const std::int32_t* row_sums, const flo
                        _mm512_mul_ps(_mm512_set1_ps(x_scale), _mm512_maskz_loadu_ps(mask, scales)));
 }
 
+// The mask of the first min(n, 16) lanes.
+inline __mmask16 first_lanes(std::size_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+}
+
 // The lanes in mask of v written to out, or added to what is there when add.
 inline void store_outputs(float* out, __m512 v, __mmask16 mask, bool add) {
   if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));

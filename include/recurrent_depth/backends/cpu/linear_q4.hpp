@@ -53,36 +53,41 @@ inline constexpr std::int32_t kQ4HighNibbleFactor = 1;
 inline constexpr std::size_t kQ4Lanes = 16;  // 32-bit lanes per block in lane_offsets
 
 // The activations of one call: xq [M, padded] as bytes of the signed values (0 after K), the step
-// s_m of each position, and per position and block the kernels' starting lanes: -S of the block's
-// first group in lanes 0-7, -kQ4HighNibbleFactor S of its second in lanes 8-15; and -8 S per
-// position and group (the panels' start, linear_q4_panels.hpp).
+// s_m of each position, and the per-position sums that the chosen kernel starts from (Q4Sums):
+// the vector kernels' starting lanes per block (-S of the block's first group in lanes 0-7,
+// -kQ4HighNibbleFactor S of its second in lanes 8-15), or the panels' -8 S per group
+// (linear_q4_panels.hpp); the AMX tiles take neither.
 struct Q4Activations {
   Matrix<std::uint8_t> q;
   std::vector<float> scales;
-  Matrix<std::int32_t> lane_offsets;   // [M, blocks * kQ4Lanes]
-  Matrix<std::int32_t> group_offsets;  // [M, groups]
+  Matrix<std::int32_t> lane_offsets;   // [M, blocks * kQ4Lanes] with Q4Sums::lanes
+  Matrix<std::int32_t> group_offsets;  // [M, groups] with Q4Sums::groups
 };
 
-inline void quantise_q4_activations(ConstMatrixView<float> x, std::size_t blocks,
+enum class Q4Sums { lanes, groups, none };
+
+inline void quantise_q4_activations(ConstMatrixView<float> x, std::size_t blocks, Q4Sums sums,
                                     Q4Activations& a) {
   quantise_activations(x, blocks * kQ4Block, a.q, a.scales);  // offset by 128
-  a.lane_offsets.resize(x.rows, blocks * kQ4Lanes);
-  a.group_offsets.resize(x.rows, blocks * 2);
+  if (sums == Q4Sums::lanes) a.lane_offsets.resize(x.rows, blocks * kQ4Lanes);
+  if (sums == Q4Sums::groups) a.group_offsets.resize(x.rows, blocks * 2);
   for (std::size_t m = 0; m < x.rows; ++m) {
     std::uint8_t* row = a.q.row(m);
-    for (std::size_t k = 0; k < blocks * kQ4Block; ++k)
-      row[k] ^= 0x80;  // q - 128, two's complement
-    std::int32_t* lanes = a.lane_offsets.row(m);
-    for (std::size_t b = 0; b < blocks; ++b) {
-      for (std::size_t half = 0; half < 2; ++half) {
-        std::int32_t sum = 0;
-        for (std::size_t k = 0; k < kQ4Group; ++k)
-          sum += std::int8_t(row[b * kQ4Block + half * kQ4Group + k]);
-        a.group_offsets(m, 2 * b + half) = -8 * sum;
-        const std::int32_t lane = -(half ? kQ4HighNibbleFactor : 1) * sum;
-        std::fill_n(lanes + b * kQ4Lanes + half * 8, 8, lane);
+    for (std::size_t g = 0; g < 2 * blocks && sums != Q4Sums::none; ++g) {
+      // S from the offset bytes: their sum less 128 per value (a loop of unsigned bytes that
+      // compilers vectorise).
+      std::int32_t offset_sum = 0;
+      for (std::size_t k = 0; k < kQ4Group; ++k) offset_sum += row[g * kQ4Group + k];
+      const std::int32_t sum = offset_sum - 128 * std::int32_t(kQ4Group);
+      if (sums == Q4Sums::groups) {
+        a.group_offsets(m, g) = -8 * sum;
+      } else {
+        const std::int32_t lane = -(g % 2 ? kQ4HighNibbleFactor : 1) * sum;
+        std::fill_n(a.lane_offsets.row(m) + (g / 2) * kQ4Lanes + (g % 2) * 8, 8, lane);
       }
     }
+    for (std::size_t k = 0; k < blocks * kQ4Block; ++k)
+      row[k] ^= 0x80;  // q - 128, two's complement
   }
 }
 
@@ -274,15 +279,21 @@ inline void linear_q4(ConstMatrixView<float> x, const PackedQ4Weights& w, Matrix
           y.cols, "] do not match");
   thread_local detail::Q4Activations activations;
   detail::Q4Activations& a = activations;  // the caller's buffers, shared by the team
-  detail::quantise_q4_activations(x, w.blocks(), a);
+  using detail::Q4Sums;
   const bool threaded = worth_threads(x.rows, w.rows(), w.cols());
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
-  if (x.rows >= kAmxMinPositionsQ4) return linear_q4_amx(a.q, a.scales, w, y, accumulate, threaded);
+  if (x.rows >= kAmxMinPositionsQ4) {
+    detail::quantise_q4_activations(x, w.blocks(), Q4Sums::none, a);
+    return linear_q4_amx(a.q, a.scales, w, y, accumulate, threaded);
+  }
 #endif
 #if defined(__AVX512VNNI__)
-  if (x.rows >= kQ4PanelMinPositions)
+  if (x.rows >= kQ4PanelMinPositions) {
+    detail::quantise_q4_activations(x, w.blocks(), Q4Sums::groups, a);
     return linear_q4_panels(a.q, a.scales, a.group_offsets, w, y, accumulate, threaded);
+  }
 #endif
+  detail::quantise_q4_activations(x, w.blocks(), Q4Sums::lanes, a);
   detail::Q4TileKernel kernel{a, w, y};
   run_tiles_on_threads(kernel, w.tile_count(), x.rows, w.blocks(), w.blocks(), accumulate,
                        threaded);

@@ -71,10 +71,11 @@ void check_linear_sizes(const cpu::CpuKernels& kernels, std::uint64_t seed) {
   check_linear<W>(kernels, 17, 13, 6300, true, rng);
   check_linear<W>(kernels, 17, 13, 6300, false, rng);
   // 32 positions or more: the register-tiled GEMM (linear_gemm.hpp) where the table has no
-  // AMX bf16. Position blocks with a part-empty last one; row groups of 3, 2 and 1 tiles (N 29:
-  // 8 tiles, 3 + 3 + 2; N 13: 3 + 1); K in one, two and three chunks (2048 columns at most),
-  // each widened in one or more pieces of at most 256 columns (K 257: two).
-  for (std::size_t M : {32, 33, 70})
+  // AMX bf16. Position blocks with a part-empty last one (M 33: 1 position, 50: 18, leaving by
+  // 16 at a time, 70: 6); row groups of 3, 2 and 1 tiles (N 29: 8 tiles, 3 + 3 + 2; N 13: 3 + 1);
+  // K in one, two and three chunks (2048 columns at most), each widened in one or more pieces of
+  // at most 256 columns (K 257: two).
+  for (std::size_t M : {32, 33, 50, 70})
     for (std::size_t N : {1, 5, 13, 29})
       for (std::size_t K : {1, 31, 257}) check_linear<W>(kernels, M, N, K, N == 13, rng);
   check_linear<W>(kernels, 33, 29, 2100, true, rng);

@@ -115,6 +115,7 @@ void bf16_dot_row_group(const PackedWeights<bf16>& w, const Matrix<std::uint32_t
   const std::size_t b0 = k0 / kBf16Block, b1 = (k1 + kBf16Block - 1) / kBf16Block;
   const std::size_t n0 = first * kTileRows;
   const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
+  prefetch_gemm_outputs(y, positions, n0, real_rows);
   const std::size_t every = prefetch.every((b1 - b0) * kBf16Block / 2 * xt.rows());
   std::size_t countdown = every;
   const bf16* group[kGemmRowTiles];

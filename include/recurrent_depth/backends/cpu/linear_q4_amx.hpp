@@ -12,6 +12,9 @@
 // signed bytes (per block of 64 columns, 16 rows of 64 bytes: A tiles of both its groups at a
 // stride of 64) and its scales into floats; then every group of 16 positions runs over it, a block
 // (two groups, two accumulator tiles) at a time, and the sums are transposed once at the end.
+// The next block's tile products are issued right after a block's integers are stored, so that
+// the tiles compute them while the vector units scale those integers (the tile instructions run
+// in order: products issued before the store would delay it; +13-15% at 64 positions).
 #pragma once
 
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
@@ -100,8 +103,9 @@ inline void q4_panel_outputs(const Matrix<std::uint8_t>& values, const Matrix<fl
   __m512 sums[kQ4PanelRows];  // row i: its sums over the 16 positions
   RECURRENT_DEPTH_UNROLL
   for (std::size_t i = 0; i < kQ4PanelRows; ++i) sums[i] = _mm512_setzero_ps();
-  alignas(64) std::int32_t integers[2][kQ4PanelRows][kAmxPositions];
-  for (std::size_t b = 0; b < values.rows(); ++b) {
+  alignas(64) std::int32_t integers[2][2][kQ4PanelRows][kAmxPositions];  // [b % 2][group]
+  // Block b's products into the accumulator tiles 0-1.
+  const auto products = [&](std::size_t b) {
     const std::uint8_t* x = activations + b * block_stride;
     _tile_zero(0);
     _tile_zero(1);
@@ -111,14 +115,21 @@ inline void q4_panel_outputs(const Matrix<std::uint8_t>& values, const Matrix<fl
     _tile_loadd(5, x + kGroupTileBytes, 64);
     _tile_dpbssd(0, 2, 4);
     _tile_dpbssd(1, 3, 5);
-    _tile_stored(0, integers[0], 64);
-    _tile_stored(1, integers[1], 64);
+  };
+  // Block b's integers stored, then block b + 1's products issued, then b's integers scaled.
+  const std::size_t blocks = values.rows();
+  products(0);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    auto& block_integers = integers[b % 2];
+    _tile_stored(0, block_integers[0], 64);
+    _tile_stored(1, block_integers[1], 64);
+    if (b + 1 < blocks) products(b + 1);
     RECURRENT_DEPTH_UNROLL
     for (std::size_t g = 0; g < 2; ++g) {
       const float* group_scales = scales.row(b) + g * kQ4PanelRows;
       RECURRENT_DEPTH_UNROLL
       for (std::size_t i = 0; i < kQ4PanelRows; ++i)
-        sums[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(integers[g][i])),
+        sums[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(block_integers[g][i])),
                                   _mm512_set1_ps(group_scales[i]), sums[i]);
     }
   }

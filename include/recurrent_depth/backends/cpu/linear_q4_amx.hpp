@@ -12,9 +12,10 @@
 // signed bytes (per block of 64 columns, 16 rows of 64 bytes: A tiles of both its groups at a
 // stride of 64) and its scales into floats; then every group of 16 positions runs over it, a block
 // (two groups, two accumulator tiles) at a time, and the sums are transposed once at the end.
-// The next block's tile products are issued right after a block's integers are stored, so that
-// the tiles compute them while the vector units scale those integers (the tile instructions run
-// in order: products issued before the store would delay it; +13-15% at 64 positions).
+// The next block's tile products are issued right after a block's integers are stored (into one
+// of two buffers in turn), so that the tiles compute them while the vector units scale those
+// integers; the tile instructions run in order, so products issued before the store delay it. A
+// layer of 64 positions on an Intel Xeon: 6.5% faster than storing and scaling block by block.
 #pragma once
 
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)

@@ -262,13 +262,9 @@ void amx_panel_to_outputs(const Matrix<std::uint8_t>& panel, std::size_t b0, std
       __m512i sums[16];
       RECURRENT_DEPTH_UNROLL
       for (int r = 0; r < 16; ++r) sums[r] = _mm512_load_si512(c[i][j][r]);
-      alignas(64) std::uint8_t by_position[kAmxTileBytes];
-      store_transposed(sums, by_position);
-      for (std::size_t p = 0; p < positions; ++p) {
-        store_outputs(y.row(m0 + p) + first,
-                      value(m0 + p, first, _mm512_load_si512(by_position + p * 64), mask), mask,
-                      add);
-      }
+      store_transposed_outputs(
+          sums, positions, y, m0, first, mask, add,
+          [&](std::size_t p, __m512i words) { return value(m0 + p, first, words, mask); });
     }
   }
 }

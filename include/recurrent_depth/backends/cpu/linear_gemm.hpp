@@ -183,27 +183,23 @@ inline void store_gemm_tile(const float (&sums)[kGemmRows][kGemmPositions], std:
                             std::size_t positions, std::size_t n0, std::size_t m0, bool add,
                             MatrixView<float> y) {
 #if defined(__AVX512F__)
-  if constexpr (kGemmRows <= 16 && kGemmPositions % 16 == 0) {
-    // 16 positions at a time: the rows' sums transposed (16 x 16 words, rows past kGemmRows
-    // zero), then a masked vector store of each position's rows.
-    const __mmask16 mask = first_lanes(rows);
-    for (std::size_t p0 = 0; p0 < positions; p0 += 16) {
-      __m512i columns[16];
-      RECURRENT_DEPTH_UNROLL
-      for (std::size_t r = 0; r < 16; ++r)
-        columns[r] = r < kGemmRows ? _mm512_load_si512(&sums[r][p0]) : _mm512_setzero_si512();
-      alignas(64) float by_position[16][16];
-      store_transposed(columns, reinterpret_cast<std::uint8_t*>(by_position));
-      for (std::size_t p = p0; p < std::min(positions, p0 + 16); ++p)
-        store_outputs(y.row(m0 + p) + n0, _mm512_load_ps(by_position[p - p0]), mask, add);
-    }
-    return;
+  static_assert(kGemmRows <= 16 && kGemmPositions % 16 == 0);
+  // 16 positions at a time, rows past kGemmRows zero.
+  for (std::size_t p0 = 0; p0 < positions; p0 += 16) {
+    __m512i columns[16];
+    RECURRENT_DEPTH_UNROLL
+    for (std::size_t r = 0; r < 16; ++r)
+      columns[r] = r < kGemmRows ? _mm512_load_si512(&sums[r][p0]) : _mm512_setzero_si512();
+    store_transposed_outputs(columns, std::min<std::size_t>(16, positions - p0), y, m0 + p0, n0,
+                             first_lanes(rows), add,
+                             [](std::size_t, __m512i words) { return _mm512_castsi512_ps(words); });
   }
-#endif
+#else
   for (std::size_t p = 0; p < positions; ++p) {
     float* out = y.row(m0 + p) + n0;
     for (std::size_t r = 0; r < rows; ++r) out[r] = add ? out[r] + sums[r][p] : sums[r][p];
   }
+#endif
 }
 
 // The lines of y[m][n0, n0 + rows) for the positions m < positions, requested for writing

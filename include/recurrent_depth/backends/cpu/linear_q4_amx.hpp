@@ -137,13 +137,10 @@ inline void q4_panel_outputs(const Matrix<std::uint8_t>& values, const Matrix<fl
   __m512i rows[kQ4PanelRows];
   RECURRENT_DEPTH_UNROLL
   for (std::size_t i = 0; i < kQ4PanelRows; ++i) rows[i] = _mm512_castps_si512(sums[i]);
-  alignas(64) std::uint8_t by_position[kAmxTileBytes];
-  store_transposed(rows, by_position);
-  for (std::size_t j = 0; j < positions; ++j)
-    store_outputs(
-        y.row(m0 + j) + n0,
-        _mm512_mul_ps(_mm512_load_ps(by_position + j * 64), _mm512_set1_ps(x_scales[m0 + j])), mask,
-        add);
+  store_transposed_outputs(
+      rows, positions, y, m0, n0, mask, add, [&](std::size_t p, __m512i words) {
+        return _mm512_mul_ps(_mm512_castsi512_ps(words), _mm512_set1_ps(x_scales[m0 + p]));
+      });
 }
 
 }  // namespace detail

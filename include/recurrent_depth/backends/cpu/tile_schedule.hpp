@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "../../core/tensor.hpp"
 #include "../../core/threads.hpp"
@@ -59,6 +60,22 @@ void store_tile_outputs(MatrixView<float> y, const std::size_t (&t)[Tiles], std:
     }
   }
 }
+
+#if defined(__AVX512F__)
+// The kernels' last step where a vector holds one output row's sums for 16 positions: rows[i]
+// lane p is row n0 + i at position m0 + p. One 16 x 16 transpose, then for each p < positions
+// y[m0 + p][n0 + i] = value(p, words)[i] (or += when add) for the rows i in mask, words being
+// position p's 16 sums as they lie in rows (32-bit words).
+template <class Value>
+void store_transposed_outputs(const __m512i (&rows)[16], std::size_t positions, MatrixView<float> y,
+                              std::size_t m0, std::size_t n0, __mmask16 mask, bool add,
+                              Value&& value) {
+  alignas(64) std::uint8_t by_position[16 * 64];
+  store_transposed(rows, by_position);
+  for (std::size_t p = 0; p < positions; ++p)
+    store_outputs(y.row(m0 + p) + n0, value(p, _mm512_load_si512(by_position + p * 64)), mask, add);
+}
+#endif
 
 // The lines of blocks [b0, b1) of `tiles` row tiles from `first` (block_bytes bytes per tile
 // and block, blocks contiguous in a tile), prefetched into L2 one at a time between a kernel's

@@ -72,6 +72,8 @@ void store_transposed_outputs(const __m512i (&rows)[16], std::size_t positions, 
                               Value&& value) {
   alignas(64) std::uint8_t by_position[16 * 64];
   store_transposed(rows, by_position);
+  // Kept a loop: unrolled, its 16 row addresses take the registers of the kernel around it.
+#pragma GCC unroll 1
   for (std::size_t p = 0; p < positions; ++p)
     store_outputs(y.row(m0 + p) + n0, value(p, _mm512_load_si512(by_position + p * 64)), mask, add);
 }

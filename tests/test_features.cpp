@@ -1,8 +1,9 @@
 // Properties of the test-time features: self-speculative greedy decoding gives exactly the tokens
 // of plain greedy decoding at full depth (several draft depths and lookaheads, cache rules, stops);
 // a batch of sequences of different lengths, each with its own cache and exit decisions, equals
-// the sequences run alone; a compressed cache with K >= 4r equals the full cache; seeded sampling
-// is reproducible and top-k 1 is greedy; bad options are refused with a message.
+// the sequences run alone; a restarted session equals a new one; a compressed cache with K >= 4r
+// equals the full cache; seeded sampling is reproducible and top-k 1 is greedy; bad options are
+// refused with a message.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -118,6 +119,43 @@ TEST_CASE("features: a batch equals its sequences run alone", "[features][batch]
       }
       CHECK(early == with_exit);  // the criterion really stopped some tokens early
     }
+  }
+}
+
+TEST_CASE(
+    "features: a restarted session equals a new one; under the same rule its cache's memory "
+    "stays",
+    "[features][cache]") {
+  const auto& model = tiny_model().model;
+  const int vocab = tiny_model().config.vocab_size;
+  const ForwardOptions options = with_steps(3, StateInit::random);
+  // The first sequence runs under the f32 model's default rule: full, f32 entries.
+  struct Restart {
+    const char* rule;
+    KvFormat format;
+  };
+  for (const Restart restart :
+       {Restart{"full", KvFormat::f32}, Restart{"latest-m4", KvFormat::f32},
+        Restart{"compress-s2", KvFormat::f32}, Restart{"full", KvFormat::bf16}}) {
+    INFO("restarted under " << restart.rule << ", " << kv_format_name(restart.format));
+    CacheRule rule = CacheRule::parse(restart.rule);
+    rule.format = restart.format;
+    Session reused = model.new_session(4);
+    model.forward(reused, random_ids(9, vocab, 73), options);
+    const float* first_keys = reused.cache.storage(0).key_words(0);
+    model.restart_session(reused, 9, rule);
+    CHECK(reused.cache.length() == 0);
+    CHECK(reused.cache.bytes() == 0);
+    Session fresh = model.new_session(9, rule);
+    const std::vector<std::int32_t> ids = random_ids(7, vocab, 74);
+    const ForwardResult a = model.forward(reused, ids, options);
+    const ForwardResult b = model.forward(fresh, ids, options);
+    CHECK(relative_l2(a.logits, b.logits) == 0.0);  // the same seed drew the same initial state
+    CHECK(a.steps == b.steps);
+    CHECK(reused.cache.bytes() == fresh.cache.bytes());
+    CHECK(reused.cache.slot_count() == fresh.cache.slot_count());
+    if (rule == model.new_session(4).cache.rule())  // the rows were written where they were
+      CHECK(reused.cache.storage(0).key_words(0) == first_keys);
   }
 }
 

@@ -130,24 +130,35 @@ test('models and health', async ({ chat }) => {
 });
 
 test('completions batched together equal rdepth generate alone (greedy, exit, caches, warm '
-  + 'start, speculative, seeded sampling)', async ({ chat }) => {
+  + 'start, speculative, seeded sampling), in new sessions and in finished requests\' sessions',
+async ({ chat }) => {
   const openai = client(chat);
   const maxTokens = 20;
-  const answers = await Promise.all(variants.map((fields, i) => openai.completions.create(
-    { model: 'any', prompt: `${prompt} ${i}`, max_tokens: maxTokens, ...fields })));
-  assert.ok((await chat.health()).largest_batch >= 2, 'the requests ran in one batch');
-  variants.forEach((fields, i) => {
-    const alone = generateAlone(chatModel, `${prompt} ${i}`, maxTokens, fields);
-    const answer = answers[i];
-    const what = JSON.stringify(fields);
-    assert.equal(answer.object, 'text_completion');
-    assert.equal(answer.choices[0].text, alone.expected, what);
-    assert.equal(answer.choices[0].finish_reason, alone.finish_reason, what);
-    assert.equal(answer.usage.prompt_tokens, alone.prompt_ids.length, what);
-    assert.equal(answer.usage.completion_tokens, alone.tokens.length, what);
-    assert.equal(answer.usage.total_tokens, alone.prompt_ids.length + alone.tokens.length);
-    assert.equal(answer.usage.core_iterations, alone.core_iterations, what);
-  });
+  const alone = variants.map((fields, i) => generateAlone(chatModel, `${prompt} ${i}`, maxTokens,
+    fields));
+  // The second round, in the other order, runs in the first round's sessions, restarted (each
+  // cache kept, or replaced where the rule changed).
+  const ascending = [...variants.keys()];
+  for (const [round, indices] of [ascending, [...ascending].reverse()].entries()) {
+    const reusedBefore = (await chat.health()).reused_sessions;
+    const answers = await Promise.all(indices.map((i) => openai.completions.create(
+      { model: 'any', prompt: `${prompt} ${i}`, max_tokens: maxTokens, ...variants[i] })));
+    const health = await chat.health();
+    assert.ok(health.largest_batch >= 2, 'the requests ran in one batch');
+    if (round === 1) assert.ok(health.reused_sessions > reusedBefore, 'sessions were reused');
+    indices.forEach((i, k) => {
+      const answer = answers[k];
+      const expected = alone[i];
+      const what = JSON.stringify(variants[i]);
+      assert.equal(answer.object, 'text_completion');
+      assert.equal(answer.choices[0].text, expected.expected, what);
+      assert.equal(answer.choices[0].finish_reason, expected.finish_reason, what);
+      assert.equal(answer.usage.prompt_tokens, expected.prompt_ids.length, what);
+      assert.equal(answer.usage.completion_tokens, expected.tokens.length, what);
+      assert.equal(answer.usage.total_tokens, expected.prompt_ids.length + expected.tokens.length);
+      assert.equal(answer.usage.core_iterations, expected.core_iterations, what);
+    });
+  }
 });
 
 test('a streamed completion: one event per token, then the finish reason and usage',

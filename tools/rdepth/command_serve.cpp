@@ -173,6 +173,7 @@ class Server {
                            {"queued", s.queued},
                            {"largest_batch", s.largest_batch},
                            {"served", s.served},
+                           {"reused_sessions", s.reused_sessions},
                            {"max_batch", settings_.max_batch},
                            {"max_queue", settings_.max_queue}}
                           .dump(),

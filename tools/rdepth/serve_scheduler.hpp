@@ -3,7 +3,9 @@
 // the running batch (up to --max-batch), drops the ones whose client went away or whose time is
 // up, and runs one forward_batch for all the others: each job has its own Session, r, exit rule,
 // cache rule and sampler (a GenerationSteps), the weights are read once per step for all of them,
-// and each gets the tokens it would get alone. A job leaves the batch as soon as it is done.
+// and each gets the tokens it would get alone. A job leaves the batch as soon as it is done, its
+// Session kept for a later job: the KV cache's memory is allocated and faulted in once, not per
+// request (at most as many sessions live as the batch once held).
 #pragma once
 
 #include <algorithm>
@@ -155,6 +157,7 @@ class TextOutput {
 
 struct SchedulerStatus {
   std::size_t running = 0, queued = 0, largest_batch = 0, served = 0;
+  std::size_t reused_sessions = 0;  // jobs that ran in a finished job's session
   bool closed = false;
 };
 
@@ -186,7 +189,7 @@ class Scheduler {
 
   SchedulerStatus status() const {
     std::lock_guard lock(mutex_);
-    return {running_count_, queue_.size(), largest_batch_, served_, closed_};
+    return {running_count_, queue_.size(), largest_batch_, served_, reused_sessions_, closed_};
   }
 
   // The scheduler thread: admit, drop, step, until closed and empty.
@@ -222,18 +225,35 @@ class Scheduler {
   void admit(std::shared_ptr<Job> job) {
     const ServeRequest& request = job->request();
     auto running = std::make_unique<Running>(
-        Running{job, model_.new_session(request.generation.seed, request.cache),
-                TextOutput(tokenizer_, request), nullptr});
+        Running{job, session_for(request), TextOutput(tokenizer_, request), nullptr});
     Running& r = *running;
     try {
       r.steps = std::make_unique<rd::GenerationSteps<Model>>(
           model_, r.session, request.prompt, request.generation,
           [&r](const rd::GeneratedToken& token) { r.job->add_piece(r.text.push(token.id)); });
     } catch (const rd::Error& e) {
+      recycle(r);
       return leave(*job, failure(invalid_request(e.what())));
     }
     if (r.steps->done()) return complete(r);
     running_.push_back(std::move(running));
+  }
+
+  // A new session for the request, or an idle one restarted as its equal.
+  typename Model::SessionType session_for(const ServeRequest& request) {
+    if (idle_sessions_.empty()) return model_.new_session(request.generation.seed, request.cache);
+    typename Model::SessionType session = std::move(idle_sessions_.back());
+    idle_sessions_.pop_back();
+    model_.restart_session(session, request.generation.seed, request.cache);
+    std::lock_guard lock(mutex_);
+    ++reused_sessions_;
+    return session;
+  }
+
+  // A job is done with its session (its generation, which refers to it, goes first).
+  void recycle(Running& r) {
+    r.steps.reset();
+    if (idle_sessions_.size() < max_batch_) idle_sessions_.push_back(std::move(r.session));
   }
 
   // Queued jobs whose client left or whose time is up (under the lock).
@@ -254,6 +274,7 @@ class Scheduler {
         leave(*r->job, failure(timeout_error()));
       else
         return false;
+      recycle(*r);
       return true;
     });
   }
@@ -297,7 +318,7 @@ class Scheduler {
   // Ends a job with its finish reason and usage; its slot is free.
   void complete(Running& r) {
     const rd::Generation generation = r.steps->finish();
-    r.steps.reset();
+    recycle(r);
     const auto& stops = r.job->request().generation.stop_ids;
     const bool stop_id =
         !generation.tokens.empty() &&
@@ -311,12 +332,13 @@ class Scheduler {
   const Model& model_;
   const rd::tokenizer::Tokenizer& tokenizer_;
   const std::size_t max_batch_, max_queue_;
-  std::vector<std::unique_ptr<Running>> running_;  // the scheduler thread's own
+  std::vector<std::unique_ptr<Running>> running_;           // the scheduler thread's own
+  std::vector<typename Model::SessionType> idle_sessions_;  // finished jobs' (at most max_batch)
 
   mutable std::mutex mutex_;  // guards what follows
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> queue_;
-  std::size_t running_count_ = 0, largest_batch_ = 0, served_ = 0;
+  std::size_t running_count_ = 0, largest_batch_ = 0, served_ = 0, reused_sessions_ = 0;
   bool closed_ = false;
 };
 

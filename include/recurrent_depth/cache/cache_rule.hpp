@@ -27,6 +27,8 @@ struct CacheRule {
   int compress = 0;                // K of compress-sK; 0: not compressed
   std::optional<KvFormat> format;  // unset: the model's default (RecurrentDepthModel::new_session)
 
+  bool operator==(const CacheRule&) const = default;
+
   static CacheRule parse(std::string_view name) {
     CacheRule rule;
     std::string_view rest = name;

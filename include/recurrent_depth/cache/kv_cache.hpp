@@ -93,6 +93,19 @@ class BasicKvCache {
     length_ = 0;
   }
 
+  // Empties the cache for a new sequence stored by `rule` within `limit`. Under the same rule
+  // its slots keep their memory (a server's next request reuses a finished one's cache without
+  // allocating and faulting it in again); under another rule they go.
+  void restart(CacheRule rule, KvCacheLimit limit = {}) {
+    rule.format = rule.format.value_or(KvFormat::f32);
+    if (rule == rule_)
+      truncate(0);
+    else
+      clear();
+    rule_ = rule;
+    limit_ = limit;
+  }
+
   std::size_t bytes() const {
     std::size_t total = 0;
     for (const auto& slot : slots_)

@@ -111,6 +111,12 @@ class RecurrentDepthModel {
     rule.format = rule.format.value_or(default_kv_format);
     return SessionType(width(), seed, rule, limit);
   }
+  // A finished sequence's session made new_session(seed, rule, limit)'s equal, its memory kept.
+  void restart_session(SessionType& session, std::uint64_t seed = 0, CacheRule rule = {},
+                       KvCacheLimit limit = {}) const {
+    rule.format = rule.format.value_or(default_kv_format);
+    session.restart(seed, rule, limit);
+  }
 
   // Runs T new tokens of one sequence (positions cache.length() .. +T-1).
   ForwardResult forward(SessionType& session, std::span<const std::int32_t> ids,

@@ -18,6 +18,13 @@ struct BasicSession {
   BasicSession(std::size_t width, std::uint64_t seed, CacheRule rule = {}, KvCacheLimit limit = {})
       : cache(width, rule, limit), rng(seed) {}
 
+  // The session of a new sequence, as if just constructed, keeping the memory of its cache
+  // (where the rule stays) and of its scratch buffers.
+  void restart(std::uint64_t seed, CacheRule rule = {}, KvCacheLimit limit = {}) {
+    cache.restart(rule, limit);
+    rng = Rng(seed);
+  }
+
   typename Memory::Stream stream;  // where the session's forward passes queue their work
   BasicKvCache<Memory> cache;
   Rng rng;

@@ -265,7 +265,7 @@ class ChatSession {
 
   // Forgets the conversation: empty cache, next send() starts with <|begin_text|>.
   void reset() {
-    session_ = model_->new_session(options_.generation.seed, options_.cache);
+    model_->restart_session(session_, options_.generation.seed, options_.cache);
     history_.clear();
     pending_.clear();
     turns_ = 0;

@@ -69,15 +69,18 @@ ExactMatchResult evaluate_exact_match(const Model& model,
   double answer_iterations = 0.0, all_iterations = 0.0;
   std::size_t answer_tokens = 0, all_tokens = 0;
 
+  std::vector<typename Model::SessionType> sessions;  // a batch's, restarted for the next
   for (std::size_t first = 0; first < problems.size(); first += options.batch) {
     const std::size_t count = std::min(options.batch, problems.size() - first);
-    std::vector<typename Model::SessionType> sessions;
     std::vector<std::unique_ptr<CriterionExit>> exits;
     std::vector<std::vector<std::int32_t>> feed(count);
     std::vector<std::size_t> answered(count, 0);  // answer tokens matched so far
     std::vector<bool> open(count, true);
     for (std::size_t i = 0; i < count; ++i) {
-      sessions.push_back(model.new_session(0, options.cache));
+      if (i < sessions.size())
+        model.restart_session(sessions[i], 0, options.cache);
+      else
+        sessions.push_back(model.new_session(0, options.cache));
       if (options.exit) exits.push_back(std::make_unique<CriterionExit>(*options.exit));
       feed[i] = problems[first + i].prompt;
     }

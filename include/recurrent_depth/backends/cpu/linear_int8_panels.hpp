@@ -129,8 +129,11 @@ inline void panel_sums(const std::uint8_t* panel, std::size_t k0, std::size_t gr
                        TileLinesPrefetch<PackedWeights<std::int8_t>>& prefetch, std::size_t every) {
   const std::uint8_t* x[Positions];
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + k0 * 4;
-  for (std::size_t k = 0; k < groups; ++k) {
-    if (k % every == 0) prefetch.next();
+  for (std::size_t k = 0, countdown = 1; k < groups; ++k) {
+    if (--countdown == 0) {  // k % every == 0, without a division
+      countdown = every;
+      prefetch.next();
+    }
     panel_word_sums</*PanelUnsigned=*/false>(panel, k, x, acc);
   }
 }

@@ -90,6 +90,7 @@ inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::s
                           TileLinesPrefetch<PackedQ4Weights>& prefetch, std::size_t every) {
   const std::uint8_t* x[Positions];
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + g0 * kQ4Group;
+  std::size_t countdown = 1;  // a line at words 0, every, 2 every, ... without a division
   for (std::size_t g = 0; g < groups; ++g) {
     __m512i sums[Positions][kPanelRowGroups];
     RECURRENT_DEPTH_UNROLL
@@ -100,9 +101,11 @@ inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::s
     }
     RECURRENT_DEPTH_UNROLL
     for (std::size_t word = 0; word < kQ4GroupWords; ++word) {
-      const std::size_t k = g * kQ4GroupWords + word;
-      if (k % every == 0) prefetch.next();
-      panel_word_sums</*PanelUnsigned=*/true>(panel, k, x, sums);
+      if (--countdown == 0) {
+        countdown = every;
+        prefetch.next();
+      }
+      panel_word_sums</*PanelUnsigned=*/true>(panel, g * kQ4GroupWords + word, x, sums);
     }
     RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kPanelRowGroups; ++j) {

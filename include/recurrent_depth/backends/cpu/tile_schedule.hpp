@@ -85,28 +85,32 @@ void store_transposed_outputs(const __m512i (&rows)[16], std::size_t positions, 
 template <class Weights>
 struct TileLinesPrefetch {
   const Weights* w = nullptr;
-  std::size_t first = 0, offset = 0, tile_lines = 0, lines = 0, done = 0;
+  std::size_t first = 0, offset = 0, tile_lines = 0, tiles = 0;
+  std::size_t tile = 0, line = 0;  // the next line: line `line` of tile first + tile
 
   TileLinesPrefetch() = default;
   TileLinesPrefetch(const Weights& weights, std::size_t block_bytes, std::size_t first_tile,
-                    std::size_t tiles, std::size_t b0, std::size_t b1)
+                    std::size_t tile_count, std::size_t b0, std::size_t b1)
       : w(&weights),
         first(first_tile),
         offset(b0 * block_bytes),
         tile_lines(((b1 - b0) * block_bytes + 63) / 64),
-        lines(tiles * tile_lines) {}
+        tiles(tile_lines > 0 ? tile_count : 0) {}
 
   // Steps of a kernel per line, to spread the lines over `steps` steps.
   std::size_t every(std::size_t steps) const {
-    return std::max<std::size_t>(1, steps / std::max<std::size_t>(1, lines));
+    return std::max<std::size_t>(1, steps / std::max<std::size_t>(1, tiles * tile_lines));
   }
 
+  // (Counters, not a division by tile_lines: this runs in the kernels' innermost loops.)
   void next() {
-    if (done >= lines) return;
-    __builtin_prefetch(reinterpret_cast<const char*>(w->tile(first + done / tile_lines)) + offset +
-                           (done % tile_lines) * 64,
-                       0, 2);
-    ++done;
+    if (tile >= tiles) return;
+    __builtin_prefetch(reinterpret_cast<const char*>(w->tile(first + tile)) + offset + line * 64, 0,
+                       2);
+    if (++line == tile_lines) {
+      line = 0;
+      ++tile;
+    }
   }
 };
 

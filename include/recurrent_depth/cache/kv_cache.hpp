@@ -32,9 +32,7 @@ class BasicKvCache {
   BasicKvCache() = default;
   // Entries in the rule's format (float32 when it names none).
   explicit BasicKvCache(std::size_t width, CacheRule rule = {}, KvCacheLimit limit = {})
-      : width_(width), rule_(rule), limit_(limit) {
-    rule_.format = format();
-  }
+      : width_(width), rule_(with_format(rule)), limit_(limit) {}
 
   // Tokens the cache holds (positions 0 .. length()-1); the next forward starts here.
   std::size_t length() const { return length_; }
@@ -97,7 +95,7 @@ class BasicKvCache {
   // its slots keep their memory (a server's next request reuses a finished one's cache without
   // allocating and faulting it in again); under another rule they go.
   void restart(CacheRule rule, KvCacheLimit limit = {}) {
-    rule.format = rule.format.value_or(KvFormat::f32);
+    rule = with_format(rule);
     if (rule == rule_)
       truncate(0);
     else
@@ -114,6 +112,12 @@ class BasicKvCache {
   }
 
  private:
+  // The rule with its format named (float32 when it names none).
+  static CacheRule with_format(CacheRule rule) {
+    rule.format = rule.format.value_or(KvFormat::f32);
+    return rule;
+  }
+
   // Slot ids 0, 1, 2, ... (prelude and core) and -1, -2, ... (coda) at indices 0, 2, 4, ... and
   // 1, 3, .... (Not a std::map: Debian 12's hipcc crashes compiling std::map of a move-only value
   // under C++20.)

@@ -139,12 +139,11 @@ inline GemmTileSums& tile_sums(MatrixView<float> sums, std::size_t block) {
 }
 
 // sums[r][p] = (resume ? sums[r][p] : 0) + sum over k < columns of
-// rows[r * kWidenedRowFloats + k] xt[k][p], for the RowTiles tiles' rows; one line of `prefetch`
-// every `every` steps of k (`countdown` carries the count between calls).
+// rows[r * kWidenedRowFloats + k] xt[k][p], for the RowTiles tiles' rows; a step of `prefetch`
+// per step of k.
 template <std::size_t RowTiles, class Prefetch>
 inline void gemm_register_tile(const float* rows, const float* xt, std::size_t columns,
-                               Prefetch& prefetch, std::size_t every, std::size_t& countdown,
-                               bool resume, GemmTileSums& sums) {
+                               Prefetch& prefetch, bool resume, GemmTileSums& sums) {
   constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
   FloatBatch acc[kRows][kBatches];
   RECURRENT_DEPTH_UNROLL
@@ -154,12 +153,10 @@ inline void gemm_register_tile(const float* rows, const float* xt, std::size_t c
       acc[r][b] = resume ? FloatBatch::load_aligned(&sums[r][b * kFloatLanes]) : FloatBatch(0.0f);
   }
   // Two steps of k per pass of the loop: 5% faster GEMMs on an Intel Xeon (AVX-512).
+  auto lines = prefetch;  // a copy, its counters in registers: not stored at every step
 #pragma GCC unroll 2
   for (std::size_t k = 0; k < columns; ++k) {
-    if (--countdown == 0) {
-      countdown = every;
-      prefetch.next();
-    }
+    lines.step();
     FloatBatch xv[kBatches];
     RECURRENT_DEPTH_UNROLL
     for (std::size_t b = 0; b < kBatches; ++b)
@@ -176,6 +173,7 @@ inline void gemm_register_tile(const float* rows, const float* xt, std::size_t c
     RECURRENT_DEPTH_UNROLL
     for (std::size_t b = 0; b < kBatches; ++b) acc[r][b].store_aligned(&sums[r][b * kFloatLanes]);
   }
+  prefetch = lines;
 }
 
 // y[m0 + p][n0 + r] = (or +=) sums[r][p] for the real positions and rows.
@@ -233,8 +231,7 @@ void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::s
                     std::size_t first, std::size_t tiles, std::size_t k0, std::size_t k1, bool add,
                     TileLinesPrefetch<PackedWeights<W>>& prefetch, float* widened,
                     MatrixView<float> sums, MatrixView<float> y) {
-  const std::size_t every = prefetch.every((k1 - k0) * xt.rows);
-  std::size_t countdown = every;
+  prefetch.space_over((k1 - k0) * xt.rows);
   const std::size_t n0 = first * kTileRows;
   const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
   prefetch_gemm_outputs(y, positions, n0, real_rows);
@@ -247,7 +244,7 @@ void gemm_row_group(const PackedWeights<W>& w, ConstMatrixView<float> xt, std::s
     for (std::size_t block = 0; block < xt.rows; ++block)
       with_row_tiles(tiles, [&]<std::size_t RowTiles>() {
         gemm_register_tile<RowTiles>(widened, xt.row(block) + c0 * kGemmPositions, c1 - c0,
-                                     prefetch, every, countdown, c0 > k0, tile_sums(sums, block));
+                                     prefetch, c0 > k0, tile_sums(sums, block));
       });
   }
   for (std::size_t block = 0; block < xt.rows; ++block) {

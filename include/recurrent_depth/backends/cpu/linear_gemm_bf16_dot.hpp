@@ -61,12 +61,11 @@ inline void pack_bf16_pairs(ConstMatrixView<float> x, std::size_t padded,
 }
 
 // sums[r][p] = sum over blocks [b0, b1) of the rows of RowTiles tiles (from `tiles`) against the
-// positions of one block of xt (at the pair of column b0 * kBf16Block); one line of `prefetch`
-// every `every` pairs (`countdown` carries the count between calls).
+// positions of one block of xt (at the pair of column b0 * kBf16Block); a step of `prefetch` per
+// pair.
 template <std::size_t RowTiles, class Prefetch>
 inline void bf16_dot_register_tile(const bf16* const* tiles, std::size_t b0, std::size_t b1,
-                                   const std::uint32_t* xt, Prefetch& prefetch, std::size_t every,
-                                   std::size_t& countdown,
+                                   const std::uint32_t* xt, Prefetch& prefetch,
                                    float (&sums)[kGemmRows][kGemmPositions]) {
   constexpr std::size_t kRows = RowTiles * kTileRows, kBatches = kGemmPositionBatches;
   __m512 acc[kRows][kBatches];
@@ -75,16 +74,14 @@ inline void bf16_dot_register_tile(const bf16* const* tiles, std::size_t b0, std
     RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kBatches; ++j) acc[r][j] = _mm512_setzero_ps();
   }
+  auto lines = prefetch;  // a copy, its counters in registers: not stored at every step
   for (std::size_t b = b0; b < b1; ++b) {
     const bf16* block[RowTiles];
     for (std::size_t i = 0; i < RowTiles; ++i) block[i] = tiles[i] + b * kTileRows * kBf16Block;
     const std::uint32_t* x_block = xt + (b - b0) * (kBf16Block / 2) * kGemmPositions;
 #pragma GCC unroll 16
     for (std::size_t pair = 0; pair < kBf16Block / 2; ++pair) {
-      if (--countdown == 0) {
-        countdown = every;
-        prefetch.next();
-      }
+      lines.step();
       __m512i xv[kBatches];
       RECURRENT_DEPTH_UNROLL
       for (std::size_t j = 0; j < kBatches; ++j)
@@ -105,6 +102,7 @@ inline void bf16_dot_register_tile(const bf16* const* tiles, std::size_t b0, std
     RECURRENT_DEPTH_UNROLL
     for (std::size_t j = 0; j < kBatches; ++j) _mm512_store_ps(&sums[r][j * 16], acc[r][j]);
   }
+  prefetch = lines;
 }
 
 // One group of `tiles` row tiles from `first` against every position block, columns [k0, k1).
@@ -116,15 +114,14 @@ void bf16_dot_row_group(const PackedWeights<bf16>& w, const Matrix<std::uint32_t
   const std::size_t n0 = first * kTileRows;
   const std::size_t real_rows = std::min(tiles * kTileRows, w.rows() - n0);
   prefetch_gemm_outputs(y, positions, n0, real_rows);
-  const std::size_t every = prefetch.every((b1 - b0) * kBf16Block / 2 * xt.rows());
-  std::size_t countdown = every;
+  prefetch.space_over((b1 - b0) * kBf16Block / 2 * xt.rows());
   const bf16* group[kGemmRowTiles];
   for (std::size_t i = 0; i < tiles; ++i) group[i] = w.tile(first + i);
   alignas(64) float sums[kGemmRows][kGemmPositions];
   for (std::size_t block = 0; block < xt.rows(); ++block) {
     const std::uint32_t* x_chunk = xt.row(block) + b0 * (kBf16Block / 2) * kGemmPositions;
     with_row_tiles(tiles, [&]<std::size_t RowTiles>() {
-      bf16_dot_register_tile<RowTiles>(group, b0, b1, x_chunk, prefetch, every, countdown, sums);
+      bf16_dot_register_tile<RowTiles>(group, b0, b1, x_chunk, prefetch, sums);
     });
     const std::size_t m0 = block * kGemmPositions;
     store_gemm_tile(sums, real_rows, std::min(kGemmPositions, positions - m0), n0, m0, add, y);

@@ -120,22 +120,20 @@ inline void panel_word_sums(const std::uint8_t* panel, std::size_t k,
 }
 
 // acc[p][g] += the sums of position m0 + p against rows 16 g .. 16 g + 15 of a panel chunk of
-// `groups` 4-byte groups from group k0 of the columns; one line of `prefetch` every `every`
-// groups.
+// `groups` 4-byte groups from group k0 of the columns; a step of `prefetch` per group.
 template <int Positions>
 inline void panel_sums(const std::uint8_t* panel, std::size_t k0, std::size_t groups,
                        const Matrix<std::uint8_t>& q, std::size_t m0,
                        __m512i (&acc)[Positions][kPanelRowGroups],
-                       TileLinesPrefetch<PackedWeights<std::int8_t>>& prefetch, std::size_t every) {
+                       TileLinesPrefetch<PackedWeights<std::int8_t>>& prefetch) {
   const std::uint8_t* x[Positions];
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + k0 * 4;
-  for (std::size_t k = 0, countdown = 1; k < groups; ++k) {
-    if (--countdown == 0) {  // k % every == 0, without a division
-      countdown = every;
-      prefetch.next();
-    }
+  auto lines = prefetch;  // a copy, its counters in registers: not stored at every step
+  for (std::size_t k = 0; k < groups; ++k) {
+    lines.step();
     panel_word_sums</*PanelUnsigned=*/false>(panel, k, x, acc);
   }
+  prefetch = lines;
 }
 
 }  // namespace detail
@@ -164,7 +162,7 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
         const std::size_t b1 = std::min(w.blocks(), b0 + chunk);
         interleave_panel(w, t, count, b0, b1, panel.row(0));
         auto prefetch = next_panel_lines(w, kTileRows * 64, t, b1, t1, chunk);
-        const std::size_t every = prefetch.every((b1 - b0) * 16 * position_runs);
+        prefetch.space_over((b1 - b0) * 16 * position_runs);
         const auto run = [&]<int Positions>(std::size_t m0) {
           __m512i acc[Positions][kPanelRowGroups];
           RECURRENT_DEPTH_UNROLL
@@ -174,7 +172,7 @@ inline void linear_int8_panels(const Matrix<std::uint8_t>& q, std::span<const fl
               acc[p][g] =
                   b0 > 0 ? _mm512_load_si512(carried.row(m0 + p) + g * 16) : _mm512_setzero_si512();
           }
-          panel_sums<Positions>(panel.row(0), b0 * 16, (b1 - b0) * 16, q, m0, acc, prefetch, every);
+          panel_sums<Positions>(panel.row(0), b0 * 16, (b1 - b0) * 16, q, m0, acc, prefetch);
           if (b1 < w.blocks()) {
             RECURRENT_DEPTH_UNROLL
             for (int p = 0; p < Positions; ++p) {

@@ -80,17 +80,16 @@ inline void unpack_q4_panel(const PackedQ4Weights& w, std::size_t t0, std::size_
 }
 
 // acc[p][j] += the scaled sums of position m0 + p against rows 16 j .. 16 j + 15 of a panel
-// chunk of `groups` scale groups from group g0 of the columns; one line of `prefetch` every
-// `every` words.
+// chunk of `groups` scale groups from group g0 of the columns; a step of `prefetch` per word.
 template <int Positions>
 inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::size_t g0,
                           std::size_t groups, const Matrix<std::uint8_t>& q,
                           const Matrix<std::int32_t>& group_offsets, std::size_t m0,
                           __m512 (&acc)[Positions][kPanelRowGroups],
-                          TileLinesPrefetch<PackedQ4Weights>& prefetch, std::size_t every) {
+                          TileLinesPrefetch<PackedQ4Weights>& prefetch) {
   const std::uint8_t* x[Positions];
   for (int p = 0; p < Positions; ++p) x[p] = q.row(m0 + p) + g0 * kQ4Group;
-  std::size_t countdown = 1;  // a line at words 0, every, 2 every, ... without a division
+  auto lines = prefetch;  // a copy, its counters in registers: not stored at every step
   for (std::size_t g = 0; g < groups; ++g) {
     __m512i sums[Positions][kPanelRowGroups];
     RECURRENT_DEPTH_UNROLL
@@ -101,10 +100,7 @@ inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::s
     }
     RECURRENT_DEPTH_UNROLL
     for (std::size_t word = 0; word < kQ4GroupWords; ++word) {
-      if (--countdown == 0) {
-        countdown = every;
-        prefetch.next();
-      }
+      lines.step();
       panel_word_sums</*PanelUnsigned=*/true>(panel, g * kQ4GroupWords + word, x, sums);
     }
     RECURRENT_DEPTH_UNROLL
@@ -115,6 +111,7 @@ inline void q4_panel_sums(const std::uint8_t* panel, const float* scales, std::s
         acc[p][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[p][j]), d, acc[p][j]);
     }
   }
+  prefetch = lines;
 }
 
 }  // namespace detail
@@ -146,7 +143,7 @@ inline void linear_q4_panels(const Matrix<std::uint8_t>& q, std::span<const floa
         const std::size_t b1 = std::min(w.blocks(), b0 + chunk);
         unpack_q4_panel(w, t, count, b0, b1, panel.row(0), scales.row(0));
         auto prefetch = next_panel_lines(w, kQ4TileBlockBytes, t, b1, t1, chunk);
-        const std::size_t every = prefetch.every((b1 - b0) * 16 * position_runs);
+        prefetch.space_over((b1 - b0) * 16 * position_runs);
         const auto run = [&]<int Positions>(std::size_t m0) {
           __m512 acc[Positions][kPanelRowGroups];
           RECURRENT_DEPTH_UNROLL
@@ -157,7 +154,7 @@ inline void linear_q4_panels(const Matrix<std::uint8_t>& q, std::span<const floa
                   b0 > 0 ? _mm512_load_ps(carried.row(m0 + p) + j * 16) : _mm512_setzero_ps();
           }
           q4_panel_sums<Positions>(panel.row(0), scales.row(0), 2 * b0, 2 * (b1 - b0), q,
-                                   group_offsets, m0, acc, prefetch, every);
+                                   group_offsets, m0, acc, prefetch);
           if (b1 < w.blocks()) {
             RECURRENT_DEPTH_UNROLL
             for (int p = 0; p < Positions; ++p) {

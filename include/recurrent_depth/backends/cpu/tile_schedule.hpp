@@ -81,12 +81,14 @@ void store_transposed_outputs(const __m512i (&rows)[16], std::size_t positions, 
 
 // The lines of blocks [b0, b1) of `tiles` row tiles from `first` (block_bytes bytes per tile
 // and block, blocks contiguous in a tile), prefetched into L2 one at a time between a kernel's
-// products (next()): a whole burst of prefetches fills the core's line fill buffers and stalls it.
+// products: a whole burst of prefetches fills the core's line fill buffers and stalls it. A kernel
+// spreads them with space_over(steps) once and step() at each of its steps.
 template <class Weights>
 struct TileLinesPrefetch {
   const Weights* w = nullptr;
   std::size_t first = 0, offset = 0, tile_lines = 0, tiles = 0;
-  std::size_t tile = 0, line = 0;  // the next line: line `line` of tile first + tile
+  std::size_t tile = 0, line = 0;        // the next line: line `line` of tile first + tile
+  std::size_t every = 1, countdown = 1;  // a line every `every` steps, the next in `countdown`
 
   TileLinesPrefetch() = default;
   TileLinesPrefetch(const Weights& weights, std::size_t block_bytes, std::size_t first_tile,
@@ -97,12 +99,23 @@ struct TileLinesPrefetch {
         tile_lines(((b1 - b0) * block_bytes + 63) / 64),
         tiles(tile_lines > 0 ? tile_count : 0) {}
 
-  // Steps of a kernel per line, to spread the lines over `steps` steps.
-  std::size_t every(std::size_t steps) const {
-    return std::max<std::size_t>(1, steps / std::max<std::size_t>(1, tiles * tile_lines));
+  // The lines spread evenly over the next `steps` steps, one at the end of every `every` (the
+  // first at step 1 instead measured 7% slower in the bf16 dot GEMM on an Intel Xeon).
+  void space_over(std::size_t steps) {
+    every = std::max<std::size_t>(1, steps / std::max<std::size_t>(1, tiles * tile_lines));
+    countdown = every;
   }
 
-  // (Counters, not a division by tile_lines: this runs in the kernels' innermost loops.)
+  // One step of a kernel: a line every `every` steps (a countdown, not a division: this runs in
+  // the kernels' innermost loops).
+  void step() {
+    if (--countdown == 0) {
+      countdown = every;
+      next();
+    }
+  }
+
+  // The next line, now (counters, not a division by tile_lines).
   void next() {
     if (tile >= tiles) return;
     __builtin_prefetch(reinterpret_cast<const char*>(w->tile(first + tile)) + offset + line * 64, 0,

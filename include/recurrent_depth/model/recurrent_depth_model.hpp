@@ -108,14 +108,12 @@ class RecurrentDepthModel {
   // A new sequence: its KV cache (stored by `rule`, bounded by `limit`) and its seeded generator.
   SessionType new_session(std::uint64_t seed = 0, CacheRule rule = {},
                           KvCacheLimit limit = {}) const {
-    rule.format = rule.format.value_or(default_kv_format);
-    return SessionType(width(), seed, rule, limit);
+    return SessionType(width(), seed, with_default_format(rule), limit);
   }
   // A finished sequence's session made new_session(seed, rule, limit)'s equal, its memory kept.
   void restart_session(SessionType& session, std::uint64_t seed = 0, CacheRule rule = {},
                        KvCacheLimit limit = {}) const {
-    rule.format = rule.format.value_or(default_kv_format);
-    session.restart(seed, rule, limit);
+    session.restart(seed, with_default_format(rule), limit);
   }
 
   // Runs T new tokens of one sequence (positions cache.length() .. +T-1).
@@ -241,6 +239,12 @@ class RecurrentDepthModel {
   }
 
  private:
+  // The rule with its KV format named (default_kv_format when it names none).
+  static CacheRule with_default_format(CacheRule rule) {
+    rule.format = rule.format.value_or(default_kv_format);
+    return rule;
+  }
+
   void check_item(const BatchItemType& item, std::span<const BatchItemType> items) const {
     require(item.session != nullptr, "forward: a batch item has no session");
     for (const BatchItemType& other : items)

@@ -252,4 +252,34 @@ TEST_CASE("tokenizer: bad tokenizer.json gives clear errors", "[tokenizer]") {
   config = tiny_config();
   config["added_tokens"][0].erase("id");
   CHECK_THAT(load_error(config), Contains("added_tokens[0]") && Contains("\"id\""));
+
+  // Wrong JSON types of the model's optional fields are Errors naming the field, never nlohmann's
+  // type_error (tests/fuzz found them).
+  for (const auto& [field, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"type", nullptr},
+           {"type", 7},
+           {"ignore_merges", "yes"},
+           {"byte_fallback", nlohmann::json::array()},
+           {"unk_token", nlohmann::json::object()}}) {
+    config = tiny_config();
+    config["model"][field] = value;
+    if (field == "type" && value.is_null()) {
+      CHECK_NOTHROW(Tokenizer::from_json_text(config.dump(), "test.json"));  // null: BPE
+      continue;
+    }
+    CAPTURE(field, value.dump());
+    CHECK_THAT(load_error(config), Contains("test.json: model." + field) && Contains("expected"));
+  }
+}
+
+TEST_CASE("tokenizer: a pattern past PCRE2's match limit fails naming its field", "[tokenizer]") {
+  auto config = tiny_config();
+  config["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(a+)+$"}}}, {"behavior", "Isolated"}};
+  const Tokenizer tokenizer = Tokenizer::from_json_text(config.dump(), "backtracks.json");
+  CHECK_NOTHROW(tokenizer.encode("aaaab", false));  // a short text matches within the limit
+  const std::string text = std::string(40, 'a') + "b";
+  CHECK_THROWS_WITH(tokenizer.encode(text, false),
+                    Contains("backtracks.json: pre_tokenizer.pattern.Regex") &&
+                        Contains("41 bytes") && Contains("match limit"));
 }

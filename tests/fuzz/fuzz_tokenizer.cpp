@@ -2,6 +2,8 @@
 // template) with a text to encode. Input: the tokenizer's JSON, the separator "\n#TEXT#\n", then
 // the text; without the separator the whole input is text for the Huginn test tokenizer (its
 // regexes on arbitrary text). Each step must succeed or give an Error; encoded ids decode again.
+// Valid UTF-8 text encodes with the Huginn tokenizer; with a fuzzed one it may instead fail with
+// an Error that names the file (a pattern that backtracks past PCRE2's match limit).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,12 +25,16 @@ const rdt::Tokenizer& huginn() {
   return tokenizer;
 }
 
-void encode_and_decode(const rdt::Tokenizer& tokenizer, std::string_view text) {
+bool names_fuzz_file(const Error& error) {
+  return std::string_view(error.what()).find("fuzz.json") != std::string_view::npos;
+}
+
+void encode_and_decode(const rdt::Tokenizer& tokenizer, std::string_view text, bool fuzzed) {
   std::vector<std::int32_t> ids;
   try {
     ids = tokenizer.encode(text, text.size() % 2 == 0);
   } catch (const Error& e) {
-    if (rdt::is_valid_utf8(text)) __builtin_trap();  // only invalid text may be refused
+    if (rdt::is_valid_utf8(text) && !(fuzzed && names_fuzz_file(e))) __builtin_trap();
     return;
   }
   try {
@@ -48,15 +54,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const std::size_t separator = input.find(kSeparator);
   if (separator == std::string_view::npos) {
-    encode_and_decode(huginn(), input);
+    encode_and_decode(huginn(), input, false);
     return 0;
   }
   try {
     const rdt::Tokenizer tokenizer =
         rdt::Tokenizer::from_json_text(std::string(input.substr(0, separator)), "fuzz.json");
-    encode_and_decode(tokenizer, input.substr(separator + kSeparator.size()));
+    encode_and_decode(tokenizer, input.substr(separator + kSeparator.size()), true);
   } catch (const Error& e) {
-    if (std::string(e.what()).find("fuzz.json") == std::string::npos) __builtin_trap();
+    if (!names_fuzz_file(e)) __builtin_trap();
   }
   return 0;
 }

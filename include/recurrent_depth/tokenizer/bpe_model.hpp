@@ -12,9 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "../core/error.hpp"
+#include "json_fields.hpp"
 #include "unicode.hpp"
 
 namespace recurrent_depth::tokenizer {
@@ -23,9 +22,9 @@ class BpeModel {
  public:
   // `model` is tokenizer.json's "model" object; `where` names it in error messages. Ids below
   // `id_count` are kept free for added tokens outside the model's vocabulary.
-  BpeModel(const nlohmann::json& model, std::size_t id_count, const std::string& where) {
+  BpeModel(const Json& model, std::size_t id_count, const std::string& where) {
     require(model.is_object(), where, ": expected a JSON object");
-    const std::string type = model.value("type", std::string("BPE"));
+    const std::string type = json_string_or(model, "type", "BPE", where);
     require(type == "BPE", where, ".type: unsupported model \"", type, "\" (supported: BPE)");
     for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"}) {
       const auto it = model.find(affix);
@@ -33,10 +32,9 @@ class BpeModel {
           it == model.end() || it->is_null() || (it->is_string() && it->get<std::string>().empty()),
           where, ".", affix, ": non-empty values are not supported");
     }
-    ignore_merges_ = model.value("ignore_merges", false);
-    byte_fallback_ = model.value("byte_fallback", false);
-    if (model.contains("unk_token") && model["unk_token"].is_string())
-      unk_token_ = model["unk_token"].get<std::string>();
+    ignore_merges_ = json_bool(model, "ignore_merges", false, where);
+    byte_fallback_ = json_bool(model, "byte_fallback", false, where);
+    unk_token_ = json_string_or(model, "unk_token", "", where);
 
     const auto vocab = model.find("vocab");
     require(vocab != model.end() && vocab->is_object(), where,
@@ -159,7 +157,7 @@ class BpeModel {
                : extra_symbols_[static_cast<std::size_t>(id) - id_to_token_.size()];
   }
 
-  void load_merges(const nlohmann::json& model, const std::string& where) {
+  void load_merges(const Json& model, const std::string& where) {
     const auto merges = model.find("merges");
     require(merges != model.end() && merges->is_array(), where, ".merges: expected an array");
     merges_loaded_ = true;

@@ -12,36 +12,12 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "../core/error.hpp"
+#include "json_fields.hpp"
 #include "nfc.hpp"
 #include "regex.hpp"
 
 namespace recurrent_depth::tokenizer {
-
-using Json = nlohmann::json;
-
-inline const Json& json_field(const Json& object, std::string_view key, const std::string& where) {
-  require(object.is_object(), where, ": expected a JSON object");
-  const auto it = object.find(key);
-  require(it != object.end(), where, ": missing field \"", key, "\"");
-  return *it;
-}
-
-inline std::string json_string(const Json& object, std::string_view key, const std::string& where) {
-  const Json& value = json_field(object, key, where);
-  require(value.is_string(), where, ".", key, ": expected a string");
-  return value.get<std::string>();
-}
-
-inline bool json_bool(const Json& object, std::string_view key, bool fallback,
-                      const std::string& where) {
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return fallback;
-  require(it->is_boolean(), where, ".", key, ": expected true or false");
-  return it->get<bool>();
-}
 
 // A tokenizer.json "pattern": {"Regex": "..."} or {"String": "..."}. `capture_string` wraps a
 // String pattern in a group, as the JS library does for Split with invert false.

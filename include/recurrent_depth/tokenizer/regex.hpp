@@ -387,7 +387,7 @@ inline std::string translate_pattern(std::string_view pattern) {
 class Regex {
  public:
   // `what` names the pattern's origin (file and field) for error messages.
-  Regex(const std::string& pcre2_pattern, const std::string& what) {
+  Regex(const std::string& pcre2_pattern, const std::string& what) : what_(what) {
     int error_code = 0;
     PCRE2_SIZE error_offset = 0;
     code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre2_pattern.data()),
@@ -421,7 +421,8 @@ class Regex {
     if (rc < 0) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(rc, message, sizeof message);
-      fail("regex match failed: ", reinterpret_cast<const char*>(message));
+      fail(what_, ": matching a text of ", text.size(), " bytes from offset ", start, " failed (",
+           reinterpret_cast<const char*>(message), ")");
     }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data);
     match.begin = ovector[0];
@@ -456,6 +457,7 @@ class Regex {
         pcre2_match_data_create(256, nullptr));
     return data.get();
   }
+  std::string what_;
   std::unique_ptr<pcre2_code, CodeDeleter> code_;
   bool jit_ = false;
   uint32_t capture_count_ = 0;

@@ -13,6 +13,7 @@ namespace recurrent_depth::tokenizer {
 
 using Json = nlohmann::json;
 
+// The value at `key` of an object that must have it.
 inline const Json& json_field(const Json& object, std::string_view key, const std::string& where) {
   require(object.is_object(), where, ": expected a JSON object");
   const auto it = object.find(key);
@@ -20,12 +21,14 @@ inline const Json& json_field(const Json& object, std::string_view key, const st
   return *it;
 }
 
+// The string at `key`, which must be there.
 inline std::string json_string(const Json& object, std::string_view key, const std::string& where) {
   const Json& value = json_field(object, key, where);
   require(value.is_string(), where, ".", key, ": expected a string");
   return value.get<std::string>();
 }
 
+// The boolean at `key`, or `fallback` where the key is absent or null.
 inline bool json_bool(const Json& object, std::string_view key, bool fallback,
                       const std::string& where) {
   const auto it = object.find(key);
